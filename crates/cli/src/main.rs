@@ -1,0 +1,2 @@
+//! the agentnet binary
+fn main() {}

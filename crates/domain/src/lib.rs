@@ -1,0 +1,19 @@
+//! The agentnet domain: principals, providers, routing, policies, pricing and usage.
+//!
+//! Pure and deterministic: no IO, no async, no clock, no randomness, no environment. Anything
+//! time-dependent takes `now` as an argument; a denial is a value (`Decision::Deny`), not an error.
+//! Types here are deliberately not `Serialize`: wire formats live in `llm` and `api-types`.
+
+pub mod glob;
+pub mod policy;
+pub mod pricing;
+pub mod principal;
+pub mod provider;
+pub mod usage;
+
+pub use glob::ModelPattern;
+pub use policy::{evaluate, model_visible, Decision, DenyReason, Policy, Source};
+pub use pricing::{Price, PriceTable};
+pub use principal::{Principal, PrincipalKind};
+pub use provider::{route, Api, Endpoint, Provider, ProviderKind, RouteError};
+pub use usage::{MicroUsd, Usage};

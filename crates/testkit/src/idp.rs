@@ -1,0 +1,1 @@
+//! Mock OIDC identity provider: discovery, JWKS and token minting for hermetic tests.
