@@ -15,5 +15,5 @@ pub use glob::ModelPattern;
 pub use policy::{evaluate, model_visible, Decision, DenyReason, Policy, Source};
 pub use pricing::{Price, PriceTable};
 pub use principal::{Principal, PrincipalKind};
-pub use provider::{route, Api, Endpoint, Provider, ProviderKind, RouteError};
+pub use provider::{route, Api, Endpoint, GatewayPreset, Provider, ProviderKind, RouteError, Stamping};
 pub use usage::{MicroUsd, Usage};

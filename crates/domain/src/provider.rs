@@ -1,7 +1,7 @@
 //! Providers (upstream LLM APIs), the client-facing API surfaces, and routing a request to a
 //! provider by API path and model.
 
-use crate::{glob::ModelPattern, pricing::PriceTable};
+use crate::{glob::ModelPattern, pricing::Price};
 
 /// The wire family a client speaks, decided by the request path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -125,8 +125,78 @@ pub struct Provider {
     pub apis: Vec<Api>,
     /// Model names or patterns it serves; empty means any model (a catch-all).
     pub models: Vec<ModelPattern>,
-    /// Prices for this provider: the built-in table with the operator's overrides.
-    pub prices: PriceTable,
+    /// The operator's prices for this provider, layered over the built-in table.
+    pub price_overrides: Vec<(ModelPattern, Price)>,
+    /// How the caller's identity is stamped onto upstream requests.
+    pub stamping: Stamping,
+    /// Azure OpenAI `api-version` query parameter (Azure only).
+    pub azure_api_version: Option<String>,
+}
+
+/// Identity stamping for one provider: plain headers, the signed assertion, and the headers a
+/// gateway in front of the provider reads to attribute usage.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stamping {
+    /// Off: the upstream sees no identity at all (neither plain, signed nor preset headers).
+    pub enabled: bool,
+    pub preset: GatewayPreset,
+}
+
+impl Default for Stamping {
+    fn default() -> Self {
+        Self { enabled: true, preset: GatewayPreset::None }
+    }
+}
+
+/// The upstream gateway whose attribution headers (or body field) are filled in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum GatewayPreset {
+    None,
+    /// `x-litellm-end-user-id`, `x-litellm-tags`.
+    LiteLlm,
+    /// `x-portkey-metadata` with `_user`.
+    Portkey,
+    /// `cf-aig-metadata`.
+    CloudflareAiGateway,
+    /// `x-bf-dim-…` dimension headers.
+    Bifrost,
+    /// The body's `user` field: the one stamping that changes the body, so it is opt-in.
+    OpenRouter,
+}
+
+impl GatewayPreset {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GatewayPreset::None => "none",
+            GatewayPreset::LiteLlm => "litellm",
+            GatewayPreset::Portkey => "portkey",
+            GatewayPreset::CloudflareAiGateway => "cloudflare-ai-gateway",
+            GatewayPreset::Bifrost => "bifrost",
+            GatewayPreset::OpenRouter => "openrouter",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "none" => GatewayPreset::None,
+            "litellm" => GatewayPreset::LiteLlm,
+            "portkey" => GatewayPreset::Portkey,
+            "cloudflare-ai-gateway" => GatewayPreset::CloudflareAiGateway,
+            "bifrost" => GatewayPreset::Bifrost,
+            "openrouter" => GatewayPreset::OpenRouter,
+            _ => return None,
+        })
+    }
+}
+
+impl Api {
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "anthropic" => Some(Api::Anthropic),
+            "openai" => Some(Api::OpenAi),
+            _ => None,
+        }
+    }
 }
 
 impl Provider {

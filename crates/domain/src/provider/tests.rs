@@ -9,7 +9,9 @@ fn provider(name: &str, kind: ProviderKind, models: &[&str]) -> Provider {
         base_url: format!("http://{name}.invalid"),
         apis: kind.default_apis(),
         models: models.iter().map(|m| ModelPattern::new(*m)).collect(),
-        prices: PriceTable::default(),
+        price_overrides: vec![],
+        stamping: Stamping::default(),
+        azure_api_version: None,
     }
 }
 

@@ -1,0 +1,506 @@
+//! Providers, groups, agents, policies and signing keys: the dynamic configuration the data
+//! plane compiles into its snapshot. Specs are stored as JSON in private mirror types, so the
+//! domain types stay free of serde.
+
+use domain::{
+    Api, GatewayPreset, ModelPattern, Policy, Price, Provider, ProviderKind, Source, Stamping,
+};
+use secrecy::{SecretBox, SecretString};
+use serde::{Deserialize, Serialize};
+use sqlx::Row;
+
+use crate::{now_ms, secrets::fingerprint, Error, Result, Store};
+
+/// Who owns a record: the config file (re-applied at every start) or the admin API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ManagedBy {
+    Config,
+    Api,
+}
+
+impl ManagedBy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ManagedBy::Config => "config",
+            ManagedBy::Api => "api",
+        }
+    }
+
+    fn parse(s: &str) -> Self {
+        if s == "config" {
+            ManagedBy::Config
+        } else {
+            ManagedBy::Api
+        }
+    }
+}
+
+/// A stored provider: its spec and what operators may know of its key.
+#[derive(Debug, Clone)]
+pub struct ProviderRecord {
+    pub provider: Provider,
+    pub managed_by: ManagedBy,
+    /// The key's last four characters, if a key is set.
+    pub key_fingerprint: Option<String>,
+    pub updated_at_ms: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupRecord {
+    pub name: String,
+    pub description: String,
+    pub managed_by: ManagedBy,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentRecord {
+    pub name: String,
+    pub description: String,
+    pub groups: Vec<String>,
+    pub managed_by: ManagedBy,
+}
+
+#[derive(Debug, Clone)]
+pub struct PolicyRecord {
+    pub policy: Policy,
+    pub managed_by: ManagedBy,
+    pub updated_at_ms: i64,
+}
+
+/// A key that signs identity assertions. The private half stays secret in memory and sealed on
+/// disk.
+pub struct SigningKey {
+    pub kid: String,
+    pub alg: String,
+    pub pkcs8: SecretBox<Vec<u8>>,
+    pub public_key: Vec<u8>,
+    pub created_at_ms: i64,
+}
+
+#[derive(Serialize, Deserialize)]
+struct ProviderSpecJson {
+    kind: String,
+    base_url: String,
+    apis: Vec<String>,
+    models: Vec<String>,
+    #[serde(default)]
+    prices: Vec<PriceJson>,
+    stamping_enabled: bool,
+    preset: String,
+    #[serde(default)]
+    azure_api_version: Option<String>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct PriceJson {
+    model: String,
+    input: u64,
+    output: u64,
+    cache_write: u64,
+    cache_read: u64,
+}
+
+#[derive(Serialize, Deserialize)]
+struct PolicySpecJson {
+    sources: Vec<SourceJson>,
+    providers: Vec<String>,
+    models: Vec<String>,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(tag = "type", content = "name", rename_all = "snake_case")]
+enum SourceJson {
+    Group(String),
+    User(String),
+    Agent(String),
+    Everyone,
+}
+
+fn provider_to_json(p: &Provider) -> ProviderSpecJson {
+    ProviderSpecJson {
+        kind: p.kind.as_str().to_owned(),
+        base_url: p.base_url.clone(),
+        apis: p.apis.iter().map(|a| a.as_str().to_owned()).collect(),
+        models: p.models.iter().map(|m| m.as_str().to_owned()).collect(),
+        prices: p
+            .price_overrides
+            .iter()
+            .map(|(m, pr)| PriceJson {
+                model: m.as_str().to_owned(),
+                input: pr.input,
+                output: pr.output,
+                cache_write: pr.cache_write,
+                cache_read: pr.cache_read,
+            })
+            .collect(),
+        stamping_enabled: p.stamping.enabled,
+        preset: p.stamping.preset.as_str().to_owned(),
+        azure_api_version: p.azure_api_version.clone(),
+    }
+}
+
+fn corrupt(what: String) -> impl FnOnce(serde_json::Error) -> Error {
+    move |source| Error::Corrupt { what, source }
+}
+
+fn provider_from_json(name: String, json: &str) -> Result<Provider> {
+    let spec: ProviderSpecJson =
+        serde_json::from_str(json).map_err(corrupt(format!("provider '{name}'")))?;
+    let bad = |field: &str| Error::Corrupt {
+        what: format!("provider '{name}'"),
+        source: serde::de::Error::custom(format!("unknown {field}")),
+    };
+    let kind = ProviderKind::parse(&spec.kind).ok_or_else(|| bad("kind"))?;
+    let apis =
+        spec.apis.iter().map(|a| Api::parse(a).ok_or_else(|| bad("api"))).collect::<Result<_>>()?;
+    let preset = GatewayPreset::parse(&spec.preset).ok_or_else(|| bad("preset"))?;
+    Ok(Provider {
+        name,
+        kind,
+        base_url: spec.base_url,
+        apis,
+        models: spec.models.into_iter().map(ModelPattern::new).collect(),
+        price_overrides: spec
+            .prices
+            .into_iter()
+            .map(|p| {
+                let price = Price {
+                    input: p.input,
+                    output: p.output,
+                    cache_write: p.cache_write,
+                    cache_read: p.cache_read,
+                };
+                (ModelPattern::new(p.model), price)
+            })
+            .collect(),
+        stamping: Stamping { enabled: spec.stamping_enabled, preset },
+        azure_api_version: spec.azure_api_version,
+    })
+}
+
+fn policy_to_json(p: &Policy) -> PolicySpecJson {
+    PolicySpecJson {
+        sources: p
+            .sources
+            .iter()
+            .map(|s| match s {
+                Source::Group(g) => SourceJson::Group(g.clone()),
+                Source::User(u) => SourceJson::User(u.clone()),
+                Source::Agent(a) => SourceJson::Agent(a.clone()),
+                Source::Everyone => SourceJson::Everyone,
+            })
+            .collect(),
+        providers: p.providers.clone(),
+        models: p.models.iter().map(|m| m.as_str().to_owned()).collect(),
+    }
+}
+
+fn policy_from_json(name: String, json: &str) -> Result<Policy> {
+    let spec: PolicySpecJson =
+        serde_json::from_str(json).map_err(corrupt(format!("policy '{name}'")))?;
+    Ok(Policy {
+        name,
+        sources: spec
+            .sources
+            .into_iter()
+            .map(|s| match s {
+                SourceJson::Group(g) => Source::Group(g),
+                SourceJson::User(u) => Source::User(u),
+                SourceJson::Agent(a) => Source::Agent(a),
+                SourceJson::Everyone => Source::Everyone,
+            })
+            .collect(),
+        providers: spec.providers,
+        models: spec.models.into_iter().map(ModelPattern::new).collect(),
+    })
+}
+
+fn to_json<T: Serialize>(value: &T) -> String {
+    // Serializing these plain structs cannot fail (no maps with non-string keys, no floats).
+    serde_json::to_string(value).unwrap_or_default()
+}
+
+fn key_context(provider: &str) -> String {
+    format!("provider-key:{provider}")
+}
+
+impl Store {
+    /// Creates or replaces a provider's spec. Its key, if any, is kept.
+    pub async fn put_provider(&self, provider: &Provider, managed_by: ManagedBy) -> Result<()> {
+        let now = now_ms();
+        sqlx::query(
+            "INSERT INTO providers (name, spec, managed_by, created_at_ms, updated_at_ms)
+             VALUES (?1, ?2, ?3, ?4, ?4)
+             ON CONFLICT (name) DO UPDATE SET spec = ?2, managed_by = ?3, updated_at_ms = ?4",
+        )
+        .bind(&provider.name)
+        .bind(to_json(&provider_to_json(provider)))
+        .bind(managed_by.as_str())
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Sets (or replaces) a provider's upstream key, encrypted under the master key.
+    pub async fn set_provider_key(&self, name: &str, key: &SecretString) -> Result<()> {
+        let sealed = self
+            .cipher
+            .seal(secrecy::ExposeSecret::expose_secret(key).as_bytes(), &key_context(name))?;
+        let done = sqlx::query(
+            "UPDATE providers SET key_ciphertext = ?2, key_fingerprint = ?3, updated_at_ms = ?4
+             WHERE name = ?1",
+        )
+        .bind(name)
+        .bind(sealed)
+        .bind(fingerprint(key))
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(Error::NotFound { kind: "provider", name: name.to_owned() });
+        }
+        Ok(())
+    }
+
+    pub async fn providers(&self) -> Result<Vec<ProviderRecord>> {
+        let rows = sqlx::query(
+            "SELECT name, spec, key_fingerprint, managed_by, updated_at_ms FROM providers
+             ORDER BY name",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(|row| {
+                let name: String = row.try_get("name")?;
+                let spec: String = row.try_get("spec")?;
+                Ok(ProviderRecord {
+                    provider: provider_from_json(name, &spec)?,
+                    managed_by: ManagedBy::parse(row.try_get("managed_by")?),
+                    key_fingerprint: row.try_get("key_fingerprint")?,
+                    updated_at_ms: row.try_get("updated_at_ms")?,
+                })
+            })
+            .collect()
+    }
+
+    pub async fn provider(&self, name: &str) -> Result<Option<ProviderRecord>> {
+        Ok(self.providers().await?.into_iter().find(|r| r.provider.name == name))
+    }
+
+    /// Every provider's decrypted key, for the data plane's snapshot.
+    pub async fn provider_keys(&self) -> Result<Vec<(String, SecretString)>> {
+        let rows = sqlx::query(
+            "SELECT name, key_ciphertext FROM providers WHERE key_ciphertext IS NOT NULL",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(|row| {
+                let name: String = row.try_get("name")?;
+                let sealed: Vec<u8> = row.try_get("key_ciphertext")?;
+                let key = self.cipher.open_string(&sealed, &key_context(&name))?;
+                Ok((name, key))
+            })
+            .collect()
+    }
+
+    pub async fn delete_provider(&self, name: &str) -> Result<bool> {
+        let done =
+            sqlx::query("DELETE FROM providers WHERE name = ?1").bind(name).execute(&self.pool).await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    pub async fn put_group(&self, group: &GroupRecord) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO groups (name, description, managed_by, created_at_ms, updated_at_ms)
+             VALUES (?1, ?2, ?3, ?4, ?4)
+             ON CONFLICT (name) DO UPDATE SET description = ?2, managed_by = ?3, updated_at_ms = ?4",
+        )
+        .bind(&group.name)
+        .bind(&group.description)
+        .bind(group.managed_by.as_str())
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn groups(&self) -> Result<Vec<GroupRecord>> {
+        let rows = sqlx::query("SELECT name, description, managed_by FROM groups ORDER BY name")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.into_iter()
+            .map(|row| {
+                Ok(GroupRecord {
+                    name: row.try_get("name")?,
+                    description: row.try_get("description")?,
+                    managed_by: ManagedBy::parse(row.try_get("managed_by")?),
+                })
+            })
+            .collect()
+    }
+
+    pub async fn delete_group(&self, name: &str) -> Result<bool> {
+        let done =
+            sqlx::query("DELETE FROM groups WHERE name = ?1").bind(name).execute(&self.pool).await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    pub async fn put_agent(&self, agent: &AgentRecord) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO agents (name, description, groups, managed_by, created_at_ms, updated_at_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?5)
+             ON CONFLICT (name) DO UPDATE
+             SET description = ?2, groups = ?3, managed_by = ?4, updated_at_ms = ?5",
+        )
+        .bind(&agent.name)
+        .bind(&agent.description)
+        .bind(to_json(&agent.groups))
+        .bind(agent.managed_by.as_str())
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn agents(&self) -> Result<Vec<AgentRecord>> {
+        let rows =
+            sqlx::query("SELECT name, description, groups, managed_by FROM agents ORDER BY name")
+                .fetch_all(&self.pool)
+                .await?;
+        rows.into_iter()
+            .map(|row| {
+                let name: String = row.try_get("name")?;
+                let groups: String = row.try_get("groups")?;
+                Ok(AgentRecord {
+                    groups: serde_json::from_str(&groups)
+                        .map_err(corrupt(format!("agent '{name}'")))?,
+                    name,
+                    description: row.try_get("description")?,
+                    managed_by: ManagedBy::parse(row.try_get("managed_by")?),
+                })
+            })
+            .collect()
+    }
+
+    pub async fn delete_agent(&self, name: &str) -> Result<bool> {
+        let done =
+            sqlx::query("DELETE FROM agents WHERE name = ?1").bind(name).execute(&self.pool).await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    pub async fn put_policy(&self, policy: &Policy, managed_by: ManagedBy) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO policies (name, spec, managed_by, created_at_ms, updated_at_ms)
+             VALUES (?1, ?2, ?3, ?4, ?4)
+             ON CONFLICT (name) DO UPDATE SET spec = ?2, managed_by = ?3, updated_at_ms = ?4",
+        )
+        .bind(&policy.name)
+        .bind(to_json(&policy_to_json(policy)))
+        .bind(managed_by.as_str())
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn policies(&self) -> Result<Vec<PolicyRecord>> {
+        let rows =
+            sqlx::query("SELECT name, spec, managed_by, updated_at_ms FROM policies ORDER BY name")
+                .fetch_all(&self.pool)
+                .await?;
+        rows.into_iter()
+            .map(|row| {
+                let name: String = row.try_get("name")?;
+                let spec: String = row.try_get("spec")?;
+                Ok(PolicyRecord {
+                    policy: policy_from_json(name, &spec)?,
+                    managed_by: ManagedBy::parse(row.try_get("managed_by")?),
+                    updated_at_ms: row.try_get("updated_at_ms")?,
+                })
+            })
+            .collect()
+    }
+
+    pub async fn delete_policy(&self, name: &str) -> Result<bool> {
+        let done = sqlx::query("DELETE FROM policies WHERE name = ?1")
+            .bind(name)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// Deletes config-managed records of `table` whose names are not in `keep`: what was removed
+    /// from the config file disappears at the next start; API-managed records are untouched.
+    pub async fn prune_config_managed(&self, table: ConfigTable, keep: &[String]) -> Result<u64> {
+        let sql = format!("SELECT name FROM {} WHERE managed_by = 'config'", table.name());
+        let names: Vec<String> = sqlx::query_scalar(&sql).fetch_all(&self.pool).await?;
+        let mut removed = 0;
+        for name in names.into_iter().filter(|n| !keep.contains(n)) {
+            let sql = format!("DELETE FROM {} WHERE name = ?1", table.name());
+            removed += sqlx::query(&sql).bind(&name).execute(&self.pool).await?.rows_affected();
+        }
+        Ok(removed)
+    }
+
+    /// The current assertion-signing key, if one was created.
+    pub async fn signing_key(&self) -> Result<Option<SigningKey>> {
+        let row = sqlx::query(
+            "SELECT kid, alg, private_ciphertext, public_key, created_at_ms FROM signing_keys
+             ORDER BY created_at_ms DESC LIMIT 1",
+        )
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let kid: String = row.try_get("kid")?;
+        let sealed: Vec<u8> = row.try_get("private_ciphertext")?;
+        let pkcs8 = self.cipher.open(&sealed, &format!("signing-key:{kid}"))?;
+        Ok(Some(SigningKey {
+            kid,
+            alg: row.try_get("alg")?,
+            pkcs8: SecretBox::new(Box::new(pkcs8)),
+            public_key: row.try_get("public_key")?,
+            created_at_ms: row.try_get("created_at_ms")?,
+        }))
+    }
+
+    pub async fn put_signing_key(&self, key: &SigningKey) -> Result<()> {
+        let sealed = self.cipher.seal(
+            secrecy::ExposeSecret::expose_secret(&key.pkcs8),
+            &format!("signing-key:{}", key.kid),
+        )?;
+        sqlx::query(
+            "INSERT INTO signing_keys (kid, alg, private_ciphertext, public_key, created_at_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+        )
+        .bind(&key.kid)
+        .bind(&key.alg)
+        .bind(sealed)
+        .bind(&key.public_key)
+        .bind(key.created_at_ms)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+}
+
+/// Tables whose records can be managed by the config file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConfigTable {
+    Providers,
+    Groups,
+    Agents,
+    Policies,
+}
+
+impl ConfigTable {
+    fn name(self) -> &'static str {
+        match self {
+            ConfigTable::Providers => "providers",
+            ConfigTable::Groups => "groups",
+            ConfigTable::Agents => "agents",
+            ConfigTable::Policies => "policies",
+        }
+    }
+}
