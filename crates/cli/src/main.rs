@@ -1,2 +1,35 @@
-//! the agentnet binary
-fn main() {}
+//! The `agentnet` binary: `agentnet server` runs the gateway, `agentnet admin …` manages it over
+//! the admin socket, `agentnet setup …` points Claude Code and Codex at it.
+//!
+//! API boundary: this crate talks to the server only through `api-types` DTOs over HTTP, and
+//! embeds `server` for `agentnet server`; it never reaches the store or the proxy.
+
+mod admin;
+mod args;
+mod setup;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use crate::args::{Cli, Command};
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Server { config } => server::run_from_cli(config).await,
+        Command::Admin(admin) => admin::run(admin).await,
+        Command::Setup { tool } => setup::run(tool),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err}");
+            for cause in err.chain().skip(1) {
+                eprintln!("  caused by: {cause}");
+            }
+            ExitCode::FAILURE
+        }
+    }
+}

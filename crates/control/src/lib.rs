@@ -1,1 +1,83 @@
-//! control
+//! The admin REST API v1, served under `/api/v1`: providers (with write-only keys), groups,
+//! agents, policies, usage records, per-principal summaries, and the OpenAPI document.
+//!
+//! API boundary: requests and responses are `api-types` DTOs only; this crate maps them to and
+//! from `domain` and `store` types. Every successful mutation calls `ControlState::on_change` so
+//! the server can rebuild the data plane's snapshot. Records owned by the config file are
+//! read-only here (409), except that a config-managed provider's key may be set. Keys are never
+//! logged or returned: only their fingerprint (last four characters).
+
+mod directory;
+mod error;
+mod extract;
+mod openapi;
+mod policies;
+mod providers;
+mod usage;
+mod validate;
+
+#[cfg(test)]
+mod tests;
+
+use std::sync::Arc;
+
+use axum::{
+    routing::{get, put},
+    Router,
+};
+
+pub use error::Error;
+pub use openapi::ApiDoc;
+
+/// What the admin handlers share.
+#[derive(Clone)]
+pub struct ControlState {
+    pub store: store::Store,
+    /// Called after every successful mutation (the server rebuilds the data plane snapshot).
+    pub on_change: Arc<dyn Fn() + Send + Sync>,
+}
+
+impl ControlState {
+    pub fn new(store: store::Store, on_change: impl Fn() + Send + Sync + 'static) -> Self {
+        Self { store, on_change: Arc::new(on_change) }
+    }
+
+    fn changed(&self) {
+        (self.on_change)();
+    }
+}
+
+/// The admin API router; every route is under `/api/v1`. Unknown routes and methods answer with
+/// the JSON `ErrorBody` too.
+pub fn router(state: ControlState) -> Router {
+    let api = |path: &str| format!("{}{path}", api_types::API_PREFIX);
+    Router::new()
+        .route(&api("/providers"), get(providers::list).post(providers::create))
+        .route(
+            &api("/providers/{name}"),
+            get(providers::show).put(providers::replace).delete(providers::remove),
+        )
+        .route(&api("/providers/{name}/key"), put(providers::set_key))
+        .route(&api("/groups"), get(directory::list_groups).post(directory::create_group))
+        .route(
+            &api("/groups/{name}"),
+            get(directory::show_group).put(directory::replace_group).delete(directory::remove_group),
+        )
+        .route(&api("/agents"), get(directory::list_agents).post(directory::create_agent))
+        .route(
+            &api("/agents/{name}"),
+            get(directory::show_agent).put(directory::replace_agent).delete(directory::remove_agent),
+        )
+        .route(&api("/policies"), get(policies::list).post(policies::create))
+        .route(
+            &api("/policies/{name}"),
+            get(policies::show).put(policies::replace).delete(policies::remove),
+        )
+        .route(&api("/usage"), get(usage::records))
+        .route(&api("/usage/summary"), get(usage::summary))
+        .route(&api("/logs"), get(usage::logs))
+        .route(&api("/openapi.json"), get(openapi::document))
+        .fallback(error::no_route)
+        .method_not_allowed_fallback(error::wrong_method)
+        .with_state(state)
+}

@@ -15,5 +15,7 @@ pub use glob::ModelPattern;
 pub use policy::{evaluate, model_visible, Decision, DenyReason, Policy, Source};
 pub use pricing::{Price, PriceTable};
 pub use principal::{Principal, PrincipalKind};
-pub use provider::{route, Api, Endpoint, GatewayPreset, Provider, ProviderKind, RouteError, Stamping};
+pub use provider::{
+    route, Api, Endpoint, GatewayPreset, Provider, ProviderKind, RouteError, Stamping,
+};
 pub use usage::{MicroUsd, Usage};

@@ -24,7 +24,9 @@ impl Source {
             Source::User(email) => {
                 principal.kind == PrincipalKind::User && principal.name.eq_ignore_ascii_case(email)
             }
-            Source::Agent(name) => principal.kind == PrincipalKind::Agent && principal.name == *name,
+            Source::Agent(name) => {
+                principal.kind == PrincipalKind::Agent && principal.name == *name
+            }
             Source::Everyone => true,
         }
     }
@@ -58,7 +60,11 @@ impl Policy {
         principal
             .groups
             .iter()
-            .filter(|g| self.sources.iter().any(|s| matches!(s, Source::Group(x) if x == *g)))
+            .filter(|g| {
+                self.sources
+                    .iter()
+                    .any(|s| matches!(s, Source::Group(x) if x == *g))
+            })
             .cloned()
             .collect()
     }
@@ -91,7 +97,9 @@ pub enum Decision {
         /// The caller's groups through which that policy applies, sorted.
         groups: Vec<String>,
     },
-    Deny { reason: DenyReason },
+    Deny {
+        reason: DenyReason,
+    },
 }
 
 /// Evaluates `policies` for `principal` calling `provider` with `model`.
@@ -110,7 +118,9 @@ pub fn evaluate(
         .filter(|p| p.opens(provider) && p.sources.iter().any(|s| s.admits(principal)))
         .peekable();
     if applicable.peek().is_none() {
-        return Decision::Deny { reason: DenyReason::NoPolicy };
+        return Decision::Deny {
+            reason: DenyReason::NoPolicy,
+        };
     }
     let check_model = model.is_some();
     match applicable
@@ -121,13 +131,23 @@ pub fn evaluate(
             policy: policy.name.clone(),
             groups: policy.authorizing_groups(principal),
         },
-        None => Decision::Deny { reason: DenyReason::ModelNotAllowed },
+        None => Decision::Deny {
+            reason: DenyReason::ModelNotAllowed,
+        },
     }
 }
 
 /// Whether any policy lets `principal` use `model` on `provider` (for filtering model lists).
-pub fn model_visible(policies: &[Policy], principal: &Principal, provider: &str, model: &str) -> bool {
-    matches!(evaluate(policies, principal, provider, Some(model)), Decision::Allow { .. })
+pub fn model_visible(
+    policies: &[Policy],
+    principal: &Principal,
+    provider: &str,
+    model: &str,
+) -> bool {
+    matches!(
+        evaluate(policies, principal, provider, Some(model)),
+        Decision::Allow { .. }
+    )
 }
 
 #[cfg(test)]

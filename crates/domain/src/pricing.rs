@@ -27,7 +27,12 @@ impl Price {
 
     /// OpenAI-style price: cached input at its own rate, no separate cache-write charge.
     pub const fn openai(input: u64, cached_input: u64, output: u64) -> Self {
-        Self { input, output, cache_write: input, cache_read: cached_input }
+        Self {
+            input,
+            output,
+            cache_write: input,
+            cache_read: cached_input,
+        }
     }
 
     /// The cost of `usage` at this price, rounded up to the next micro-dollar.

@@ -1,9 +1,54 @@
 //! agentnet server: configuration, wiring, listeners and background tasks.
+//!
+//! Startup order: parse the config, validate it, then [`App::build`] opens the data directory and
+//! store, applies config-declared entities, binds the listeners and compiles the first data-plane
+//! snapshot; [`App::run`] serves until shutdown. Only this crate reads the environment or files,
+//! installs the tracing subscriber, or exits the process.
+
+mod admin;
+mod app;
+pub mod config;
+mod data_dir;
+mod provision;
+mod telemetry;
 
 use std::path::PathBuf;
 
-/// Runs `agentnet server` until a shutdown signal: the CLI's entry point.
+pub use app::App;
+pub use config::{Config, ProcessEnv, Source};
+
+/// Runs `agentnet server` until SIGINT or SIGTERM: the CLI's entry point.
 pub async fn run_from_cli(config_path: Option<PathBuf>) -> anyhow::Result<()> {
-    let _ = config_path;
-    anyhow::bail!("the server is being wired up")
+    let config = Config::load(config_path.as_deref(), &ProcessEnv)?;
+    telemetry::init(&config.log);
+    let app = App::build(config, &ProcessEnv).await?;
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let signal = shutdown.clone();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("shutting down: finishing in-flight requests");
+        signal.cancel();
+    });
+    app.run(shutdown).await
+}
+
+async fn wait_for_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(term) => term,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
 }

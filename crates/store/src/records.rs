@@ -151,8 +151,11 @@ fn provider_from_json(name: String, json: &str) -> Result<Provider> {
         source: serde::de::Error::custom(format!("unknown {field}")),
     };
     let kind = ProviderKind::parse(&spec.kind).ok_or_else(|| bad("kind"))?;
-    let apis =
-        spec.apis.iter().map(|a| Api::parse(a).ok_or_else(|| bad("api"))).collect::<Result<_>>()?;
+    let apis = spec
+        .apis
+        .iter()
+        .map(|a| Api::parse(a).ok_or_else(|| bad("api")))
+        .collect::<Result<_>>()?;
     let preset = GatewayPreset::parse(&spec.preset).ok_or_else(|| bad("preset"))?;
     Ok(Provider {
         name,
@@ -173,7 +176,10 @@ fn provider_from_json(name: String, json: &str) -> Result<Provider> {
                 (ModelPattern::new(p.model), price)
             })
             .collect(),
-        stamping: Stamping { enabled: spec.stamping_enabled, preset },
+        stamping: Stamping {
+            enabled: spec.stamping_enabled,
+            preset,
+        },
         azure_api_version: spec.azure_api_version,
     })
 }
@@ -244,9 +250,10 @@ impl Store {
 
     /// Sets (or replaces) a provider's upstream key, encrypted under the master key.
     pub async fn set_provider_key(&self, name: &str, key: &SecretString) -> Result<()> {
-        let sealed = self
-            .cipher
-            .seal(secrecy::ExposeSecret::expose_secret(key).as_bytes(), &key_context(name))?;
+        let sealed = self.cipher.seal(
+            secrecy::ExposeSecret::expose_secret(key).as_bytes(),
+            &key_context(name),
+        )?;
         let done = sqlx::query(
             "UPDATE providers SET key_ciphertext = ?2, key_fingerprint = ?3, updated_at_ms = ?4
              WHERE name = ?1",
@@ -258,7 +265,10 @@ impl Store {
         .execute(&self.pool)
         .await?;
         if done.rows_affected() == 0 {
-            return Err(Error::NotFound { kind: "provider", name: name.to_owned() });
+            return Err(Error::NotFound {
+                kind: "provider",
+                name: name.to_owned(),
+            });
         }
         Ok(())
     }
@@ -285,7 +295,11 @@ impl Store {
     }
 
     pub async fn provider(&self, name: &str) -> Result<Option<ProviderRecord>> {
-        Ok(self.providers().await?.into_iter().find(|r| r.provider.name == name))
+        Ok(self
+            .providers()
+            .await?
+            .into_iter()
+            .find(|r| r.provider.name == name))
     }
 
     /// Every provider's decrypted key, for the data plane's snapshot.
@@ -306,8 +320,10 @@ impl Store {
     }
 
     pub async fn delete_provider(&self, name: &str) -> Result<bool> {
-        let done =
-            sqlx::query("DELETE FROM providers WHERE name = ?1").bind(name).execute(&self.pool).await?;
+        let done = sqlx::query("DELETE FROM providers WHERE name = ?1")
+            .bind(name)
+            .execute(&self.pool)
+            .await?;
         Ok(done.rows_affected() > 0)
     }
 
@@ -342,8 +358,10 @@ impl Store {
     }
 
     pub async fn delete_group(&self, name: &str) -> Result<bool> {
-        let done =
-            sqlx::query("DELETE FROM groups WHERE name = ?1").bind(name).execute(&self.pool).await?;
+        let done = sqlx::query("DELETE FROM groups WHERE name = ?1")
+            .bind(name)
+            .execute(&self.pool)
+            .await?;
         Ok(done.rows_affected() > 0)
     }
 
@@ -385,8 +403,10 @@ impl Store {
     }
 
     pub async fn delete_agent(&self, name: &str) -> Result<bool> {
-        let done =
-            sqlx::query("DELETE FROM agents WHERE name = ?1").bind(name).execute(&self.pool).await?;
+        let done = sqlx::query("DELETE FROM agents WHERE name = ?1")
+            .bind(name)
+            .execute(&self.pool)
+            .await?;
         Ok(done.rows_affected() > 0)
     }
 
@@ -434,12 +454,19 @@ impl Store {
     /// Deletes config-managed records of `table` whose names are not in `keep`: what was removed
     /// from the config file disappears at the next start; API-managed records are untouched.
     pub async fn prune_config_managed(&self, table: ConfigTable, keep: &[String]) -> Result<u64> {
-        let sql = format!("SELECT name FROM {} WHERE managed_by = 'config'", table.name());
+        let sql = format!(
+            "SELECT name FROM {} WHERE managed_by = 'config'",
+            table.name()
+        );
         let names: Vec<String> = sqlx::query_scalar(&sql).fetch_all(&self.pool).await?;
         let mut removed = 0;
         for name in names.into_iter().filter(|n| !keep.contains(n)) {
             let sql = format!("DELETE FROM {} WHERE name = ?1", table.name());
-            removed += sqlx::query(&sql).bind(&name).execute(&self.pool).await?.rows_affected();
+            removed += sqlx::query(&sql)
+                .bind(&name)
+                .execute(&self.pool)
+                .await?
+                .rows_affected();
         }
         Ok(removed)
     }

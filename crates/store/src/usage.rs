@@ -112,7 +112,9 @@ impl Store {
             query.push(" AND principal = ").push_bind(p);
         }
         if let Some(g) = &q.group {
-            query.push(" AND EXISTS (SELECT 1 FROM json_each(groups) WHERE value = ").push_bind(g);
+            query
+                .push(" AND EXISTS (SELECT 1 FROM json_each(groups) WHERE value = ")
+                .push_bind(g);
             query.push(")");
         }
         if let Some(p) = &q.provider {
@@ -131,7 +133,9 @@ impl Store {
             query.push(" AND at_ms < ").push_bind(t);
         }
         let limit = i64::from(q.limit.unwrap_or(100).min(1000));
-        query.push(" ORDER BY at_ms DESC, id DESC LIMIT ").push_bind(limit);
+        query
+            .push(" ORDER BY at_ms DESC, id DESC LIMIT ")
+            .push_bind(limit);
         let rows = query.build().fetch_all(&self.pool).await?;
         rows.into_iter()
             .map(|row| {

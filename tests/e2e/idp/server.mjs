@@ -238,6 +238,31 @@ provider.use(async (ctx, next) => {
   }
 });
 
+// The dev login form ignores passwords and takes the typed login as the account id. Check the
+// password and put the user's canonical sub in its place (an email typed at login must become the
+// same account as the sub), then hand the already-read body on (oidc-provider reads req.body).
+provider.use(async (ctx, next) => {
+  if (ctx.method !== 'POST' || !/^\/interaction\/[^/]+$/.test(ctx.path) || !ctx.is('application/x-www-form-urlencoded')) {
+    return next();
+  }
+  const chunks = [];
+  for await (const chunk of ctx.req) chunks.push(chunk);
+  const form = new URLSearchParams(Buffer.concat(chunks).toString('utf8'));
+  if (form.get('prompt') === 'login') {
+    const u = lookupUser(form.get('login') ?? '');
+    if (!u || (u.password !== undefined && u.password !== form.get('password'))) {
+      log('login rejected for', JSON.stringify(form.get('login')));
+      ctx.status = 401;
+      ctx.type = 'html';
+      ctx.body = '<!DOCTYPE html><html><head><title>Sign-in failed</title></head><body><p>invalid login or password</p></body></html>';
+      return undefined;
+    }
+    form.set('login', u.sub);
+  }
+  ctx.req.body = form.toString();
+  return next();
+});
+
 // Test control endpoints.
 provider.use(async (ctx, next) => {
   if (!ctx.path.startsWith('/_test/')) return next();

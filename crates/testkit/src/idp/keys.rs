@@ -69,7 +69,8 @@ impl SigningKey {
                 } else {
                     (&signature::ECDSA_P384_SHA384_FIXED_SIGNING, "P-384", 48)
                 };
-                let pkcs8 = EcdsaKeyPair::generate_pkcs8(signing, &rng).expect("generate ECDSA key");
+                let pkcs8 =
+                    EcdsaKeyPair::generate_pkcs8(signing, &rng).expect("generate ECDSA key");
                 let pair = EcdsaKeyPair::from_pkcs8(signing, pkcs8.as_ref(), &rng)
                     .expect("parse generated ECDSA key");
                 // Uncompressed point: 0x04 || x || y.
@@ -85,8 +86,8 @@ impl SigningKey {
             }
             SigningAlg::EdDsa => {
                 let pkcs8 = Ed25519KeyPair::generate_pkcs8(&rng).expect("generate Ed25519 key");
-                let pair =
-                    Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).expect("parse generated Ed25519 key");
+                let pair = Ed25519KeyPair::from_pkcs8(pkcs8.as_ref())
+                    .expect("parse generated Ed25519 key");
                 let jwk = json!({
                     "kty": "OKP",
                     "crv": "Ed25519",
@@ -113,7 +114,12 @@ impl SigningKey {
             map.insert("use".into(), Value::String("sig".into()));
             map.insert("alg".into(), Value::String(alg.as_str().into()));
         }
-        Self { kid, alg, encoding, jwk }
+        Self {
+            kid,
+            alg,
+            encoding,
+            jwk,
+        }
     }
 }
 

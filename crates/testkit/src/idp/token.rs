@@ -24,9 +24,15 @@ pub(crate) enum KidChoice {
 
 /// What to put into a minted token. Times are relative to the moment of minting.
 ///
-/// ```ignore
-/// TokenSpec::user("alice@example.com").groups(["engineering"]).audience("agentnet").expires_in(60)
-/// TokenSpec::client("ci-bot")
+/// ```
+/// use testkit::idp::TokenSpec;
+///
+/// let alice = TokenSpec::user("alice@example.com")
+///     .groups(["engineering"])
+///     .audience("agentnet")
+///     .expires_in(60);
+/// let bot = TokenSpec::client("ci-bot");
+/// # let _ = (alice, bot);
 /// ```
 #[derive(Debug, Clone)]
 pub struct TokenSpec {
@@ -107,7 +113,12 @@ impl TokenSpec {
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        self.audience = Value::Array(audiences.into_iter().map(|a| Value::String(a.into())).collect());
+        self.audience = Value::Array(
+            audiences
+                .into_iter()
+                .map(|a| Value::String(a.into()))
+                .collect(),
+        );
         self
     }
 

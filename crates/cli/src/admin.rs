@@ -1,0 +1,458 @@
+//! `agentnet admin …`: providers, groups, agents, policies, usage and logs, through the admin
+//! API on the server's Unix socket. Human output is aligned tables; `--json` prints the server's
+//! JSON as is.
+
+mod client;
+mod table;
+mod when;
+
+#[cfg(test)]
+pub(crate) mod tests;
+
+use std::io::{IsTerminal, Read};
+
+use anyhow::{bail, Context};
+use api_types::{
+    Agent, AgentInput, ApiKey, Group, GroupInput, Policy, PolicyInput, PolicySources, Provider,
+    ProviderInput, SetKeyRequest, SetKeyResponse, Stamping, UsageQuery, UsageRecord, UsageSummary,
+};
+
+use crate::args::{
+    AdminArgs, AdminCommand, AgentsCommand, GroupsCommand, PoliciesCommand, PolicyAdd,
+    ProviderAdd, ProvidersCommand, UsageFilters,
+};
+use client::{segment, Answer, Client};
+use table::Table;
+
+pub(crate) async fn run(args: AdminArgs) -> anyhow::Result<()> {
+    let client = Client::new(args.socket_path());
+    let output = execute(&client, args.command, args.json).await?;
+    print!("{output}");
+    Ok(())
+}
+
+/// Runs one admin command and returns what to print.
+async fn execute(client: &Client, command: AdminCommand, json: bool) -> anyhow::Result<String> {
+    let out = |answer: Answer, human: &dyn Fn(&Answer) -> anyhow::Result<String>| {
+        if json {
+            Ok(format!("{}\n", answer.pretty()))
+        } else {
+            human(&answer)
+        }
+    };
+    match command {
+        AdminCommand::Providers(cmd) => match cmd {
+            ProvidersCommand::List => out(client.get("/providers").await?, &|a| {
+                Ok(providers_table(&a.decode::<Vec<Provider>>()?))
+            }),
+            ProvidersCommand::Show { name } => {
+                out(client.get(&format!("/providers/{}", segment(&name))).await?, &|a| {
+                    Ok(provider_details(&a.decode()?))
+                })
+            }
+            ProvidersCommand::Add(add) => {
+                let answer = client.post("/providers", &provider_input(add)).await?;
+                out(answer, &|a| {
+                    let p: Provider = a.decode()?;
+                    Ok(format!(
+                        "added provider '{}'; set its key with `agentnet admin providers set-key {}`\n",
+                        p.name, p.name
+                    ))
+                })
+            }
+            ProvidersCommand::SetKey { name, from_env } => {
+                let key = read_key(&name, from_env.as_deref())?;
+                let request = SetKeyRequest { api_key: ApiKey::new(key) };
+                let answer = client.put(&format!("/providers/{}/key", segment(&name)), &request).await?;
+                out(answer, &|a| {
+                    let r: SetKeyResponse = a.decode()?;
+                    Ok(format!("stored the key of provider '{}' ({})\n", r.name, r.key_fingerprint))
+                })
+            }
+            ProvidersCommand::Rm { name } => {
+                client.delete(&format!("/providers/{}", segment(&name))).await?;
+                Ok(if json { String::new() } else { format!("removed provider '{name}'\n") })
+            }
+        },
+        AdminCommand::Groups(cmd) => match cmd {
+            GroupsCommand::List => {
+                out(client.get("/groups").await?, &|a| Ok(groups_table(&a.decode::<Vec<Group>>()?)))
+            }
+            GroupsCommand::Add { name, description } => {
+                let input = GroupInput { name: Some(name), description };
+                out(client.post("/groups", &input).await?, &|a| {
+                    Ok(format!("added group '{}'\n", a.decode::<Group>()?.name))
+                })
+            }
+            GroupsCommand::Rm { name } => {
+                client.delete(&format!("/groups/{}", segment(&name))).await?;
+                Ok(if json { String::new() } else { format!("removed group '{name}'\n") })
+            }
+        },
+        AdminCommand::Agents(cmd) => match cmd {
+            AgentsCommand::List => {
+                out(client.get("/agents").await?, &|a| Ok(agents_table(&a.decode::<Vec<Agent>>()?)))
+            }
+            AgentsCommand::Add { name, groups, description } => {
+                let input = AgentInput { name: Some(name), description, groups };
+                out(client.post("/agents", &input).await?, &|a| {
+                    Ok(format!("added agent '{}'\n", a.decode::<Agent>()?.name))
+                })
+            }
+            AgentsCommand::Rm { name } => {
+                client.delete(&format!("/agents/{}", segment(&name))).await?;
+                Ok(if json { String::new() } else { format!("removed agent '{name}'\n") })
+            }
+        },
+        AdminCommand::Policies(cmd) => match cmd {
+            PoliciesCommand::List => {
+                out(client.get("/policies").await?, &|a| Ok(policies_table(&a.decode::<Vec<Policy>>()?)))
+            }
+            PoliciesCommand::Show { name } => {
+                out(client.get(&format!("/policies/{}", segment(&name))).await?, &|a| {
+                    Ok(policy_details(&a.decode()?))
+                })
+            }
+            PoliciesCommand::Add(add) => {
+                out(client.post("/policies", &policy_input(add)).await?, &|a| {
+                    Ok(format!("added policy '{}'\n", a.decode::<Policy>()?.name))
+                })
+            }
+            PoliciesCommand::Rm { name } => {
+                client.delete(&format!("/policies/{}", segment(&name))).await?;
+                Ok(if json { String::new() } else { format!("removed policy '{name}'\n") })
+            }
+        },
+        AdminCommand::Usage(filters) => {
+            let limit = filters.limit;
+            let query = usage_query(filters, when::now_ms()?)?;
+            let answer = client.get(&with_query("/usage/summary", &query)).await?;
+            out(answer, &|a| Ok(summary_table(&a.decode()?, limit)))
+        }
+        AdminCommand::Logs(filters) => {
+            let query = usage_query(filters, when::now_ms()?)?;
+            let answer = client.get(&with_query("/logs", &query)).await?;
+            out(answer, &|a| Ok(logs_table(&a.decode::<Vec<UsageRecord>>()?)))
+        }
+    }
+}
+
+fn with_query(path: &str, query: &UsageQuery) -> String {
+    let q = query.to_query_string();
+    if q.is_empty() {
+        path.to_owned()
+    } else {
+        format!("{path}?{q}")
+    }
+}
+
+fn provider_input(add: ProviderAdd) -> ProviderInput {
+    ProviderInput {
+        name: Some(add.name),
+        kind: add.kind,
+        base_url: add.base_url,
+        apis: add.apis,
+        models: add.models,
+        prices: Vec::new(),
+        stamping: Stamping { enabled: !add.no_stamping, preset: add.preset },
+        azure_api_version: add.azure_api_version,
+        api_key: None,
+    }
+}
+
+fn policy_input(add: PolicyAdd) -> PolicyInput {
+    PolicyInput {
+        name: Some(add.name),
+        sources: PolicySources {
+            groups: add.groups,
+            users: add.users,
+            agents: add.agents,
+            everyone: add.everyone,
+        },
+        providers: add.providers,
+        models: add.models,
+    }
+}
+
+pub(crate) fn usage_query(f: UsageFilters, now_ms: i64) -> anyhow::Result<UsageQuery> {
+    Ok(UsageQuery {
+        principal: f.principal,
+        group: f.group,
+        provider: f.provider,
+        model: f.model,
+        reason: f.reason,
+        since: f.since.map(|v| when::resolve("since", &v, now_ms)).transpose()?,
+        until: f.until.map(|v| when::resolve("until", &v, now_ms)).transpose()?,
+        limit: f.limit,
+    })
+}
+
+/// The key from `$var`, or from stdin: piped, or typed at a prompt with echo off.
+fn read_key(provider: &str, var: Option<&str>) -> anyhow::Result<String> {
+    let key = match var {
+        Some(var) => std::env::var(var)
+            .with_context(|| format!("environment variable {var} is not set (or not UTF-8)"))?,
+        None if std::io::stdin().is_terminal() => {
+            eprint!("key for provider '{provider}' (input hidden): ");
+            let _echo = EchoOff::new();
+            let mut line = String::new();
+            std::io::stdin().read_line(&mut line).context("cannot read the key from the terminal")?;
+            eprintln!();
+            line
+        }
+        None => {
+            let mut all = String::new();
+            std::io::stdin().read_to_string(&mut all).context("cannot read the key from stdin")?;
+            all
+        }
+    };
+    let key = key.trim().to_owned();
+    if key.is_empty() {
+        bail!("no key given: pipe it on stdin (e.g. `pass show openai | agentnet admin providers set-key openai`) or use --from-env VAR");
+    }
+    Ok(key)
+}
+
+/// Turns terminal echo off (via `stty`, so no unsafe code) until dropped.
+struct EchoOff(bool);
+
+impl EchoOff {
+    fn new() -> Self {
+        Self(stty("-echo"))
+    }
+}
+
+impl Drop for EchoOff {
+    fn drop(&mut self) {
+        if self.0 {
+            stty("echo");
+        }
+    }
+}
+
+fn stty(setting: &str) -> bool {
+    std::process::Command::new("stty")
+        .arg(setting)
+        .stdin(std::process::Stdio::inherit())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+fn or_dash(value: Option<&str>) -> String {
+    value.filter(|v| !v.is_empty()).unwrap_or("-").to_owned()
+}
+
+fn list(values: &[String]) -> String {
+    if values.is_empty() {
+        "-".to_owned()
+    } else {
+        values.join(",")
+    }
+}
+
+fn usd(cost: Option<f64>) -> String {
+    match cost {
+        Some(c) if c != 0.0 && c < 0.01 => format!("${c:.4}"),
+        Some(c) => format!("${c:.2}"),
+        None => "unknown".to_owned(),
+    }
+}
+
+fn providers_table(providers: &[Provider]) -> String {
+    let mut t = Table::new(&["NAME", "KIND", "BASE URL", "MODELS", "KEY", "STAMPING", "MANAGED BY"]);
+    for p in providers {
+        t.row(vec![
+            p.name.clone(),
+            p.kind.as_str().to_owned(),
+            p.base_url.clone(),
+            if p.models.is_empty() { "*".to_owned() } else { p.models.join(",") },
+            or_dash(p.key_fingerprint.as_deref()),
+            stamping(&p.stamping),
+            p.managed_by.as_str().to_owned(),
+        ]);
+    }
+    if t.is_empty() {
+        return "no providers; add one with `agentnet admin providers add`\n".to_owned();
+    }
+    t.render()
+}
+
+fn stamping(s: &Stamping) -> String {
+    match (s.enabled, s.preset) {
+        (false, _) => "off".to_owned(),
+        (true, api_types::GatewayPreset::None) => "on".to_owned(),
+        (true, preset) => preset.as_str().to_owned(),
+    }
+}
+
+fn provider_details(p: &Provider) -> String {
+    let mut out = String::new();
+    let mut line = |k: &str, v: String| out.push_str(&format!("{k:<18} {v}\n"));
+    line("name", p.name.clone());
+    line("kind", p.kind.as_str().to_owned());
+    line("base url", p.base_url.clone());
+    line("apis", p.apis.iter().map(|a| a.as_str()).collect::<Vec<_>>().join(","));
+    line("models", if p.models.is_empty() { "* (any)".to_owned() } else { p.models.join(", ") });
+    line("key", p.key_fingerprint.clone().unwrap_or_else(|| "not set".to_owned()));
+    line("stamping", stamping(&p.stamping));
+    if let Some(v) = &p.azure_api_version {
+        line("azure api version", v.clone());
+    }
+    line("managed by", p.managed_by.as_str().to_owned());
+    line("updated", p.updated_at.clone());
+    if !p.prices.is_empty() {
+        let mut t = Table::new(&["MODEL", "INPUT $/MTOK", "OUTPUT $/MTOK", "CACHE WRITE", "CACHE READ"])
+            .align_right(&[1, 2, 3, 4]);
+        for price in &p.prices {
+            let f = |v: Option<f64>| v.map_or("-".to_owned(), |v| format!("{v}"));
+            t.row(vec![
+                price.model.clone(),
+                format!("{}", price.input_usd_per_mtok),
+                format!("{}", price.output_usd_per_mtok),
+                f(price.cache_write_usd_per_mtok),
+                f(price.cache_read_usd_per_mtok),
+            ]);
+        }
+        out.push_str("prices\n");
+        out.push_str(&t.render());
+    }
+    out
+}
+
+fn groups_table(groups: &[Group]) -> String {
+    let mut t = Table::new(&["NAME", "DESCRIPTION", "MANAGED BY"]);
+    for g in groups {
+        t.row(vec![g.name.clone(), or_dash(Some(&g.description)), g.managed_by.as_str().to_owned()]);
+    }
+    if t.is_empty() {
+        return "no groups\n".to_owned();
+    }
+    t.render()
+}
+
+fn agents_table(agents: &[Agent]) -> String {
+    let mut t = Table::new(&["NAME", "GROUPS", "DESCRIPTION", "MANAGED BY"]);
+    for a in agents {
+        t.row(vec![
+            a.name.clone(),
+            list(&a.groups),
+            or_dash(Some(&a.description)),
+            a.managed_by.as_str().to_owned(),
+        ]);
+    }
+    if t.is_empty() {
+        return "no agents\n".to_owned();
+    }
+    t.render()
+}
+
+fn sources(s: &PolicySources) -> String {
+    let mut parts = Vec::new();
+    if s.everyone {
+        parts.push("everyone".to_owned());
+    }
+    parts.extend(s.groups.iter().map(|g| format!("group:{g}")));
+    parts.extend(s.users.iter().map(|u| format!("user:{u}")));
+    parts.extend(s.agents.iter().map(|a| format!("agent:{a}")));
+    parts.join(",")
+}
+
+fn policies_table(policies: &[Policy]) -> String {
+    let mut t = Table::new(&["NAME", "SOURCES", "PROVIDERS", "MODELS", "MANAGED BY"]);
+    for p in policies {
+        t.row(vec![
+            p.name.clone(),
+            sources(&p.sources),
+            list(&p.providers),
+            if p.models.is_empty() { "*".to_owned() } else { p.models.join(",") },
+            p.managed_by.as_str().to_owned(),
+        ]);
+    }
+    if t.is_empty() {
+        return "no policies: nobody can use any provider (default deny)\n".to_owned();
+    }
+    t.render()
+}
+
+fn policy_details(p: &Policy) -> String {
+    let s = &p.sources;
+    let mut out = String::new();
+    let mut line = |k: &str, v: String| out.push_str(&format!("{k:<11} {v}\n"));
+    line("name", p.name.clone());
+    line("everyone", if s.everyone { "yes" } else { "no" }.to_owned());
+    line("groups", list(&s.groups));
+    line("users", list(&s.users));
+    line("agents", list(&s.agents));
+    line("providers", list(&p.providers));
+    line("models", if p.models.is_empty() { "* (any)".to_owned() } else { p.models.join(", ") });
+    line("managed by", p.managed_by.as_str().to_owned());
+    line("updated", p.updated_at.clone());
+    out
+}
+
+fn summary_table(summary: &UsageSummary, limit: Option<u32>) -> String {
+    let mut t = Table::new(&[
+        "PRINCIPAL", "REQUESTS", "FAILED", "INPUT", "OUTPUT", "CACHE WRITE", "CACHE READ", "COST",
+        "UNPRICED",
+    ])
+    .align_right(&[1, 2, 3, 4, 5, 6, 7, 8]);
+    let shown = limit.map_or(usize::MAX, |l| l as usize);
+    let mut row = |name: String, u: &api_types::UsageTotals| {
+        t.row(vec![
+            name,
+            u.requests.to_string(),
+            u.failed_requests.to_string(),
+            u.input_tokens.to_string(),
+            u.output_tokens.to_string(),
+            u.cache_creation_tokens.to_string(),
+            u.cache_read_tokens.to_string(),
+            usd((u.unknown_cost_requests < u.requests).then_some(u.cost_usd)),
+            u.unknown_cost_requests.to_string(),
+        ]);
+    };
+    for p in summary.principals.iter().take(shown) {
+        row(p.principal.clone().unwrap_or_else(|| "(unidentified)".to_owned()), &p.totals);
+    }
+    if summary.principals.is_empty() {
+        return "no usage in this range\n".to_owned();
+    }
+    row("TOTAL".to_owned(), &summary.total);
+    let mut out = t.render();
+    if summary.total.unknown_cost_requests > 0 {
+        out.push_str("UNPRICED: requests to models without a known price; their cost is not in COST\n");
+    }
+    if summary.truncated {
+        out.push_str(&format!(
+            "note: the server added up only the newest {} records; narrow the range with --since/--until\n",
+            summary.records
+        ));
+    }
+    out
+}
+
+fn logs_table(records: &[UsageRecord]) -> String {
+    let mut t = Table::new(&[
+        "TIME", "PRINCIPAL", "PROVIDER", "MODEL", "STATUS", "REASON", "INPUT", "OUTPUT", "CACHE R/W",
+        "COST", "LATENCY",
+    ])
+    .align_right(&[4, 6, 7, 8, 9, 10]);
+    for r in records {
+        t.row(vec![
+            r.at.clone(),
+            or_dash(r.principal.as_deref()),
+            or_dash(r.provider.as_deref()),
+            or_dash(r.model.as_deref()),
+            r.status.to_string(),
+            r.reason.clone(),
+            r.input_tokens.to_string(),
+            r.output_tokens.to_string(),
+            format!("{}/{}", r.cache_read_tokens, r.cache_creation_tokens),
+            usd(r.cost_usd),
+            format!("{}ms", r.latency_ms),
+        ]);
+    }
+    if t.is_empty() {
+        return "no requests in this range\n".to_owned();
+    }
+    t.render()
+}

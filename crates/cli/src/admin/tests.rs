@@ -1,0 +1,292 @@
+//! The admin commands end to end against the real admin router (`control::router` on an
+//! in-memory store), served over HTTP/1.1 on a temporary Unix socket.
+
+use std::{
+    path::{Path, PathBuf},
+    sync::atomic::{AtomicUsize, Ordering},
+};
+
+use clap::Parser;
+use expect_test::expect;
+
+use super::*;
+use crate::args::{Cli, Command};
+
+/// A fresh directory under the system temp dir, unique to this process and call.
+pub(crate) fn temp_dir(tag: &str) -> PathBuf {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, Ordering::SeqCst);
+    let dir = std::env::temp_dir().join(format!("agentnet-cli-{tag}-{}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+struct Server {
+    dir: PathBuf,
+    store: store::Store,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Server {
+    async fn start() -> Self {
+        let dir = temp_dir("admin");
+        let store = store::Store::in_memory(&store::MasterKey::generate().unwrap()).await.unwrap();
+        let router = control::router(control::ControlState::new(store.clone(), || {}));
+        let listener = tokio::net::UnixListener::bind(dir.join("admin.sock")).unwrap();
+        let task = tokio::spawn(async move {
+            axum::serve(listener, router).await.unwrap();
+        });
+        Self { dir, store, task }
+    }
+
+    /// Runs `agentnet admin --data-dir DIR <args>` and returns its output or error chain.
+    async fn run(&self, args: &[&str]) -> String {
+        let dir = self.dir.to_str().unwrap();
+        let argv = ["agentnet", "admin", "--data-dir", dir].into_iter().chain(args.iter().copied());
+        run_admin(argv).await
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.task.abort();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+async fn run_admin<'a>(argv: impl Iterator<Item = &'a str>) -> String {
+    let Command::Admin(args) = Cli::try_parse_from(argv).unwrap().command else { panic!() };
+    let client = Client::new(args.socket_path());
+    match execute(&client, args.command, args.json).await {
+        Ok(out) => out,
+        Err(err) => format!("error: {err:#}\n"),
+    }
+}
+
+fn without_dates(text: &str) -> String {
+    text.lines()
+        .map(|l| if l.starts_with("updated ") { "updated <time>" } else { l })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[tokio::test]
+async fn providers_round_trip_over_the_socket() {
+    let server = Server::start().await;
+    expect![[r#"
+        no providers; add one with `agentnet admin providers add`
+    "#]]
+    .assert_eq(&server.run(&["providers", "list"]).await);
+    expect![[r#"
+        added provider 'anthropic'; set its key with `agentnet admin providers set-key anthropic`
+    "#]]
+    .assert_eq(
+        &server
+            .run(&[
+                "providers", "add", "anthropic", "--kind", "anthropic", "--base-url",
+                "https://api.anthropic.com", "--model", "claude-*",
+            ])
+            .await,
+    );
+    server
+        .run(&[
+            "providers", "add", "litellm", "--kind", "openai-compatible", "--base-url",
+            "http://litellm:4000/", "--preset", "litellm",
+        ])
+        .await;
+    server.store.set_provider_key("anthropic", &"sk-ant-xyz-wxyz".to_owned().into()).await.unwrap();
+    expect![[r#"
+        NAME       KIND               BASE URL                   MODELS    KEY    STAMPING  MANAGED BY
+        anthropic  anthropic          https://api.anthropic.com  claude-*  …wxyz  on        api
+        litellm    openai-compatible  http://litellm:4000        *         -      litellm   api
+    "#]]
+    .assert_eq(&server.run(&["providers", "list"]).await);
+    expect![[r#"
+        name               anthropic
+        kind               anthropic
+        base url           https://api.anthropic.com
+        apis               anthropic
+        models             claude-*
+        key                …wxyz
+        stamping           on
+        managed by         api
+        updated <time>"#]]
+    .assert_eq(&without_dates(&server.run(&["providers", "show", "anthropic"]).await));
+
+    let json = server.run(&["providers", "show", "litellm", "--json"]).await;
+    let value: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(value["stamping"]["preset"], "litellm");
+
+    // Server-side validation and conflicts come back as the server's message.
+    expect![[r#"
+        error: provider 'anthropic' already exists
+    "#]]
+    .assert_eq(&server.run(&["providers", "add", "anthropic", "--kind", "anthropic", "--base-url", "https://x"]).await);
+    expect![[r#"
+        error: base_url: 'https://api.openai.com/v1' ends in /v1; give the base URL without it (the gateway appends /v1/messages, /v1/chat/completions, …)
+    "#]]
+    .assert_eq(&server.run(&["providers", "add", "o", "--kind", "openai", "--base-url", "https://api.openai.com/v1"]).await);
+    expect![[r#"
+        removed provider 'litellm'
+    "#]]
+    .assert_eq(&server.run(&["providers", "rm", "litellm"]).await);
+    expect![[r#"
+        error: provider 'litellm' does not exist
+    "#]]
+    .assert_eq(&server.run(&["providers", "rm", "litellm"]).await);
+}
+
+#[tokio::test]
+async fn groups_agents_and_policies_over_the_socket() {
+    let server = Server::start().await;
+    server.run(&["groups", "add", "eng", "--description", "engineers"]).await;
+    server.run(&["agents", "add", "ci-bot", "--group", "eng", "--group", "release"]).await;
+    expect![[r#"
+        added policy 'eng-claude'
+    "#]]
+    .assert_eq(
+        &server
+            .run(&[
+                "policies", "add", "eng-claude", "--group", "eng", "--agent", "ci-bot", "--provider",
+                "anthropic", "--model", "claude-sonnet-*",
+            ])
+            .await,
+    );
+    server.run(&["policies", "add", "all", "--everyone", "--provider", "local"]).await;
+    expect![[r#"
+        NAME  DESCRIPTION  MANAGED BY
+        eng   engineers    api
+    "#]]
+    .assert_eq(&server.run(&["groups", "list"]).await);
+    expect![[r#"
+        NAME    GROUPS       DESCRIPTION  MANAGED BY
+        ci-bot  eng,release  -            api
+    "#]]
+    .assert_eq(&server.run(&["agents", "list"]).await);
+    expect![[r#"
+        NAME        SOURCES                 PROVIDERS  MODELS           MANAGED BY
+        all         everyone                local      *                api
+        eng-claude  group:eng,agent:ci-bot  anthropic  claude-sonnet-*  api
+    "#]]
+    .assert_eq(&server.run(&["policies", "list"]).await);
+    expect![[r#"
+        name        eng-claude
+        everyone    no
+        groups      eng
+        users       -
+        agents      ci-bot
+        providers   anthropic
+        models      claude-sonnet-*
+        managed by  api
+        updated <time>"#]]
+    .assert_eq(&without_dates(&server.run(&["policies", "show", "eng-claude"]).await));
+    for (what, name) in [("policies", "all"), ("policies", "eng-claude"), ("agents", "ci-bot"), ("groups", "eng")] {
+        server.run(&[what, "rm", name]).await;
+    }
+    expect![[r#"
+        no policies: nobody can use any provider (default deny)
+    "#]]
+    .assert_eq(&server.run(&["policies", "list"]).await);
+}
+
+fn record(id: &str, at_ms: i64, principal: &str, cost: Option<i64>) -> store::UsageRecord {
+    store::UsageRecord {
+        id: id.into(),
+        at_ms,
+        principal_kind: Some("user".into()),
+        principal: Some(principal.into()),
+        groups: vec!["eng".into()],
+        provider: Some("anthropic".into()),
+        api: "anthropic".into(),
+        endpoint: "messages".into(),
+        model: Some("claude-sonnet-4-5".into()),
+        status: 200,
+        reason: "ok".into(),
+        latency_ms: 900,
+        input_tokens: 1000,
+        output_tokens: 200,
+        cache_read_tokens: 5000,
+        cost_micro_usd: cost,
+        usage_reported: true,
+        ..store::UsageRecord::default()
+    }
+}
+
+#[tokio::test]
+async fn usage_and_logs_over_the_socket() {
+    let server = Server::start().await;
+    server
+        .store
+        .insert_usage(&[
+            record("1", 1_700_000_000_000, "ada@example.com", Some(7_500)),
+            record("2", 1_700_000_060_000, "ada@example.com", Some(2_500)),
+            record("3", 1_700_000_120_000, "bob@example.com", None),
+        ])
+        .await
+        .unwrap();
+    expect![[r#"
+        PRINCIPAL        REQUESTS  FAILED  INPUT  OUTPUT  CACHE WRITE  CACHE READ     COST  UNPRICED
+        ada@example.com         2       0   2000     400            0       10000    $0.01         0
+        bob@example.com         1       0   1000     200            0        5000  unknown         1
+        TOTAL                   3       0   3000     600            0       15000    $0.01         1
+        UNPRICED: requests to models without a known price; their cost is not in COST
+    "#]]
+    .assert_eq(&server.run(&["usage"]).await);
+    expect![[r#"
+        TIME                      PRINCIPAL        PROVIDER   MODEL              STATUS  REASON  INPUT  OUTPUT  CACHE R/W     COST  LATENCY
+        2023-11-14T22:14:20.000Z  ada@example.com  anthropic  claude-sonnet-4-5     200  ok       1000     200     5000/0  $0.0025    900ms
+        2023-11-14T22:13:20.000Z  ada@example.com  anthropic  claude-sonnet-4-5     200  ok       1000     200     5000/0  $0.0075    900ms
+    "#]]
+    .assert_eq(&server.run(&["logs", "--principal", "ada@example.com", "--since", "2023-11-14T23:00:00+01:00"]).await);
+    let json = server.run(&["logs", "--limit", "1", "--json"]).await;
+    let value: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(value[0]["id"], "3");
+    assert_eq!(value[0]["cost_known"], false);
+    // A duration reaches back from now: these records are from 2023.
+    expect![[r#"
+        no requests in this range
+    "#]]
+    .assert_eq(&server.run(&["logs", "--since", "24h"]).await);
+    expect![[r#"
+        error: --since takes an RFC 3339 time or a duration such as 30m, 24h, 7d: 'yesterday' is not an RFC 3339 timestamp (e.g. 2025-06-01T12:00:00Z): expected a digit
+    "#]]
+    .assert_eq(&server.run(&["usage", "--since", "yesterday"]).await);
+}
+
+#[tokio::test]
+async fn a_missing_server_is_reported_clearly() {
+    let dir = temp_dir("nothing");
+    let socket = dir.join("admin.sock");
+    let out = run_admin(["agentnet", "admin", "--socket", socket.to_str().unwrap(), "groups", "list"].into_iter()).await;
+    assert!(
+        out.starts_with(&format!(
+            "error: cannot reach the agentnet server at {}: is `agentnet server` running?: ",
+            socket.display()
+        )),
+        "{out}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+    let default = AdminArgs::try_parse_from_admin(&["groups", "list"]);
+    assert_eq!(default.socket_path(), Path::new("./agentnet-data/admin.sock"));
+}
+
+#[test]
+fn durations_reach_back_from_now() {
+    let now = 1_700_000_000_000;
+    assert_eq!(when::resolve("since", "24h", now).unwrap(), "2023-11-13T22:13:20.000Z");
+    assert_eq!(when::resolve("since", "1h30m", now).unwrap(), "2023-11-14T20:43:20.000Z");
+    assert_eq!(when::resolve("since", "2w", now).unwrap(), "2023-10-31T22:13:20.000Z");
+    assert_eq!(when::resolve("since", "2023-11-14T00:00:00+02:00", now).unwrap(), "2023-11-13T22:00:00.000Z");
+    assert!(when::resolve("since", "0h", now).is_err());
+    assert!(when::resolve("since", "24", now).is_err());
+    assert!(when::resolve("since", "99999999999999999w", now).is_err());
+}
+
+impl AdminArgs {
+    fn try_parse_from_admin(args: &[&str]) -> AdminArgs {
+        let argv = ["agentnet", "admin"].into_iter().chain(args.iter().copied());
+        let Command::Admin(admin) = Cli::try_parse_from(argv).unwrap().command else { panic!() };
+        admin
+    }
+}

@@ -1,0 +1,260 @@
+//! The command line, declared with clap's derive API. Parsing only: the commands live in
+//! `admin` and `setup`.
+
+use std::path::PathBuf;
+
+use api_types::{GatewayPreset, ProviderKind};
+use clap::{builder::PossibleValuesParser, builder::TypedValueParser, Args, Parser, Subcommand};
+
+/// Where the gateway's AI endpoint listens by default.
+pub(crate) const DEFAULT_ENDPOINT: &str = "http://127.0.0.1:4000";
+
+/// agentnet: a keyless access plane for AI agents and the people who run them.
+#[derive(Debug, Parser)]
+#[command(name = "agentnet", version, propagate_version = true)]
+pub(crate) struct Cli {
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Run the gateway: admin API and AI proxy in one process.
+    Server {
+        /// The server's config file.
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+    },
+    /// Manage providers, groups, agents and policies, and read usage, through a running server.
+    Admin(AdminArgs),
+    /// Point a client tool at the gateway.
+    Setup {
+        #[command(subcommand)]
+        tool: SetupTool,
+    },
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct AdminArgs {
+    /// The server's admin socket [default: DATA_DIR/admin.sock].
+    #[arg(long, value_name = "PATH", global = true, conflicts_with = "data_dir")]
+    pub(crate) socket: Option<PathBuf>,
+    /// The server's data directory, where its admin socket is.
+    #[arg(long, value_name = "DIR", global = true, default_value = "./agentnet-data")]
+    pub(crate) data_dir: PathBuf,
+    /// Print the server's JSON answer instead of a table.
+    #[arg(long, global = true)]
+    pub(crate) json: bool,
+    #[command(subcommand)]
+    pub(crate) command: AdminCommand,
+}
+
+impl AdminArgs {
+    pub(crate) fn socket_path(&self) -> PathBuf {
+        self.socket.clone().unwrap_or_else(|| self.data_dir.join("admin.sock"))
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum AdminCommand {
+    /// Upstream LLM APIs and their keys.
+    #[command(subcommand)]
+    Providers(ProvidersCommand),
+    /// Groups of the local directory.
+    #[command(subcommand)]
+    Groups(GroupsCommand),
+    /// Non-human identities.
+    #[command(subcommand)]
+    Agents(AgentsCommand),
+    /// Who may use which provider and model (default deny).
+    #[command(subcommand)]
+    Policies(PoliciesCommand),
+    /// Requests, tokens and cost per principal.
+    Usage(UsageFilters),
+    /// The request log: one line per request, with status and reason.
+    Logs(UsageFilters),
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum ProvidersCommand {
+    /// List providers.
+    List,
+    /// Show one provider.
+    Show { name: String },
+    /// Add a provider (set its key afterwards with `set-key`).
+    Add(ProviderAdd),
+    /// Set a provider's key, read from stdin (or an environment variable), never from the
+    /// command line.
+    SetKey {
+        name: String,
+        /// Read the key from this environment variable instead of stdin.
+        #[arg(long, value_name = "VAR")]
+        from_env: Option<String>,
+    },
+    /// Remove a provider and its key.
+    Rm { name: String },
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ProviderAdd {
+    pub(crate) name: String,
+    #[arg(long, value_parser = kind_parser())]
+    pub(crate) kind: ProviderKind,
+    /// Base URL without /v1, e.g. https://api.anthropic.com.
+    #[arg(long, value_name = "URL")]
+    pub(crate) base_url: String,
+    /// A model name or `*` pattern it serves (repeatable); none means any model.
+    #[arg(long = "model", value_name = "MODEL")]
+    pub(crate) models: Vec<String>,
+    /// The API it answers, `anthropic` or `openai` (repeatable) [default: by kind].
+    #[arg(long = "api", value_name = "API", value_parser = api_parser())]
+    pub(crate) apis: Vec<api_types::Api>,
+    /// The gateway in front of the provider that should see the caller's identity.
+    #[arg(long, value_parser = preset_parser(), default_value = "none")]
+    pub(crate) preset: GatewayPreset,
+    /// Send no identity upstream at all.
+    #[arg(long)]
+    pub(crate) no_stamping: bool,
+    /// Azure OpenAI's api-version (azure-openai only).
+    #[arg(long, value_name = "VERSION")]
+    pub(crate) azure_api_version: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum GroupsCommand {
+    /// List groups.
+    List,
+    /// Add a group.
+    Add {
+        name: String,
+        #[arg(long, default_value = "")]
+        description: String,
+    },
+    /// Remove a group.
+    Rm { name: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum AgentsCommand {
+    /// List agents.
+    List,
+    /// Add an agent.
+    Add {
+        name: String,
+        /// A group it belongs to (repeatable).
+        #[arg(long = "group", value_name = "GROUP")]
+        groups: Vec<String>,
+        #[arg(long, default_value = "")]
+        description: String,
+    },
+    /// Remove an agent.
+    Rm { name: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum PoliciesCommand {
+    /// List policies.
+    List,
+    /// Show one policy.
+    Show { name: String },
+    /// Add a policy: its sources may use its providers (and only its models, if given).
+    Add(PolicyAdd),
+    /// Remove a policy.
+    Rm { name: String },
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct PolicyAdd {
+    pub(crate) name: String,
+    /// A source group (repeatable).
+    #[arg(long = "group", value_name = "GROUP")]
+    pub(crate) groups: Vec<String>,
+    /// A source user, by email (repeatable).
+    #[arg(long = "user", value_name = "EMAIL")]
+    pub(crate) users: Vec<String>,
+    /// A source agent (repeatable).
+    #[arg(long = "agent", value_name = "AGENT")]
+    pub(crate) agents: Vec<String>,
+    /// Every authenticated caller.
+    #[arg(long)]
+    pub(crate) everyone: bool,
+    /// A provider it opens (repeatable, at least one).
+    #[arg(long = "provider", value_name = "PROVIDER", required = true)]
+    pub(crate) providers: Vec<String>,
+    /// An allowed model or `*` pattern (repeatable); none means every model.
+    #[arg(long = "model", value_name = "MODEL")]
+    pub(crate) models: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, Args)]
+pub(crate) struct UsageFilters {
+    /// Email or agent name.
+    #[arg(long)]
+    pub(crate) principal: Option<String>,
+    #[arg(long)]
+    pub(crate) group: Option<String>,
+    #[arg(long)]
+    pub(crate) provider: Option<String>,
+    #[arg(long)]
+    pub(crate) model: Option<String>,
+    /// `ok`, or a failure reason such as `no_policy`.
+    #[arg(long)]
+    pub(crate) reason: Option<String>,
+    /// An RFC 3339 time, or a duration back from now: 30m, 24h, 7d, 2w.
+    #[arg(long, value_name = "WHEN")]
+    pub(crate) since: Option<String>,
+    /// An RFC 3339 time, or a duration back from now.
+    #[arg(long, value_name = "WHEN")]
+    pub(crate) until: Option<String>,
+    /// At most this many records (logs) or principals (usage).
+    #[arg(long, value_name = "N")]
+    pub(crate) limit: Option<u32>,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum SetupTool {
+    /// Write ~/.claude/settings.json so that Claude Code talks to the gateway.
+    ClaudeCode {
+        /// The gateway's AI endpoint.
+        #[arg(long, value_name = "URL", default_value = DEFAULT_ENDPOINT)]
+        endpoint: String,
+        /// A command that prints the token Claude Code sends [default: a dummy; the gateway
+        /// identifies callers by other means and strips client credentials].
+        #[arg(long, value_name = "CMD")]
+        token_command: Option<String>,
+        /// Show what would change without writing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Write ~/.codex/config.toml (or $CODEX_HOME/config.toml) so that Codex talks to the
+    /// gateway.
+    Codex {
+        /// The gateway's AI endpoint.
+        #[arg(long, value_name = "URL", default_value = DEFAULT_ENDPOINT)]
+        endpoint: String,
+        /// The environment variable whose value Codex sends as its bearer token.
+        #[arg(long, value_name = "VAR")]
+        token_env: Option<String>,
+        /// Show what would change without writing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+}
+
+fn kind_parser() -> impl TypedValueParser<Value = ProviderKind> {
+    PossibleValuesParser::new(ProviderKind::ALL.map(ProviderKind::as_str))
+        .map(|s| ProviderKind::parse(&s).unwrap_or(ProviderKind::OpenAiCompatible))
+}
+
+fn preset_parser() -> impl TypedValueParser<Value = GatewayPreset> {
+    PossibleValuesParser::new(GatewayPreset::ALL.map(GatewayPreset::as_str))
+        .map(|s| GatewayPreset::parse(&s).unwrap_or_default())
+}
+
+fn api_parser() -> impl TypedValueParser<Value = api_types::Api> {
+    PossibleValuesParser::new(api_types::Api::ALL.map(api_types::Api::as_str))
+        .map(|s| api_types::Api::parse(&s).unwrap_or(api_types::Api::OpenAi))
+}
+
+#[cfg(test)]
+mod tests;

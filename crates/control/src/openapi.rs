@@ -1,0 +1,54 @@
+//! The OpenAPI 3.1 document of the admin API, generated from the handlers' annotations and the
+//! `api-types` schemas, served at `/api/v1/openapi.json`.
+
+use axum::Json;
+use utoipa::OpenApi;
+
+use crate::{directory, policies, providers, usage};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "agentnet admin API",
+        version = "1",
+        description = "Providers (with write-only keys), groups, agents, policies, usage and logs."
+    ),
+    paths(
+        providers::list, providers::create, providers::show, providers::replace, providers::remove,
+        providers::set_key,
+        directory::list_groups, directory::create_group, directory::show_group,
+        directory::replace_group, directory::remove_group,
+        directory::list_agents, directory::create_agent, directory::show_agent,
+        directory::replace_agent, directory::remove_agent,
+        policies::list, policies::create, policies::show, policies::replace, policies::remove,
+        usage::records, usage::logs, usage::summary,
+        document,
+    ),
+    components(schemas(
+        api_types::Provider, api_types::ProviderInput, api_types::ProviderKind, api_types::Api,
+        api_types::GatewayPreset, api_types::Stamping, api_types::ModelPrice, api_types::ApiKey,
+        api_types::SetKeyRequest, api_types::SetKeyResponse, api_types::ManagedBy,
+        api_types::Group, api_types::GroupInput, api_types::Agent, api_types::AgentInput,
+        api_types::Policy, api_types::PolicyInput, api_types::PolicySources,
+        api_types::UsageRecord, api_types::UsageQuery, api_types::UsageSummary,
+        api_types::PrincipalUsage, api_types::UsageTotals,
+        api_types::ErrorBody, api_types::ErrorDetail, api_types::ErrorCode,
+    )),
+    tags(
+        (name = "providers", description = "upstream LLM APIs and their keys"),
+        (name = "groups", description = "the local directory's groups"),
+        (name = "agents", description = "non-human identities"),
+        (name = "policies", description = "default-deny allow rules"),
+        (name = "usage", description = "usage records, logs and summaries"),
+        (name = "meta", description = "this document"),
+    )
+)]
+pub struct ApiDoc;
+
+#[utoipa::path(
+    get, path = "/api/v1/openapi.json", tag = "meta",
+    responses((status = 200, description = "this OpenAPI document", content_type = "application/json"))
+)]
+pub(crate) async fn document() -> Json<utoipa::openapi::OpenApi> {
+    Json(ApiDoc::openapi())
+}

@@ -1,0 +1,179 @@
+//! `/policies`: default-deny allow rules from sources (groups, users, agents, everyone) to
+//! providers, with an optional model allowlist.
+
+use api_types::{ErrorBody, Policy, PolicyInput, PolicySources};
+use axum::{
+    extract::{Path, State},
+    http::StatusCode,
+    Json,
+};
+use domain::{ModelPattern, Source};
+use store::{ManagedBy, PolicyRecord};
+
+use crate::{extract::Body, providers::managed_by_to_dto, validate, ControlState, Error};
+
+const KIND: &str = "policy";
+
+#[utoipa::path(
+    get, path = "/api/v1/policies", tag = "policies",
+    responses((status = 200, description = "every policy, by name", body = Vec<Policy>))
+)]
+pub(crate) async fn list(State(state): State<ControlState>) -> Result<Json<Vec<Policy>>, Error> {
+    Ok(Json(state.store.policies().await?.iter().map(to_dto).collect()))
+}
+
+#[utoipa::path(
+    get, path = "/api/v1/policies/{name}", tag = "policies",
+    params(("name" = String, Path, description = "policy name")),
+    responses((status = 200, body = Policy), (status = 404, body = ErrorBody))
+)]
+pub(crate) async fn show(
+    State(state): State<ControlState>,
+    Path(name): Path<String>,
+) -> Result<Json<Policy>, Error> {
+    let record = find(&state, &name).await?.ok_or(Error::NotFound { kind: KIND, name })?;
+    Ok(Json(to_dto(&record)))
+}
+
+#[utoipa::path(
+    post, path = "/api/v1/policies", tag = "policies",
+    request_body = PolicyInput,
+    responses(
+        (status = 201, body = Policy),
+        (status = 400, description = "invalid input, e.g. no sources", body = ErrorBody),
+        (status = 409, description = "a policy by that name exists", body = ErrorBody),
+    )
+)]
+pub(crate) async fn create(
+    State(state): State<ControlState>,
+    Body(input): Body<PolicyInput>,
+) -> Result<(StatusCode, Json<Policy>), Error> {
+    let name = input.name.clone().unwrap_or_default();
+    validate::name("name", &name)?;
+    if find(&state, &name).await?.is_some() {
+        return Err(Error::AlreadyExists { kind: KIND, name });
+    }
+    Ok((StatusCode::CREATED, Json(save(&state, name, input).await?)))
+}
+
+#[utoipa::path(
+    put, path = "/api/v1/policies/{name}", tag = "policies",
+    params(("name" = String, Path, description = "policy name")),
+    request_body = PolicyInput,
+    responses(
+        (status = 200, description = "replaced", body = Policy),
+        (status = 201, description = "created", body = Policy),
+        (status = 400, body = ErrorBody),
+        (status = 409, description = "managed by the config file", body = ErrorBody),
+    )
+)]
+pub(crate) async fn replace(
+    State(state): State<ControlState>,
+    Path(name): Path<String>,
+    Body(input): Body<PolicyInput>,
+) -> Result<(StatusCode, Json<Policy>), Error> {
+    validate::name_matches_path(&name, input.name.as_deref())?;
+    let existing = find(&state, &name).await?;
+    if existing.as_ref().is_some_and(|p| p.managed_by == ManagedBy::Config) {
+        return Err(Error::ManagedByConfig { kind: KIND, name });
+    }
+    let status = if existing.is_some() { StatusCode::OK } else { StatusCode::CREATED };
+    Ok((status, Json(save(&state, name, input).await?)))
+}
+
+#[utoipa::path(
+    delete, path = "/api/v1/policies/{name}", tag = "policies",
+    params(("name" = String, Path, description = "policy name")),
+    responses(
+        (status = 204, description = "deleted"),
+        (status = 404, body = ErrorBody),
+        (status = 409, description = "managed by the config file", body = ErrorBody),
+    )
+)]
+pub(crate) async fn remove(
+    State(state): State<ControlState>,
+    Path(name): Path<String>,
+) -> Result<StatusCode, Error> {
+    let record =
+        find(&state, &name).await?.ok_or_else(|| Error::NotFound { kind: KIND, name: name.clone() })?;
+    if record.managed_by == ManagedBy::Config {
+        return Err(Error::ManagedByConfig { kind: KIND, name });
+    }
+    if !state.store.delete_policy(&name).await? {
+        return Err(Error::NotFound { kind: KIND, name });
+    }
+    tracing::info!(policy = %name, "policy deleted through the admin api");
+    state.changed();
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn find(state: &ControlState, name: &str) -> Result<Option<PolicyRecord>, Error> {
+    Ok(state.store.policies().await?.into_iter().find(|p| p.policy.name == name))
+}
+
+async fn save(state: &ControlState, name: String, input: PolicyInput) -> Result<Policy, Error> {
+    let policy = from_input(name, input)?;
+    state.store.put_policy(&policy, ManagedBy::Api).await?;
+    tracing::info!(policy = %policy.name, "policy saved through the admin api");
+    state.changed();
+    let record = find(state, &policy.name)
+        .await?
+        .ok_or_else(|| Error::NotFound { kind: KIND, name: policy.name.clone() })?;
+    Ok(to_dto(&record))
+}
+
+/// The domain policy for validated `input`.
+pub(crate) fn from_input(name: String, input: PolicyInput) -> Result<domain::Policy, Error> {
+    let s = input.sources;
+    if s.is_empty() {
+        return Err(Error::invalid(
+            "sources",
+            "a policy needs at least one source: groups, users, agents, or everyone",
+        ));
+    }
+    let mut sources = Vec::new();
+    if s.everyone {
+        sources.push(Source::Everyone);
+    }
+    sources.extend(validate::references("sources.groups", s.groups, true)?.into_iter().map(Source::Group));
+    sources.extend(validate::references("sources.users", s.users, false)?.into_iter().map(Source::User));
+    for (i, agent) in s.agents.iter().enumerate() {
+        validate::name(&format!("sources.agents[{i}]"), agent)?;
+    }
+    sources.extend(validate::references("sources.agents", s.agents, false)?.into_iter().map(Source::Agent));
+    if input.providers.is_empty() {
+        return Err(Error::invalid("providers", "a policy needs at least one provider to open"));
+    }
+    for (i, provider) in input.providers.iter().enumerate() {
+        validate::name(&format!("providers[{i}]"), provider)?;
+    }
+    let providers = validate::references("providers", input.providers, false)?;
+    let models = validate::references("models", input.models, false)?;
+    Ok(domain::Policy {
+        name,
+        sources,
+        providers,
+        models: models.into_iter().map(ModelPattern::new).collect(),
+    })
+}
+
+fn to_dto(record: &PolicyRecord) -> Policy {
+    let p = &record.policy;
+    let mut sources = PolicySources::default();
+    for source in &p.sources {
+        match source {
+            Source::Group(g) => sources.groups.push(g.clone()),
+            Source::User(u) => sources.users.push(u.clone()),
+            Source::Agent(a) => sources.agents.push(a.clone()),
+            Source::Everyone => sources.everyone = true,
+        }
+    }
+    Policy {
+        name: p.name.clone(),
+        sources,
+        providers: p.providers.clone(),
+        models: p.models.iter().map(|m| m.as_str().to_owned()).collect(),
+        managed_by: managed_by_to_dto(record.managed_by),
+        updated_at: api_types::time::format_rfc3339(record.updated_at_ms),
+    }
+}

@@ -1,0 +1,559 @@
+//! Admin API tests through `Router::oneshot` on an in-memory store: CRUD, validation messages,
+//! config-managed records, keys never echoed, `on_change` calls, usage filters and summaries.
+
+use std::sync::{
+    atomic::{AtomicUsize, Ordering},
+    Arc,
+};
+
+use axum::{body::Body, Router};
+use expect_test::{expect, Expect};
+use http::{Method, Request, StatusCode};
+use http_body_util::BodyExt;
+use serde_json::{json, Value};
+use tower::ServiceExt;
+
+use super::*;
+
+struct Harness {
+    router: Router,
+    store: store::Store,
+    changes: Arc<AtomicUsize>,
+}
+
+async fn harness() -> Harness {
+    let store = store::Store::in_memory(&store::MasterKey::generate().unwrap()).await.unwrap();
+    let changes = Arc::new(AtomicUsize::new(0));
+    let counter = changes.clone();
+    let state = ControlState::new(store.clone(), move || {
+        counter.fetch_add(1, Ordering::SeqCst);
+    });
+    Harness { router: router(state), store, changes }
+}
+
+impl Harness {
+    async fn call(&self, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
+        let request = Request::builder().method(method).uri(path);
+        let request = match body {
+            Some(body) => request
+                .header("content-type", "application/json")
+                .body(Body::from(body.to_string())),
+            None => request.body(Body::empty()),
+        }
+        .unwrap();
+        let response = self.router.clone().oneshot(request).await.unwrap();
+        let status = response.status();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        let value = if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).unwrap() };
+        (status, value)
+    }
+
+    async fn raw(&self, method: Method, path: &str, body: &str) -> (StatusCode, Value) {
+        let request =
+            Request::builder().method(method).uri(path).body(Body::from(body.to_owned())).unwrap();
+        let response = self.router.clone().oneshot(request).await.unwrap();
+        let status = response.status();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        (status, serde_json::from_slice(&bytes).unwrap())
+    }
+
+    fn changes(&self) -> usize {
+        self.changes.load(Ordering::SeqCst)
+    }
+}
+
+/// Checks status and the error's `code`, `field` and `message`.
+fn check_error((status, body): (StatusCode, Value), expect: Expect) {
+    let e = &body["error"];
+    let field = e["field"].as_str().map(|f| format!(" [{f}]")).unwrap_or_default();
+    let actual = format!(
+        "{} {}{field}: {}",
+        status.as_u16(),
+        e["code"].as_str().unwrap_or("?"),
+        e["message"].as_str().unwrap_or("?")
+    );
+    expect.assert_eq(&actual);
+}
+
+fn anthropic_input() -> Value {
+    json!({
+        "name": "anthropic",
+        "kind": "anthropic",
+        "base_url": "https://api.anthropic.com/",
+        "models": ["claude-*"],
+        "prices": [{"model": "claude-x", "input_usd_per_mtok": 3, "output_usd_per_mtok": 15}],
+        "api_key": "sk-ant-api03-SECRETSECRET-wxyz"
+    })
+}
+
+#[tokio::test]
+async fn provider_crud_and_the_key_is_never_returned() {
+    let h = harness().await;
+    let (status, created) = h.call(Method::POST, "/api/v1/providers", Some(anthropic_input())).await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(h.changes(), 1);
+    assert!(!created.to_string().contains("SECRET"));
+    created["updated_at"].as_str().unwrap();
+    let mut shown = created.clone();
+    shown["updated_at"] = json!("-");
+    expect![[r#"{"apis":["anthropic"],"base_url":"https://api.anthropic.com","has_key":true,"key_fingerprint":"…wxyz","kind":"anthropic","managed_by":"api","models":["claude-*"],"name":"anthropic","prices":[{"cache_read_usd_per_mtok":0.3,"cache_write_usd_per_mtok":3.75,"input_usd_per_mtok":3.0,"model":"claude-x","output_usd_per_mtok":15.0}],"stamping":{"enabled":true,"preset":"none"},"updated_at":"-"}"#]]
+        .assert_eq(&shown.to_string());
+
+    // The store got integer micro-dollars and the key, encrypted.
+    let record = h.store.provider("anthropic").await.unwrap().unwrap();
+    assert_eq!(record.provider.price_overrides[0].1, domain::Price::anthropic(3_000_000, 15_000_000));
+    let keys = h.store.provider_keys().await.unwrap();
+    assert_eq!(secrecy::ExposeSecret::expose_secret(&keys[0].1), "sk-ant-api03-SECRETSECRET-wxyz");
+
+    let (status, list) = h.call(Method::GET, "/api/v1/providers", None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(list.as_array().unwrap().len(), 1);
+    assert!(!list.to_string().contains("SECRET"));
+
+    // POST again: already exists.
+    check_error(
+        h.call(Method::POST, "/api/v1/providers", Some(anthropic_input())).await,
+        expect!["409 already_exists: provider 'anthropic' already exists"],
+    );
+
+    // PUT replaces the spec and keeps the key.
+    let (status, replaced) = h
+        .call(
+            Method::PUT,
+            "/api/v1/providers/anthropic",
+            Some(json!({"kind": "anthropic", "base_url": "https://proxy.example.com",
+                        "stamping": {"enabled": false}})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(replaced["base_url"], "https://proxy.example.com");
+    assert_eq!(replaced["has_key"], true);
+    assert_eq!(replaced["stamping"], json!({"enabled": false, "preset": "none"}));
+    assert_eq!(h.changes(), 2);
+
+    // PUT of a new name creates.
+    let (status, _) = h
+        .call(
+            Method::PUT,
+            "/api/v1/providers/local",
+            Some(json!({"kind": "openai-compatible", "base_url": "http://127.0.0.1:11434"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (_, local) = h.call(Method::GET, "/api/v1/providers/local", None).await;
+    assert_eq!(local["apis"], json!(["openai"]));
+    assert_eq!(local["has_key"], false);
+    assert_eq!(local["key_fingerprint"], Value::Null);
+
+    let (status, body) = h.call(Method::DELETE, "/api/v1/providers/local", None).await;
+    assert_eq!((status, body), (StatusCode::NO_CONTENT, Value::Null));
+    check_error(
+        h.call(Method::GET, "/api/v1/providers/local", None).await,
+        expect!["404 not_found: provider 'local' does not exist"],
+    );
+    check_error(
+        h.call(Method::DELETE, "/api/v1/providers/local", None).await,
+        expect!["404 not_found: provider 'local' does not exist"],
+    );
+    assert_eq!(h.changes(), 4);
+}
+
+#[tokio::test]
+async fn set_key_answers_with_the_fingerprint_only() {
+    let h = harness().await;
+    let mut input = anthropic_input();
+    input.as_object_mut().unwrap().remove("api_key");
+    h.call(Method::POST, "/api/v1/providers", Some(input)).await;
+    let (status, body) = h
+        .call(Method::PUT, "/api/v1/providers/anthropic/key", Some(json!({"api_key": "sk-NEWKEY-abcd"})))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body, json!({"name": "anthropic", "key_fingerprint": "…abcd"}));
+    assert_eq!(h.changes(), 2);
+    check_error(
+        h.call(Method::PUT, "/api/v1/providers/nope/key", Some(json!({"api_key": "sk-x"}))).await,
+        expect!["404 not_found: provider 'nope' does not exist"],
+    );
+    check_error(
+        h.call(Method::PUT, "/api/v1/providers/anthropic/key", Some(json!({"api_key": "sk-SECRET\n"}))).await,
+        expect!["400 invalid_request [api_key]: api_key: must not contain whitespace or control characters (a trailing newline?)"],
+    );
+    check_error(
+        h.call(Method::PUT, "/api/v1/providers/anthropic/key", Some(json!({"api_key": ""}))).await,
+        expect!["400 invalid_request [api_key]: api_key: must not be empty"],
+    );
+    assert_eq!(h.changes(), 2);
+}
+
+#[tokio::test]
+async fn config_managed_records_are_read_only_except_the_key() {
+    let h = harness().await;
+    let provider = controlled_provider();
+    h.store.put_provider(&provider, store::ManagedBy::Config).await.unwrap();
+    h.store
+        .put_group(&store::GroupRecord {
+            name: "eng".into(),
+            description: String::new(),
+            managed_by: store::ManagedBy::Config,
+        })
+        .await
+        .unwrap();
+
+    let body = json!({"kind": "openai", "base_url": "https://api.openai.com"});
+    check_error(
+        h.call(Method::PUT, "/api/v1/providers/openai", Some(body)).await,
+        expect!["409 managed_by_config: provider 'openai' is managed by the config file; change it there"],
+    );
+    check_error(
+        h.call(Method::DELETE, "/api/v1/providers/openai", None).await,
+        expect!["409 managed_by_config: provider 'openai' is managed by the config file; change it there"],
+    );
+    check_error(
+        h.call(Method::DELETE, "/api/v1/groups/eng", None).await,
+        expect!["409 managed_by_config: group 'eng' is managed by the config file; change it there"],
+    );
+    check_error(
+        h.call(Method::PUT, "/api/v1/groups/eng", Some(json!({"description": "x"}))).await,
+        expect!["409 managed_by_config: group 'eng' is managed by the config file; change it there"],
+    );
+    assert_eq!(h.changes(), 0);
+
+    let (status, body) = h
+        .call(Method::PUT, "/api/v1/providers/openai/key", Some(json!({"api_key": "sk-proj-1234"})))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(h.changes(), 1);
+    let (_, shown) = h.call(Method::GET, "/api/v1/providers/openai", None).await;
+    assert_eq!(shown["managed_by"], "config");
+    assert_eq!(shown["key_fingerprint"], "…1234");
+}
+
+fn controlled_provider() -> domain::Provider {
+    domain::Provider {
+        name: "openai".into(),
+        kind: domain::ProviderKind::OpenAi,
+        base_url: "https://api.openai.com".into(),
+        apis: vec![domain::Api::OpenAi],
+        models: vec![],
+        price_overrides: vec![],
+        stamping: domain::Stamping::default(),
+        azure_api_version: None,
+    }
+}
+
+#[tokio::test]
+async fn provider_validation_names_the_field() {
+    let h = harness().await;
+    let post = |body: Value| {
+        let h = &h;
+        async move { h.call(Method::POST, "/api/v1/providers", Some(body)).await }
+    };
+    check_error(
+        post(json!({"name": "x", "kind": "gemini", "base_url": "https://g"})).await,
+        expect!["400 invalid_request [kind]: invalid request body: kind: unknown variant `gemini`, expected one of `anthropic`, `openai`, `azure-openai`, `openai-compatible` at line 1 column 39"],
+    );
+    check_error(
+        post(json!({"name": "x", "kind": "openai", "base_url": "ftp://g"})).await,
+        expect!["400 invalid_request [base_url]: base_url: 'ftp://g' must start with https:// or http://"],
+    );
+    check_error(
+        post(json!({"kind": "openai", "base_url": "https://g"})).await,
+        expect!["400 invalid_request [name]: name: must not be empty"],
+    );
+    check_error(
+        post(json!({"name": "bad name", "kind": "openai", "base_url": "https://g"})).await,
+        expect!["400 invalid_request [name]: name: 'bad name' contains ' '; use only letters, digits, '.', '_' and '-'"],
+    );
+    check_error(
+        post(json!({"name": "x", "kind": "openai", "base_url": "https://g", "stamping": {"preset": "kong"}})).await,
+        expect!["400 invalid_request [stamping.preset]: invalid request body: stamping.preset: unknown variant `kong`, expected one of `none`, `litellm`, `portkey`, `cloudflare-ai-gateway`, `bifrost`, `openrouter` at line 1 column 78"],
+    );
+    check_error(
+        post(json!({"name": "x", "kind": "openai", "base_url": "https://g",
+                    "prices": [{"model": "m", "input_usd_per_mtok": -1, "output_usd_per_mtok": 1}]})).await,
+        expect!["400 invalid_request [prices[0].input_usd_per_mtok]: prices[0].input_usd_per_mtok: must be a non-negative number of USD per million tokens"],
+    );
+    check_error(
+        post(json!({"name": "x", "kind": "openai", "base_url": "https://g", "azure_api_version": "2024-10-21"})).await,
+        expect!["400 invalid_request [azure_api_version]: azure_api_version: only applies to providers of kind azure-openai"],
+    );
+    check_error(
+        post(json!({"name": "x", "kind": "openai", "base_url": "https://g", "modles": []})).await,
+        expect!["400 invalid_request [modles]: invalid request body: modles: unknown field `modles`, expected one of `name`, `kind`, `base_url`, `apis`, `models`, `prices`, `stamping`, `azure_api_version`, `api_key` at line 1 column 48"],
+    );
+    check_error(
+        h.raw(Method::POST, "/api/v1/providers", "{not json").await,
+        expect!["400 invalid_request [?]: invalid request body: key must be a string at line 1 column 2"],
+    );
+    check_error(
+        h.raw(Method::POST, "/api/v1/providers", "").await,
+        expect!["400 invalid_request: the request body is empty; send a JSON object"],
+    );
+    check_error(
+        h.call(Method::PUT, "/api/v1/providers/a", Some(json!({"name": "b", "kind": "openai", "base_url": "https://g"}))).await,
+        expect!["400 invalid_request [name]: name: 'b' does not match the name in the path, 'a'"],
+    );
+    // No content type is needed (curl -d sends a form type).
+    let (status, _) = h
+        .raw(Method::POST, "/api/v1/providers", r#"{"name":"ok","kind":"openai","base_url":"https://g"}"#)
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(h.changes(), 1);
+}
+
+#[tokio::test]
+async fn groups_and_agents_crud() {
+    let h = harness().await;
+    let (status, group) =
+        h.call(Method::POST, "/api/v1/groups", Some(json!({"name": "eng", "description": "engineers"}))).await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(group, json!({"name": "eng", "description": "engineers", "managed_by": "api"}));
+    let (status, agent) = h
+        .call(Method::POST, "/api/v1/agents", Some(json!({"name": "ci-bot", "groups": ["eng", "Data Science", "eng"]})))
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(
+        agent,
+        json!({"name": "ci-bot", "description": "", "groups": ["eng", "Data Science"], "managed_by": "api"})
+    );
+    let (_, agents) = h.call(Method::GET, "/api/v1/agents", None).await;
+    assert_eq!(agents, json!([agent]));
+    let (status, _) = h.call(Method::PUT, "/api/v1/agents/ci-bot", Some(json!({"groups": []}))).await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, shown) = h.call(Method::GET, "/api/v1/agents/ci-bot", None).await;
+    assert_eq!(shown["groups"], json!([]));
+    check_error(
+        h.call(Method::POST, "/api/v1/agents", Some(json!({"name": "x", "groups": [""]}))).await,
+        expect!["400 invalid_request [groups[0]]: groups[0]: must not be empty"],
+    );
+    check_error(
+        h.call(Method::GET, "/api/v1/groups/nope", None).await,
+        expect!["404 not_found: group 'nope' does not exist"],
+    );
+    let (status, _) = h.call(Method::DELETE, "/api/v1/agents/ci-bot", None).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, _) = h.call(Method::DELETE, "/api/v1/groups/eng", None).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert_eq!(h.changes(), 5);
+    let (_, groups) = h.call(Method::GET, "/api/v1/groups", None).await;
+    assert_eq!(groups, json!([]));
+}
+
+#[tokio::test]
+async fn policies_crud_and_validation() {
+    let h = harness().await;
+    let input = json!({
+        "name": "eng-claude",
+        "sources": {"groups": ["eng"], "users": ["ada@example.com"], "agents": ["ci-bot"], "everyone": false},
+        "providers": ["anthropic"],
+        "models": ["claude-sonnet-*"]
+    });
+    let (status, created) = h.call(Method::POST, "/api/v1/policies", Some(input)).await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(created["sources"], json!({"groups": ["eng"], "users": ["ada@example.com"], "agents": ["ci-bot"], "everyone": false}));
+    assert_eq!(created["models"], json!(["claude-sonnet-*"]));
+    let stored = h.store.policies().await.unwrap();
+    assert_eq!(
+        stored[0].policy.sources,
+        vec![
+            domain::Source::Group("eng".into()),
+            domain::Source::User("ada@example.com".into()),
+            domain::Source::Agent("ci-bot".into()),
+        ]
+    );
+
+    check_error(
+        h.call(Method::POST, "/api/v1/policies", Some(json!({"name": "p", "providers": ["anthropic"]}))).await,
+        expect!["400 invalid_request [sources]: sources: a policy needs at least one source: groups, users, agents, or everyone"],
+    );
+    check_error(
+        h.call(Method::POST, "/api/v1/policies", Some(json!({"name": "p", "sources": {"everyone": true}}))).await,
+        expect!["400 invalid_request [providers]: providers: a policy needs at least one provider to open"],
+    );
+    check_error(
+        h.call(Method::POST, "/api/v1/policies", Some(json!({"name": "p", "sources": {"groups": ["eng"], "user": []}, "providers": ["x"]}))).await,
+        expect!["400 invalid_request [sources.user]: invalid request body: sources.user: unknown field `user`, expected one of `groups`, `users`, `agents`, `everyone` at line 1 column 64"],
+    );
+    let (status, replaced) = h
+        .call(Method::PUT, "/api/v1/policies/eng-claude", Some(json!({"sources": {"everyone": true}, "providers": ["anthropic"]})))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(replaced["sources"]["everyone"], true);
+    assert_eq!(replaced["models"], json!([]));
+    let (status, _) = h.call(Method::DELETE, "/api/v1/policies/eng-claude", None).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert_eq!(h.changes(), 3);
+}
+
+fn usage_record(id: &str, at_ms: i64, principal: Option<&str>, cost: Option<i64>) -> store::UsageRecord {
+    store::UsageRecord {
+        id: id.into(),
+        at_ms,
+        principal_kind: principal.map(|_| "user".into()),
+        principal: principal.map(Into::into),
+        subject: None,
+        groups: vec!["eng".into()],
+        policy: Some("eng-claude".into()),
+        provider: Some("anthropic".into()),
+        api: "anthropic".into(),
+        endpoint: "messages".into(),
+        model: Some("claude-sonnet-4-5".into()),
+        stream: true,
+        status: if principal.is_some() { 200 } else { 401 },
+        reason: if principal.is_some() { "ok".into() } else { "unauthenticated".into() },
+        latency_ms: 1200,
+        ttfb_ms: Some(300),
+        input_tokens: 100,
+        output_tokens: 50,
+        cache_creation_tokens: 10,
+        cache_read_tokens: 1000,
+        reasoning_tokens: 0,
+        cost_micro_usd: cost,
+        usage_reported: true,
+        session_id: None,
+    }
+}
+
+#[tokio::test]
+async fn usage_and_logs_with_filters() {
+    let h = harness().await;
+    h.store
+        .insert_usage(&[
+            usage_record("a", 1_700_000_000_000, Some("ada@example.com"), Some(1_500)),
+            usage_record("b", 1_700_000_060_000, Some("bob@example.com"), None),
+            usage_record("c", 1_700_000_120_000, None, None),
+        ])
+        .await
+        .unwrap();
+    let (status, all) = h.call(Method::GET, "/api/v1/usage", None).await;
+    assert_eq!(status, StatusCode::OK);
+    let ids: Vec<&str> = all.as_array().unwrap().iter().map(|r| r["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, ["c", "b", "a"]);
+    let (_, ada) = h.call(Method::GET, "/api/v1/logs?principal=ada%40example.com", None).await;
+    let ada = &ada[0];
+    assert_eq!(ada["at"], "2023-11-14T22:13:20.000Z");
+    assert_eq!((ada["cost_micro_usd"].clone(), ada["cost_usd"].clone(), ada["cost_known"].clone()), (json!(1500), json!(0.0015), json!(true)));
+    let (_, bob) = h.call(Method::GET, "/api/v1/usage?since=2023-11-14T22:14:00Z&until=2023-11-14T22:15:00Z", None).await;
+    assert_eq!(bob.as_array().unwrap().len(), 1);
+    assert_eq!((bob[0]["id"].clone(), bob[0]["cost_usd"].clone(), bob[0]["cost_known"].clone()), (json!("b"), Value::Null, json!(false)));
+    let (_, limited) = h.call(Method::GET, "/api/v1/usage?limit=1&reason=ok", None).await;
+    assert_eq!(limited.as_array().unwrap().len(), 1);
+    assert_eq!(limited[0]["id"], "b");
+    check_error(
+        h.call(Method::GET, "/api/v1/usage?since=24h", None).await,
+        expect!["400 invalid_request [since]: since: '24h' is not an RFC 3339 timestamp (e.g. 2025-06-01T12:00:00Z): it is too short"],
+    );
+    check_error(
+        h.call(Method::GET, "/api/v1/usage?princpal=x", None).await,
+        expect!["400 invalid_request: invalid query string: unknown field `princpal`, expected one of `principal`, `group`, `provider`, `model`, `reason`, `since`, `until`, `limit`"],
+    );
+    check_error(
+        h.call(Method::GET, "/api/v1/usage?limit=many", None).await,
+        expect!["400 invalid_request: invalid query string: invalid digit found in string"],
+    );
+}
+
+#[tokio::test]
+async fn summary_groups_by_principal_across_pages() {
+    let h = harness().await;
+    // 2500 records (three store pages), some sharing a millisecond across a page boundary.
+    let mut records = Vec::new();
+    for i in 0..2500i64 {
+        let who = match i % 5 {
+            0 => None,
+            1 | 2 => Some("ada@example.com"),
+            _ => Some("bob@example.com"),
+        };
+        let cost = if i % 10 == 3 { None } else { Some(100) };
+        records.push(usage_record(&format!("r{i:05}"), 1_700_000_000_000 + i / 7, who, cost));
+    }
+    h.store.insert_usage(&records).await.unwrap();
+    let (status, summary) = h.call(Method::GET, "/api/v1/usage/summary", None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(summary["records"], 2500);
+    assert_eq!(summary["truncated"], false);
+    assert_eq!(summary["total"]["requests"], 2500);
+    assert_eq!(summary["total"]["failed_requests"], 500);
+    assert_eq!(summary["total"]["unknown_cost_requests"], 250);
+    assert_eq!(summary["total"]["cost_micro_usd"], 2250 * 100);
+    assert_eq!(summary["total"]["total_tokens"], 2500 * 1160);
+    let rows: Vec<String> = summary["principals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| format!("{} {} {} {}", p["principal"], p["requests"], p["cost_micro_usd"], p["unknown_cost_requests"]))
+        .collect();
+    expect![[r#"
+        [
+            "\"ada@example.com\" 1000 100000 0",
+            "\"bob@example.com\" 1000 75000 250",
+            "null 500 50000 0",
+        ]
+    "#]]
+    .assert_debug_eq(&rows);
+
+    let (_, ada) = h.call(Method::GET, "/api/v1/usage/summary?principal=ada%40example.com", None).await;
+    assert_eq!(ada["principals"].as_array().unwrap().len(), 1);
+    assert_eq!(ada["total"]["requests"], 1000);
+}
+
+#[tokio::test]
+async fn openapi_document_covers_every_route() {
+    let h = harness().await;
+    let (status, doc) = h.call(Method::GET, "/api/v1/openapi.json", None).await;
+    assert_eq!(status, StatusCode::OK);
+    let mut paths: Vec<String> = Vec::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for method in item.as_object().unwrap().keys() {
+            paths.push(format!("{} {path}", method.to_uppercase()));
+        }
+    }
+    paths.sort();
+    expect![[r#"
+        [
+            "DELETE /api/v1/agents/{name}",
+            "DELETE /api/v1/groups/{name}",
+            "DELETE /api/v1/policies/{name}",
+            "DELETE /api/v1/providers/{name}",
+            "GET /api/v1/agents",
+            "GET /api/v1/agents/{name}",
+            "GET /api/v1/groups",
+            "GET /api/v1/groups/{name}",
+            "GET /api/v1/logs",
+            "GET /api/v1/openapi.json",
+            "GET /api/v1/policies",
+            "GET /api/v1/policies/{name}",
+            "GET /api/v1/providers",
+            "GET /api/v1/providers/{name}",
+            "GET /api/v1/usage",
+            "GET /api/v1/usage/summary",
+            "POST /api/v1/agents",
+            "POST /api/v1/groups",
+            "POST /api/v1/policies",
+            "POST /api/v1/providers",
+            "PUT /api/v1/agents/{name}",
+            "PUT /api/v1/groups/{name}",
+            "PUT /api/v1/policies/{name}",
+            "PUT /api/v1/providers/{name}",
+            "PUT /api/v1/providers/{name}/key",
+        ]
+    "#]]
+    .assert_debug_eq(&paths);
+    let schemas = doc["components"]["schemas"].as_object().unwrap();
+    for name in ["Provider", "ProviderInput", "SetKeyRequest", "Policy", "UsageRecord", "UsageSummary", "ErrorBody"] {
+        assert!(schemas.contains_key(name), "missing schema {name}");
+    }
+    // The response schema of a provider has no field that could carry a key.
+    let provider = schemas["Provider"]["properties"].as_object().unwrap();
+    assert!(!provider.contains_key("api_key"));
+}
+
+#[tokio::test]
+async fn unknown_routes_and_methods_answer_json() {
+    let h = harness().await;
+    check_error(h.call(Method::GET, "/api/v1/nope", None).await, expect!["404 not_found: no such route: /api/v1/nope"]);
+    check_error(
+        h.call(Method::PATCH, "/api/v1/providers", None).await,
+        expect!["405 method_not_allowed: method PATCH is not allowed here"],
+    );
+}

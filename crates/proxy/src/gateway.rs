@@ -1,0 +1,524 @@
+//! The request handler and the AI listener.
+//!
+//! Lifecycle of one request: classify the path → authenticate the bearer token → read the body
+//! (bounded) and its few facts → route to a provider → evaluate policies → build the upstream
+//! request (credentials stripped, key injected, identity stamped) → stream the response back
+//! through the meter → settle one usage record.
+
+use std::{
+    sync::Arc,
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+};
+
+use arc_swap::ArcSwap;
+use bytes::Bytes;
+use domain::{Api, Decision, Endpoint, Principal};
+use http::{header, HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
+use http_body::Body;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper_util::{
+    rt::{TokioExecutor, TokioIo},
+    server::conn::auto,
+};
+use identity::{AuthError, TokenVerifier};
+use llm::UsageTap;
+use store::UsageRecord;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use crate::{
+    error::ProxyError,
+    ingress::{classify, guess_api, Operation},
+    meter::{Meter, MeteredBody, TapDecoder, Tapping},
+    models,
+    sink::UsageSink,
+    snapshot::Snapshot,
+    stamp::{self, AssertionSigner, Stamp},
+    upstream::{self, HttpClient},
+    BoxError, ProxyBody,
+};
+
+/// Limits and timeouts of the data plane.
+#[derive(Debug, Clone)]
+pub struct GatewaySettings {
+    /// Largest accepted request body.
+    pub max_request_bytes: usize,
+    pub connect_timeout: Duration,
+    /// How long to wait for the upstream's response headers.
+    pub response_timeout: Duration,
+    /// How long a response stream may go without a byte.
+    pub stream_idle_timeout: Duration,
+    /// How long to keep reading an upstream stream after the client left, to bill it.
+    pub disconnect_drain_timeout: Duration,
+}
+
+impl Default for GatewaySettings {
+    fn default() -> Self {
+        Self {
+            max_request_bytes: 32 * 1024 * 1024,
+            connect_timeout: Duration::from_secs(10),
+            response_timeout: Duration::from_secs(600),
+            stream_idle_timeout: Duration::from_secs(300),
+            disconnect_drain_timeout: Duration::from_secs(120),
+        }
+    }
+}
+
+/// The data plane: shared by every connection of the AI listener.
+pub struct Gateway {
+    snapshot: ArcSwap<Snapshot>,
+    verifier: Option<TokenVerifier>,
+    client: HttpClient,
+    sink: UsageSink,
+    signer: Option<Arc<AssertionSigner>>,
+    settings: GatewaySettings,
+}
+
+/// What is known about a request before it is forwarded; becomes its usage record.
+struct Context {
+    started: Instant,
+    record: UsageRecord,
+    api: Api,
+}
+
+impl Gateway {
+    pub fn new(
+        settings: GatewaySettings,
+        verifier: Option<TokenVerifier>,
+        sink: UsageSink,
+        signer: Option<Arc<AssertionSigner>>,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            snapshot: ArcSwap::from_pointee(Snapshot::default()),
+            client: upstream::http_client(settings.connect_timeout),
+            verifier,
+            sink,
+            signer,
+            settings,
+        })
+    }
+
+    /// Replaces the configuration the data plane reads; in-flight requests keep the old one.
+    pub fn swap_snapshot(&self, snapshot: Snapshot) {
+        self.snapshot.store(Arc::new(snapshot));
+    }
+
+    /// Serves one request. Never fails: errors become responses in the called API's shape.
+    pub async fn handle<B>(self: &Arc<Self>, req: Request<B>) -> Response<ProxyBody>
+    where
+        B: Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<BoxError>,
+    {
+        let started = Instant::now();
+        let request_id = ulid::Ulid::new().to_string().to_lowercase();
+        let operation = classify(req.method(), req.uri().path(), req.headers());
+        let (endpoint, explicit) = match operation {
+            Operation::Probe => return probe_response(req.method()),
+            Operation::Unknown => {
+                let err = ProxyError::UnknownEndpoint {
+                    method: req.method().to_string(),
+                    path: req.uri().path().to_owned(),
+                };
+                return error_response(&err, guess_api(req.headers()), &request_id);
+            }
+            Operation::Ai {
+                endpoint,
+                explicit_provider,
+            } => (endpoint, explicit_provider),
+        };
+        let api = endpoint.api();
+        let mut ctx = Context {
+            started,
+            api,
+            record: UsageRecord {
+                id: request_id.clone(),
+                at_ms: unix_ms(SystemTime::now()),
+                api: api.as_str().to_owned(),
+                endpoint: endpoint.as_str().to_owned(),
+                session_id: session_id(req.headers()),
+                reason: "ok".to_owned(),
+                ..Default::default()
+            },
+        };
+        let span =
+            tracing::info_span!("request", request_id = %request_id, endpoint = endpoint.as_str());
+        async move {
+            match self.forward(req, endpoint, explicit, &mut ctx).await {
+                Ok(response) => response,
+                Err(err) => self.refuse(err, ctx),
+            }
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// Answers with `err` and records the refusal.
+    fn refuse(&self, err: ProxyError, mut ctx: Context) -> Response<ProxyBody> {
+        if err.status().is_server_error() {
+            tracing::warn!(error = %err, source = ?std::error::Error::source(&err), "request failed");
+        } else {
+            tracing::info!(error = %err, "request refused");
+        }
+        ctx.record.status = err.status().as_u16();
+        ctx.record.reason = err.reason().to_owned();
+        ctx.record.latency_ms = i64::try_from(ctx.started.elapsed().as_millis()).unwrap_or(0);
+        ctx.record.cost_micro_usd = Some(0);
+        let response = error_response(&err, ctx.api, &ctx.record.id);
+        self.sink.send(ctx.record);
+        response
+    }
+
+    async fn forward<B>(
+        self: &Arc<Self>,
+        req: Request<B>,
+        endpoint: Endpoint,
+        explicit: Option<String>,
+        ctx: &mut Context,
+    ) -> Result<Response<ProxyBody>, ProxyError>
+    where
+        B: Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<BoxError>,
+    {
+        let snapshot = self.snapshot.load_full();
+        let principal = self.authenticate(req.headers(), &snapshot).await?;
+        ctx.record.principal_kind = Some(principal.kind.as_str().to_owned());
+        ctx.record.principal = Some(principal.name.clone());
+        ctx.record.subject = Some(principal.subject.clone());
+        ctx.record.groups = principal.groups.clone();
+
+        let (parts, body) = req.into_parts();
+        if let Endpoint::Models(api) = endpoint {
+            let body = models::list(self, &snapshot, &principal, api, explicit.as_deref()).await;
+            ctx.record.status = 200;
+            ctx.record.cost_micro_usd = Some(0);
+            ctx.record.latency_ms = i64::try_from(ctx.started.elapsed().as_millis()).unwrap_or(0);
+            self.sink.send(std::mem::take(&mut ctx.record));
+            return Ok(json_response(StatusCode::OK, body, &ctx_request_id(ctx)));
+        }
+
+        let body = read_body(body, self.settings.max_request_bytes).await?;
+        let facts = llm::request_facts(&body).map_err(|e| ProxyError::BadRequest {
+            reason: "invalid_json",
+            message: e.to_string(),
+        })?;
+        let model = facts.model.clone();
+        if model.is_none() {
+            return Err(ProxyError::BadRequest {
+                reason: "model_missing",
+                message: "the request body has no \"model\" field".to_owned(),
+            });
+        }
+        ctx.record.model = model.clone();
+        ctx.record.stream = facts.stream;
+
+        let provider = domain::route(
+            &snapshot.providers,
+            endpoint.api(),
+            model.as_deref(),
+            explicit.as_deref(),
+        )
+        .map_err(ProxyError::Route)?;
+        ctx.record.provider = Some(provider.name.clone());
+        let (policy, groups) = match domain::evaluate(
+            &snapshot.policies,
+            &principal,
+            &provider.name,
+            model.as_deref(),
+        ) {
+            Decision::Allow { policy, groups } => (policy, groups),
+            Decision::Deny { reason } => {
+                return Err(ProxyError::Denied {
+                    reason,
+                    provider: provider.name.clone(),
+                    model: model.clone(),
+                })
+            }
+        };
+        ctx.record.policy = Some(policy);
+        let upstream = snapshot.upstream(&provider.name).ok_or_else(|| {
+            ProxyError::Route(domain::RouteError::UnknownProvider(provider.name.clone()))
+        })?;
+        let (auth_name, auth_value) = upstream
+            .auth
+            .clone()
+            .ok_or_else(|| ProxyError::NoProviderKey(provider.name.clone()))?;
+
+        // The body goes upstream as the client sent it, with two documented exceptions.
+        let inject_usage =
+            endpoint == Endpoint::ChatCompletions && facts.stream && !facts.include_usage;
+        let mut forward_body = body;
+        if inject_usage {
+            forward_body = llm::inject_include_usage(&forward_body)
+                .map(Bytes::from)
+                .map_err(|e| ProxyError::BadRequest {
+                    reason: "invalid_json",
+                    message: e.to_string(),
+                })?;
+        }
+        if provider.stamping.enabled
+            && provider.stamping.preset == domain::GatewayPreset::OpenRouter
+        {
+            forward_body = llm::set_user_field(&forward_body, &principal.name)
+                .map(Bytes::from)
+                .map_err(|e| ProxyError::BadRequest {
+                    reason: "invalid_json",
+                    message: e.to_string(),
+                })?;
+        }
+
+        let uri = upstream::upstream_uri(
+            provider.kind,
+            &provider.base_url,
+            provider.azure_api_version.as_deref(),
+            endpoint,
+            model.as_deref(),
+            parts.uri.query(),
+        )
+        .ok_or_else(|| {
+            ProxyError::Internal(
+                format!("provider '{}' has an invalid base URL", provider.name).into(),
+            )
+        })?;
+        let mut headers = upstream::forward_headers(&parts.headers);
+        headers.insert(auth_name, auth_value);
+        if provider.stamping.enabled {
+            let assertion = self.signer.as_ref().and_then(|s| {
+                s.sign(
+                    &principal,
+                    &groups,
+                    &provider.name,
+                    &ctx.record.id,
+                    SystemTime::now(),
+                )
+            });
+            let stamp = Stamp {
+                principal: &principal,
+                groups: &groups,
+                request_id: &ctx.record.id,
+            };
+            stamp::stamp_headers(&mut headers, &stamp, provider.stamping.preset, assertion);
+        }
+        let mut upstream_req = Request::builder()
+            .method(Method::POST)
+            .uri(uri)
+            .body(Full::new(forward_body))
+            .map_err(|e| ProxyError::Internal(Box::new(e)))?;
+        *upstream_req.headers_mut() = headers;
+
+        let response = tokio::time::timeout(
+            self.settings.response_timeout,
+            self.client.request(upstream_req),
+        )
+        .await
+        .map_err(|_| ProxyError::UpstreamTimeout {
+            provider: provider.name.clone(),
+            seconds: self.settings.response_timeout.as_secs(),
+        })?
+        .map_err(|source| ProxyError::UpstreamUnreachable {
+            provider: provider.name.clone(),
+            source,
+        })?;
+
+        let (mut parts, incoming) = response.into_parts();
+        ctx.record.status = parts.status.as_u16();
+        let encoding = parts
+            .headers
+            .get(header::CONTENT_ENCODING)
+            .and_then(|v| v.to_str().ok());
+        let decoder = TapDecoder::for_encoding(encoding);
+        let is_sse = parts
+            .headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|ct| ct.starts_with("text/event-stream"));
+        // Only a plain SSE stream can have the injected usage chunk removed; anything else
+        // (an error body, a compressed stream) passes through untouched.
+        let tapping = if !endpoint.is_metered() {
+            Tapping::Off
+        } else if inject_usage && is_sse && matches!(decoder, TapDecoder::Identity) {
+            Tapping::Filter(llm::ChatUsageFilter::new())
+        } else {
+            Tapping::Tap(UsageTap::new(endpoint, facts.stream && is_sse), decoder)
+        };
+        let filtering = matches!(tapping, Tapping::Filter(_));
+        parts.headers = upstream::response_headers(&parts.headers, filtering);
+        parts
+            .headers
+            .insert("x-agentnet-request-id", header_value(&ctx.record.id));
+        let meter = Meter {
+            sink: self.sink.clone(),
+            snapshot,
+            record: std::mem::take(&mut ctx.record),
+            started: ctx.started,
+            tapping,
+        };
+        let body = MeteredBody::new(
+            incoming,
+            meter,
+            self.settings.stream_idle_timeout,
+            self.settings.disconnect_drain_timeout,
+        );
+        Ok(Response::from_parts(parts, body.boxed_unsync()))
+    }
+
+    /// Resolves the caller from the bearer token; agents get the groups an admin gave them.
+    async fn authenticate(
+        &self,
+        headers: &HeaderMap,
+        snapshot: &Snapshot,
+    ) -> Result<Principal, ProxyError> {
+        let Some(verifier) = &self.verifier else {
+            return Err(ProxyError::IdentityNotConfigured);
+        };
+        let token = identity::bearer_token(headers)
+            .ok_or(ProxyError::Unauthenticated(AuthError::Missing))?;
+        let mut principal =
+            verifier
+                .verify(token, SystemTime::now())
+                .await
+                .map_err(|e| match e {
+                    AuthError::IdpUnavailable => ProxyError::IdpUnavailable(e),
+                    e => ProxyError::Unauthenticated(e),
+                })?;
+        if principal.kind == domain::PrincipalKind::Agent {
+            if let Some(groups) = snapshot.agent_groups.get(&principal.name) {
+                principal.groups.extend(groups.iter().cloned());
+                principal.groups.sort();
+                principal.groups.dedup();
+            }
+        }
+        Ok(principal)
+    }
+
+    pub(crate) fn client(&self) -> &HttpClient {
+        &self.client
+    }
+}
+
+fn ctx_request_id(ctx: &Context) -> String {
+    ctx.record.id.clone()
+}
+
+async fn read_body<B>(body: B, limit: usize) -> Result<Bytes, ProxyError>
+where
+    B: Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    match Limited::new(body, limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(err) if err.is::<http_body_util::LengthLimitError>() => {
+            Err(ProxyError::PayloadTooLarge { limit })
+        }
+        Err(err) => Err(ProxyError::BadRequest {
+            reason: "body_read_failed",
+            message: format!("could not read the request body: {err}"),
+        }),
+    }
+}
+
+fn session_id(headers: &HeaderMap) -> Option<String> {
+    ["x-claude-code-session-id", "session-id"]
+        .iter()
+        .find_map(|name| headers.get(*name))
+        .and_then(|v| v.to_str().ok())
+        .map(|s| s.chars().take(128).collect())
+}
+
+fn unix_ms(t: SystemTime) -> i64 {
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(0))
+        .unwrap_or(0)
+}
+
+fn header_value(s: &str) -> HeaderValue {
+    HeaderValue::from_str(s).unwrap_or_else(|_| HeaderValue::from_static("invalid"))
+}
+
+fn full(bytes: impl Into<Bytes>) -> ProxyBody {
+    Full::new(bytes.into())
+        .map_err(|never| match never {})
+        .boxed_unsync()
+}
+
+fn json_response(status: StatusCode, body: Vec<u8>, request_id: &str) -> Response<ProxyBody> {
+    let mut response = Response::new(full(body));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    headers.insert("x-agentnet-request-id", header_value(request_id));
+    response
+}
+
+fn error_response(err: &ProxyError, api: Api, request_id: &str) -> Response<ProxyBody> {
+    let mut response = json_response(err.status(), err.body(api), request_id);
+    let headers = response.headers_mut();
+    headers.insert("x-agentnet-reason", HeaderValue::from_static(err.reason()));
+    if err.status() == StatusCode::UNAUTHORIZED {
+        headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    }
+    if err.status() == StatusCode::SERVICE_UNAVAILABLE {
+        headers.insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+    }
+    response
+}
+
+fn probe_response(method: &Method) -> Response<ProxyBody> {
+    let body: &'static [u8] = if method == Method::HEAD {
+        b""
+    } else {
+        b"agentnet AI endpoint\n"
+    };
+    let mut response = Response::new(full(body));
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+    response
+}
+
+/// Accepts connections on the AI listener until `shutdown`, then lets in-flight requests finish.
+pub async fn run_ai_listener(
+    gateway: Arc<Gateway>,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) {
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let builder = auto::Builder::new(TokioExecutor::new());
+    loop {
+        let (stream, _peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(conn) => conn,
+                Err(err) => {
+                    tracing::warn!(error = %err, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = shutdown.cancelled() => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let gateway = gateway.clone();
+        let service = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
+            let gateway = gateway.clone();
+            async move { Ok::<_, std::convert::Infallible>(gateway.handle(req).await) }
+        });
+        let conn = builder
+            .serve_connection_with_upgrades(TokioIo::new(stream), service)
+            .into_owned();
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            if let Err(err) = conn.await {
+                tracing::debug!(error = %err, "connection ended with an error");
+            }
+        });
+    }
+    if tokio::time::timeout(Duration::from_secs(30), graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("in-flight AI requests did not finish within 30 s of shutdown");
+    }
+}

@@ -1,0 +1,101 @@
+//! Usage records leave the forwarding path through a bounded channel to one writer task that
+//! batches them into store transactions. The forwarding path never awaits the database: when
+//! the channel is full the record waits in a spawned task (counted as `backlogged`), so a slow
+//! disk shows up as a metric, never as a dropped record or a stalled stream.
+
+use std::{
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc,
+    },
+    time::Duration,
+};
+
+use store::{Store, UsageRecord};
+use tokio::sync::mpsc;
+
+const BATCH: usize = 256;
+
+/// The sending side, shared by all requests.
+#[derive(Clone)]
+pub struct UsageSink {
+    tx: mpsc::Sender<UsageRecord>,
+    stats: Arc<UsageSinkStats>,
+}
+
+/// Counters for the record pipeline.
+#[derive(Default, Debug)]
+pub struct UsageSinkStats {
+    pub sent: AtomicU64,
+    /// Records that found the channel full and waited for room off the request path.
+    pub backlogged: AtomicU64,
+    pub written: AtomicU64,
+    pub write_errors: AtomicU64,
+}
+
+impl UsageSink {
+    pub fn new(capacity: usize) -> (Self, mpsc::Receiver<UsageRecord>) {
+        let (tx, rx) = mpsc::channel(capacity);
+        (
+            Self {
+                tx,
+                stats: Arc::default(),
+            },
+            rx,
+        )
+    }
+
+    pub fn stats(&self) -> Arc<UsageSinkStats> {
+        self.stats.clone()
+    }
+
+    pub(crate) fn send(&self, record: UsageRecord) {
+        self.stats.sent.fetch_add(1, Ordering::Relaxed);
+        match self.tx.try_send(record) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(record)) => {
+                self.stats.backlogged.fetch_add(1, Ordering::Relaxed);
+                let tx = self.tx.clone();
+                tokio::spawn(async move {
+                    if tx.send(record).await.is_err() {
+                        tracing::error!("usage writer has stopped; a usage record was not saved");
+                    }
+                });
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                tracing::error!("usage writer has stopped; a usage record was not saved");
+            }
+        }
+    }
+}
+
+/// Writes records in batches until every sender is gone and the channel is drained (so a
+/// graceful shutdown loses nothing). A failed batch is retried with backoff, never dropped while
+/// the process lives.
+pub async fn run_usage_writer(
+    store: Store,
+    mut rx: mpsc::Receiver<UsageRecord>,
+    stats: Arc<UsageSinkStats>,
+) {
+    let mut batch = Vec::with_capacity(BATCH);
+    while rx.recv_many(&mut batch, BATCH).await > 0 {
+        let mut delay = Duration::from_millis(50);
+        loop {
+            match store.insert_usage(&batch).await {
+                Ok(()) => {
+                    stats
+                        .written
+                        .fetch_add(batch.len() as u64, Ordering::Relaxed);
+                    break;
+                }
+                Err(err) => {
+                    stats.write_errors.fetch_add(1, Ordering::Relaxed);
+                    tracing::error!(error = %err, records = batch.len(), "writing usage records failed; retrying");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
+        batch.clear();
+    }
+}

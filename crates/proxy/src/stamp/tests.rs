@@ -1,0 +1,105 @@
+//! Tests for stamping and assertions.
+
+use super::*;
+use jsonwebtoken::{DecodingKey, Validation};
+
+fn alice() -> Principal {
+    Principal::user(
+        "sub-1",
+        "alice@example.com",
+        vec!["eng".into(), "all".into()],
+    )
+}
+
+#[test]
+fn assertion_verifies_against_jwks() {
+    let pkcs8 = AssertionSigner::generate_pkcs8().unwrap();
+    let signer = AssertionSigner::from_pkcs8(
+        "k1".into(),
+        &pkcs8,
+        "agentnet".into(),
+        Duration::from_secs(300),
+    )
+    .unwrap();
+    let token = signer
+        .sign(
+            &alice(),
+            &["eng".into()],
+            "anthropic",
+            "req-1",
+            SystemTime::now(),
+        )
+        .unwrap();
+    let jwks: jsonwebtoken::jwk::JwkSet = serde_json::from_value(signer.jwks()).unwrap();
+    let jwk = jwks.find("k1").unwrap();
+    let mut validation = Validation::new(Algorithm::EdDSA);
+    validation.set_audience(&["anthropic"]);
+    validation.set_issuer(&["agentnet"]);
+    let data = jsonwebtoken::decode::<serde_json::Value>(
+        &token,
+        &DecodingKey::from_jwk(jwk).unwrap(),
+        &validation,
+    )
+    .unwrap();
+    assert_eq!(data.claims["email"], "alice@example.com");
+    assert_eq!(data.claims["groups"], json!(["eng"]));
+    assert_eq!(data.claims["jti"], "req-1");
+    assert_eq!(data.header.kid.as_deref(), Some("k1"));
+}
+
+#[test]
+fn presets() {
+    let principal = alice();
+    let groups = vec!["all".to_string(), "eng".to_string()];
+    let stamp = Stamp {
+        principal: &principal,
+        groups: &groups,
+        request_id: "r1",
+    };
+    let mut h = HeaderMap::new();
+    stamp_headers(&mut h, &stamp, GatewayPreset::LiteLlm, None);
+    assert_eq!(h["x-agentnet-user"], "alice@example.com");
+    assert_eq!(h["x-agentnet-groups"], "all,eng");
+    assert_eq!(h["x-agentnet-request-id"], "r1");
+    assert_eq!(h["x-litellm-end-user-id"], "alice@example.com");
+    assert_eq!(h["x-litellm-tags"], "all,eng");
+
+    let mut h = HeaderMap::new();
+    stamp_headers(&mut h, &stamp, GatewayPreset::Portkey, None);
+    let meta: serde_json::Value =
+        serde_json::from_str(h["x-portkey-metadata"].to_str().unwrap()).unwrap();
+    assert_eq!(meta["_user"], "alice@example.com");
+
+    let mut h = HeaderMap::new();
+    stamp_headers(&mut h, &stamp, GatewayPreset::CloudflareAiGateway, None);
+    assert!(h["cf-aig-metadata"]
+        .to_str()
+        .unwrap()
+        .contains("\"user\":\"alice@example.com\""));
+
+    let mut h = HeaderMap::new();
+    stamp_headers(&mut h, &stamp, GatewayPreset::Bifrost, None);
+    assert_eq!(h["x-bf-dim-user"], "alice@example.com");
+}
+
+#[test]
+fn identity_header_names() {
+    for name in [
+        "x-agentnet-user",
+        "x-agentnet-anything",
+        "x-litellm-end-user-id",
+        "x-bf-dim-team",
+    ] {
+        assert!(is_identity_header(&HeaderName::from_static(name)), "{name}");
+    }
+    for name in [
+        "anthropic-version",
+        "content-type",
+        "x-claude-code-session-id",
+    ] {
+        assert!(
+            !is_identity_header(&HeaderName::from_static(name)),
+            "{name}"
+        );
+    }
+}

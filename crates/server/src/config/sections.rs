@@ -1,0 +1,191 @@
+//! The fixed sections of the config file: listeners, logging, OIDC, limits, stamping.
+
+use std::{net::SocketAddr, time::Duration};
+
+use anyhow::bail;
+use serde::Deserialize;
+
+use super::duration::serde_duration;
+
+/// Listener addresses. The AI endpoint is plain HTTP here; the WireGuard overlay comes later.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Listen {
+    /// The AI endpoint (`/v1/messages`, `/v1/chat/completions`, …).
+    #[serde(default = "default_ai")]
+    pub ai: Option<SocketAddr>,
+    /// Health, the assertion JWKS (`/.well-known/jwks.json`) and, later, sign-in.
+    #[serde(default = "default_admin")]
+    pub admin: Option<SocketAddr>,
+}
+
+fn default_ai() -> Option<SocketAddr> {
+    Some(SocketAddr::from(([127, 0, 0, 1], 4000)))
+}
+
+fn default_admin() -> Option<SocketAddr> {
+    Some(SocketAddr::from(([127, 0, 0, 1], 4001)))
+}
+
+impl Default for Listen {
+    fn default() -> Self {
+        Self {
+            ai: default_ai(),
+            admin: default_admin(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Log {
+    /// A tracing filter, e.g. `info` or `info,proxy=debug`. `RUST_LOG` wins when set.
+    #[serde(default = "default_level")]
+    pub level: String,
+    #[serde(default)]
+    pub format: LogFormat,
+}
+
+fn default_level() -> String {
+    "info".to_owned()
+}
+
+impl Default for Log {
+    fn default() -> Self {
+        Self {
+            level: default_level(),
+            format: LogFormat::Text,
+        }
+    }
+}
+
+/// The company IdP whose tokens identify callers.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Oidc {
+    /// Issuer URL (discovery at `<issuer>/.well-known/openid-configuration`). Unset: no caller
+    /// can be identified and the AI endpoint answers 401.
+    pub issuer: Option<String>,
+    /// Accepted `aud` values of access tokens.
+    #[serde(default = "default_audiences")]
+    pub audiences: Vec<String>,
+    /// Claim holding group names; a dotted path reaches into objects (`realm_access.roles`).
+    #[serde(default = "default_groups_claim")]
+    pub groups_claim: String,
+}
+
+fn default_audiences() -> Vec<String> {
+    vec!["agentnet".to_owned()]
+}
+
+fn default_groups_claim() -> String {
+    "groups".to_owned()
+}
+
+impl Default for Oidc {
+    fn default() -> Self {
+        Self {
+            issuer: None,
+            audiences: default_audiences(),
+            groups_claim: default_groups_claim(),
+        }
+    }
+}
+
+/// Request size limits and timeouts of the data plane.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    #[serde(default = "default_max_request_bytes")]
+    pub max_request_bytes: usize,
+    #[serde(default = "default_connect_timeout", with = "serde_duration")]
+    pub connect_timeout: Duration,
+    #[serde(default = "default_response_timeout", with = "serde_duration")]
+    pub response_timeout: Duration,
+    #[serde(default = "default_stream_idle_timeout", with = "serde_duration")]
+    pub stream_idle_timeout: Duration,
+    #[serde(default = "default_disconnect_drain_timeout", with = "serde_duration")]
+    pub disconnect_drain_timeout: Duration,
+}
+
+fn default_max_request_bytes() -> usize {
+    32 * 1024 * 1024
+}
+fn default_connect_timeout() -> Duration {
+    Duration::from_secs(10)
+}
+fn default_response_timeout() -> Duration {
+    Duration::from_secs(600)
+}
+fn default_stream_idle_timeout() -> Duration {
+    Duration::from_secs(300)
+}
+fn default_disconnect_drain_timeout() -> Duration {
+    Duration::from_secs(120)
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_request_bytes: default_max_request_bytes(),
+            connect_timeout: default_connect_timeout(),
+            response_timeout: default_response_timeout(),
+            stream_idle_timeout: default_stream_idle_timeout(),
+            disconnect_drain_timeout: default_disconnect_drain_timeout(),
+        }
+    }
+}
+
+impl Limits {
+    pub(crate) fn validate(&self) -> anyhow::Result<()> {
+        if self.max_request_bytes < 1024 {
+            bail!("limits.max_request_bytes must be at least 1024");
+        }
+        for (name, value) in [
+            ("connect_timeout", self.connect_timeout),
+            ("response_timeout", self.response_timeout),
+            ("stream_idle_timeout", self.stream_idle_timeout),
+        ] {
+            if value.is_zero() {
+                bail!("limits.{name} must be greater than zero");
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The signed identity assertion stamped onto upstream requests.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Stamping {
+    /// `iss` of assertions.
+    #[serde(default = "default_issuer")]
+    pub issuer: String,
+    #[serde(default = "default_assertion_ttl", with = "serde_duration")]
+    pub assertion_ttl: Duration,
+}
+
+fn default_issuer() -> String {
+    "agentnet".to_owned()
+}
+
+fn default_assertion_ttl() -> Duration {
+    Duration::from_secs(300)
+}
+
+impl Default for Stamping {
+    fn default() -> Self {
+        Self {
+            issuer: default_issuer(),
+            assertion_ttl: default_assertion_ttl(),
+        }
+    }
+}

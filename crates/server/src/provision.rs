@@ -1,0 +1,170 @@
+//! Applying the config file's providers, groups, agents and policies to the store, compiling
+//! the store into the data plane's snapshot, and loading the assertion-signing key.
+
+use std::{collections::HashMap, sync::Arc, time::Duration};
+
+use anyhow::Context as _;
+use proxy::{AssertionSigner, Snapshot};
+use secrecy::{ExposeSecret, SecretBox, SecretString};
+use store::{AgentRecord, ConfigTable, GroupRecord, ManagedBy, Store};
+
+use crate::config::{Config, Source};
+
+/// Writes config-declared entities to the store (marked `config`) and removes config-managed
+/// ones that are no longer declared. API-managed records are left alone.
+pub(crate) async fn apply_config(
+    store: &Store,
+    config: &Config,
+    env: &dyn Source,
+) -> anyhow::Result<()> {
+    for p in &config.providers {
+        let provider = p
+            .to_domain()
+            .with_context(|| format!("provider '{}'", p.name))?;
+        store.put_provider(&provider, ManagedBy::Config).await?;
+        if let Some(key) = provider_key(p, env)? {
+            store.set_provider_key(&p.name, &key).await?;
+        }
+    }
+    for g in &config.groups {
+        let record = GroupRecord {
+            name: g.name.clone(),
+            description: g.description.clone(),
+            managed_by: ManagedBy::Config,
+        };
+        store.put_group(&record).await?;
+    }
+    for a in &config.agents {
+        let record = AgentRecord {
+            name: a.name.clone(),
+            description: a.description.clone(),
+            groups: a.groups.clone(),
+            managed_by: ManagedBy::Config,
+        };
+        store.put_agent(&record).await?;
+    }
+    for p in &config.policies {
+        store.put_policy(&p.to_domain(), ManagedBy::Config).await?;
+    }
+    let names = |it: &mut dyn Iterator<Item = &String>| it.cloned().collect::<Vec<_>>();
+    store
+        .prune_config_managed(
+            ConfigTable::Providers,
+            &names(&mut config.providers.iter().map(|p| &p.name)),
+        )
+        .await?;
+    store
+        .prune_config_managed(
+            ConfigTable::Groups,
+            &names(&mut config.groups.iter().map(|g| &g.name)),
+        )
+        .await?;
+    store
+        .prune_config_managed(
+            ConfigTable::Agents,
+            &names(&mut config.agents.iter().map(|a| &a.name)),
+        )
+        .await?;
+    store
+        .prune_config_managed(
+            ConfigTable::Policies,
+            &names(&mut config.policies.iter().map(|p| &p.name)),
+        )
+        .await?;
+    Ok(())
+}
+
+/// The key named by `api_key_env` or `api_key_file`, if either is set. A named source that is
+/// missing or empty is an error (the key itself never appears in the message).
+fn provider_key(
+    p: &crate::config::ProviderConfig,
+    env: &dyn Source,
+) -> anyhow::Result<Option<SecretString>> {
+    let key = if let Some(var) = &p.api_key_env {
+        let value = env.var(var).with_context(|| {
+            format!(
+                "provider '{}': environment variable {var} (api_key_env) is not set",
+                p.name
+            )
+        })?;
+        value
+    } else if let Some(path) = &p.api_key_file {
+        std::fs::read_to_string(path).with_context(|| {
+            format!(
+                "provider '{}': cannot read api_key_file {}",
+                p.name,
+                path.display()
+            )
+        })?
+    } else {
+        return Ok(None);
+    };
+    let key = key.trim().to_owned();
+    if key.is_empty() {
+        anyhow::bail!("provider '{}': the configured API key is empty", p.name);
+    }
+    Ok(Some(SecretString::from(key)))
+}
+
+/// Compiles the store's dynamic configuration into a data-plane snapshot.
+pub(crate) async fn build_snapshot(store: &Store) -> anyhow::Result<Snapshot> {
+    let mut keys: HashMap<String, SecretString> =
+        store.provider_keys().await?.into_iter().collect();
+    let providers = store
+        .providers()
+        .await?
+        .into_iter()
+        .map(|r| {
+            let key = keys.remove(&r.provider.name);
+            (r.provider, key)
+        })
+        .collect();
+    let policies = store
+        .policies()
+        .await?
+        .into_iter()
+        .map(|r| r.policy)
+        .collect();
+    let agents = store
+        .agents()
+        .await?
+        .into_iter()
+        .map(|a| (a.name, a.groups))
+        .collect();
+    Ok(Snapshot::new(providers, policies, agents))
+}
+
+/// Loads the assertion-signing key, creating one on first start.
+pub(crate) async fn signer(
+    store: &Store,
+    issuer: &str,
+    ttl: Duration,
+) -> anyhow::Result<Arc<AssertionSigner>> {
+    let key = match store.signing_key().await? {
+        Some(key) => key,
+        None => {
+            let pkcs8 = AssertionSigner::generate_pkcs8()?;
+            let probe = AssertionSigner::from_pkcs8(String::new(), &pkcs8, issuer.to_owned(), ttl)?;
+            let kid = kid_for(probe.public_key());
+            let key = store::SigningKey {
+                kid,
+                alg: "EdDSA".to_owned(),
+                public_key: probe.public_key().to_vec(),
+                pkcs8: SecretBox::new(Box::new(pkcs8)),
+                created_at_ms: 0,
+            };
+            store.put_signing_key(&key).await?;
+            key
+        }
+    };
+    let signer =
+        AssertionSigner::from_pkcs8(key.kid, key.pkcs8.expose_secret(), issuer.to_owned(), ttl)?;
+    Ok(Arc::new(signer))
+}
+
+/// A key id derived from the public key (RFC 7638-style thumbprint, shortened).
+fn kid_for(public_key: &[u8]) -> String {
+    use base64::Engine;
+    let digest = ring::digest::digest(&ring::digest::SHA256, public_key);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&digest.as_ref()[..12])
+}

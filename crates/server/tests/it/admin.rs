@@ -1,0 +1,225 @@
+//! Run-time management: providers and keys changed through the admin API take effect without a
+//! restart; config-managed records are protected; the key is never echoed; logs never hold it.
+
+use std::{
+    io::Write,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use axum::body::Body;
+use http::{Method, Request, StatusCode};
+use http_body_util::BodyExt;
+use testkit::llm::{MockConfig, MockLlm};
+use tower::ServiceExt;
+
+use crate::support::*;
+
+async fn admin(
+    gw: &TestGateway,
+    method: Method,
+    path: &str,
+    body: serde_json::Value,
+) -> (StatusCode, serde_json::Value) {
+    let req = Request::builder()
+        .method(method)
+        .uri(path)
+        .header("content-type", "application/json")
+        .body(if body.is_null() {
+            Body::empty()
+        } else {
+            Body::from(body.to_string())
+        })
+        .unwrap();
+    let resp = gw.admin.clone().oneshot(req).await.unwrap();
+    let status = resp.status();
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null),
+    )
+}
+
+/// Retries `f` until it returns true: snapshot reloads follow admin changes within milliseconds.
+async fn eventually<F, Fut>(mut f: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    for _ in 0..100 {
+        if f().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("condition not met within 2 s");
+}
+
+#[tokio::test]
+async fn provider_added_and_key_replaced_at_run_time() {
+    let gw = TestGateway::start().await;
+    let vllm = MockLlm::start(MockConfig::default()).await;
+    let (status, body) = admin(
+        &gw,
+        Method::POST,
+        "/api/v1/providers",
+        serde_json::json!({
+            "name": "vllm", "kind": "openai-compatible", "base_url": vllm.base_url(),
+            "models": ["llama-*"], "api_key": "vllm-key-one-1111",
+        }),
+    )
+    .await;
+    assert!(status.is_success(), "{status}: {body}");
+    assert!(
+        !body.to_string().contains("vllm-key-one-1111"),
+        "the key was echoed: {body}"
+    );
+    let (status, _) = admin(
+        &gw,
+        Method::POST,
+        "/api/v1/policies",
+        serde_json::json!({"name": "llama", "sources": {"groups": ["engineering"]}, "providers": ["vllm"]}),
+    )
+    .await;
+    assert!(status.is_success());
+
+    let token = gw.alice();
+    let body = r#"{"model":"llama-3.1-8b","messages":[]}"#;
+    eventually(|| async {
+        gw.post("/v1/chat/completions", &token, &[], body)
+            .await
+            .status
+            == StatusCode::OK
+    })
+    .await;
+    assert_eq!(
+        vllm.last_request().unwrap().header("authorization"),
+        Some("Bearer vllm-key-one-1111")
+    );
+
+    let (status, body) = admin(
+        &gw,
+        Method::PUT,
+        "/api/v1/providers/vllm/key",
+        serde_json::json!({"api_key": "vllm-key-two-2222"}),
+    )
+    .await;
+    assert!(status.is_success(), "{status}: {body}");
+    assert!(body.to_string().contains("2222") && !body.to_string().contains("vllm-key-two"));
+    eventually(|| async {
+        gw.post("/v1/chat/completions", &token, &[], body_str())
+            .await;
+        vllm.last_request().unwrap().header("authorization") == Some("Bearer vllm-key-two-2222")
+    })
+    .await;
+
+    let (_, listed) = admin(
+        &gw,
+        Method::GET,
+        "/api/v1/providers",
+        serde_json::Value::Null,
+    )
+    .await;
+    let text = listed.to_string();
+    assert!(
+        !text.contains("vllm-key-two-2222")
+            && !text.contains(ANTHROPIC_KEY)
+            && !text.contains("SERVERSIDE")
+    );
+    gw.stop().await;
+}
+
+fn body_str() -> &'static str {
+    r#"{"model":"llama-3.1-8b","messages":[]}"#
+}
+
+#[tokio::test]
+async fn config_managed_records_are_protected() {
+    let gw = TestGateway::start().await;
+    let (status, body) = admin(
+        &gw,
+        Method::DELETE,
+        "/api/v1/providers/anthropic",
+        serde_json::Value::Null,
+    )
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    // Setting a key on a config-managed provider is allowed.
+    let (status, _) = admin(
+        &gw,
+        Method::PUT,
+        "/api/v1/providers/anthropic/key",
+        serde_json::json!({"api_key": "sk-new-9999"}),
+    )
+    .await;
+    assert!(status.is_success());
+    let (status, _) = admin(
+        &gw,
+        Method::GET,
+        "/api/v1/openapi.json",
+        serde_json::Value::Null,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    gw.stop().await;
+}
+
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Everything runs on this one thread, so the thread-local subscriber sees every log line of
+/// the server, at the most verbose level.
+#[tokio::test(flavor = "current_thread")]
+async fn logs_never_contain_keys_or_tokens() {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let gw = TestGateway::start().await;
+    let token = gw.alice();
+    for stream in [false, true] {
+        let resp = gw
+            .post(
+                "/v1/messages",
+                &token,
+                &[ANTHROPIC_VERSION],
+                &messages_body("claude-sonnet-4-5", stream),
+            )
+            .await;
+        assert_eq!(resp.status, StatusCode::OK);
+        gw.record(&resp.request_id()).await;
+    }
+    let resp = gw
+        .post(
+            "/v1/messages",
+            "bad-token",
+            &[ANTHROPIC_VERSION],
+            &messages_body("claude-sonnet-4-5", false),
+        )
+        .await;
+    assert_eq!(resp.status, StatusCode::UNAUTHORIZED);
+    gw.stop().await;
+
+    let logs = String::from_utf8_lossy(&captured.0.lock().unwrap()).into_owned();
+    assert!(
+        logs.contains("request settled"),
+        "the capture saw the server's logs"
+    );
+    for secret in [ANTHROPIC_KEY, OPENAI_KEY, "SERVERSIDE", token.as_str()] {
+        assert!(!logs.contains(secret), "a log line holds a secret");
+    }
+}

@@ -1,0 +1,8 @@
+//! Integration tests of the assembled server: a real `App` on ephemeral ports, with the mock
+//! LLM upstreams and the mock IdP from `testkit`.
+
+mod admin;
+mod auth;
+mod forward;
+mod metering;
+mod support;

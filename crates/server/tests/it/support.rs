@@ -1,0 +1,273 @@
+//! `TestGateway`: a running server wired to two mock upstreams (Anthropic and OpenAI kinds) and
+//! a mock IdP, plus a small HTTP client.
+
+use std::{collections::HashMap, path::PathBuf, sync::atomic::AtomicU32, time::Duration};
+
+use bytes::Bytes;
+use http::{HeaderMap, Method, Request, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper_util::{client::legacy::Client, rt::TokioExecutor};
+use server::{App, Config};
+use store::{Store, UsageQuery, UsageRecord};
+use testkit::{
+    idp::{MockIdp, TokenSpec},
+    llm::{MockConfig, MockLlm},
+};
+use tokio_util::sync::CancellationToken;
+
+pub(crate) const ANTHROPIC_KEY: &str = "sk-ant-api03-SERVERSIDE-secret-key-AbCd";
+pub(crate) const OPENAI_KEY: &str = "sk-proj-SERVERSIDE-secret-key-WxYz";
+
+pub(crate) struct TestGateway {
+    pub(crate) ai: String,
+    pub(crate) admin: axum::Router,
+    pub(crate) store: Store,
+    pub(crate) anthropic: MockLlm,
+    pub(crate) openai: MockLlm,
+    pub(crate) idp: MockIdp,
+    pub(crate) data_dir: PathBuf,
+    shutdown: CancellationToken,
+    task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+/// Config shared by most tests: two providers, engineering may use both, sales only OpenAI's
+/// `gpt-5-mini`, the `ci-bot` agent (group `ci`) only OpenAI.
+pub(crate) fn default_config(anthropic: &str, openai: &str) -> String {
+    format!(
+        r#"
+        [[providers]]
+        name = "anthropic"
+        kind = "anthropic"
+        base_url = "{anthropic}"
+        api_key_env = "TEST_ANTHROPIC_KEY"
+
+        [[providers]]
+        name = "openai"
+        kind = "openai"
+        base_url = "{openai}"
+        api_key_env = "TEST_OPENAI_KEY"
+        preset = "litellm"
+
+        [[agents]]
+        name = "ci-bot"
+        groups = ["ci"]
+
+        [[policies]]
+        name = "engineering"
+        groups = ["engineering"]
+        providers = ["anthropic", "openai"]
+
+        [[policies]]
+        name = "sales"
+        groups = ["sales"]
+        providers = ["openai"]
+        models = ["gpt-5-mini*"]
+
+        [[policies]]
+        name = "ci"
+        groups = ["ci"]
+        providers = ["openai"]
+        "#
+    )
+}
+
+static NEXT: AtomicU32 = AtomicU32::new(0);
+
+impl TestGateway {
+    pub(crate) async fn start() -> Self {
+        Self::start_with(MockConfig::default(), MockConfig::default(), |a, o| {
+            default_config(a, o)
+        })
+        .await
+    }
+
+    pub(crate) async fn start_with(
+        anthropic: MockConfig,
+        openai: MockConfig,
+        config: impl FnOnce(&str, &str) -> String,
+    ) -> Self {
+        let anthropic = MockLlm::start(anthropic).await;
+        let openai = MockLlm::start(openai).await;
+        let idp = MockIdp::start().await;
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let data_dir = std::env::temp_dir().join(format!("agentnet-it-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&data_dir);
+        std::fs::create_dir_all(&data_dir).unwrap();
+        let text = format!(
+            r#"
+            data_dir = "{dir}"
+            [listen]
+            ai = "127.0.0.1:0"
+            admin = "127.0.0.1:0"
+            [oidc]
+            issuer = "{issuer}"
+            [limits]
+            disconnect_drain_timeout = "10s"
+            {rest}
+            "#,
+            dir = data_dir.display(),
+            issuer = idp.issuer(),
+            rest = config(&anthropic.base_url(), &openai.base_url()),
+        );
+        let path = data_dir.join("agentnet.toml");
+        std::fs::write(&path, text).unwrap();
+        let env: HashMap<String, String> = [
+            ("TEST_ANTHROPIC_KEY".to_owned(), ANTHROPIC_KEY.to_owned()),
+            ("TEST_OPENAI_KEY".to_owned(), OPENAI_KEY.to_owned()),
+        ]
+        .into();
+        let config = Config::load(Some(&path), &env).unwrap();
+        let app = App::build(config, &env).await.unwrap();
+        let ai = format!("http://{}", app.ai_addr().unwrap());
+        let admin = app.admin_router();
+        let store = app.store().clone();
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(app.run(shutdown.clone()));
+        Self {
+            ai,
+            admin,
+            store,
+            anthropic,
+            openai,
+            idp,
+            data_dir,
+            shutdown,
+            task: Some(task),
+        }
+    }
+
+    pub(crate) fn token(&self, spec: TokenSpec) -> String {
+        self.idp.token(spec)
+    }
+
+    pub(crate) fn alice(&self) -> String {
+        self.token(TokenSpec::user("alice@example.com").groups(["engineering"]))
+    }
+
+    /// Sends a request to the AI endpoint and reads the whole response.
+    pub(crate) async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &str,
+    ) -> Response {
+        let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+        let mut req = Request::builder()
+            .method(method)
+            .uri(format!("{}{path}", self.ai));
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let resp = client
+            .request(req.body(Full::new(Bytes::from(body.to_owned()))).unwrap())
+            .await
+            .unwrap();
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        Response {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    pub(crate) async fn post(
+        &self,
+        path: &str,
+        token: &str,
+        extra: &[(&str, &str)],
+        body: &str,
+    ) -> Response {
+        let auth = format!("Bearer {token}");
+        let mut headers = vec![
+            ("authorization", auth.as_str()),
+            ("content-type", "application/json"),
+        ];
+        headers.extend_from_slice(extra);
+        self.send(Method::POST, path, &headers, body).await
+    }
+
+    /// Waits until the store holds at least `n` usage records, newest first.
+    pub(crate) async fn records(&self, n: usize) -> Vec<UsageRecord> {
+        for _ in 0..200 {
+            let records = self
+                .store
+                .usage(&UsageQuery {
+                    limit: Some(1000),
+                    ..Default::default()
+                })
+                .await
+                .unwrap();
+            if records.len() >= n {
+                return records;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("fewer than {n} usage records after 5 s");
+    }
+
+    pub(crate) async fn record(&self, request_id: &str) -> UsageRecord {
+        for _ in 0..400 {
+            let records = self
+                .store
+                .usage(&UsageQuery {
+                    limit: Some(1000),
+                    ..Default::default()
+                })
+                .await
+                .unwrap();
+            if let Some(r) = records.into_iter().find(|r| r.id == request_id) {
+                return r;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("no usage record for request {request_id} after 10 s");
+    }
+
+    pub(crate) async fn stop(mut self) {
+        self.shutdown.cancel();
+        if let Some(task) = self.task.take() {
+            task.await.unwrap().unwrap();
+        }
+    }
+}
+
+impl Drop for TestGateway {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+pub(crate) struct Response {
+    pub(crate) status: StatusCode,
+    pub(crate) headers: HeaderMap,
+    pub(crate) body: Bytes,
+}
+
+impl Response {
+    pub(crate) fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
+    }
+
+    pub(crate) fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    pub(crate) fn request_id(&self) -> String {
+        self.headers["x-agentnet-request-id"]
+            .to_str()
+            .unwrap()
+            .to_owned()
+    }
+}
+
+pub(crate) const ANTHROPIC_VERSION: (&str, &str) = ("anthropic-version", "2023-06-01");
+
+pub(crate) fn messages_body(model: &str, stream: bool) -> String {
+    format!(
+        r#"{{"model":"{model}","max_tokens":1024,"stream":{stream},"messages":[{{"role":"user","content":"hi"}}]}}"#
+    )
+}
