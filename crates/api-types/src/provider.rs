@@ -126,7 +126,10 @@ pub struct Stamping {
 
 impl Default for Stamping {
     fn default() -> Self {
-        Self { enabled: true, preset: GatewayPreset::None }
+        Self {
+            enabled: true,
+            preset: GatewayPreset::None,
+        }
     }
 }
 

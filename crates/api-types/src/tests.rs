@@ -14,7 +14,13 @@ fn provider_input_defaults_and_spellings() {
     .unwrap();
     assert_eq!(input.kind, ProviderKind::AzureOpenAi);
     assert!(input.apis.is_empty() && input.models.is_empty());
-    assert_eq!(input.stamping, Stamping { enabled: true, preset: GatewayPreset::CloudflareAiGateway });
+    assert_eq!(
+        input.stamping,
+        Stamping {
+            enabled: true,
+            preset: GatewayPreset::CloudflareAiGateway
+        }
+    );
     assert_eq!(input.prices[0].cache_read_usd_per_mtok, None);
     assert!(input.api_key.is_none());
 }
@@ -24,9 +30,15 @@ fn unknown_fields_and_values_are_refused() {
     let typo = serde_json::from_str::<ProviderInput>(
         r#"{"kind":"openai","base_url":"https://api.openai.com","modles":["gpt-4o"]}"#,
     );
-    assert!(typo.unwrap_err().to_string().contains("unknown field `modles`"));
+    assert!(typo
+        .unwrap_err()
+        .to_string()
+        .contains("unknown field `modles`"));
     let kind = serde_json::from_str::<ProviderInput>(r#"{"kind":"gemini","base_url":"https://g"}"#);
-    assert!(kind.unwrap_err().to_string().contains("unknown variant `gemini`"));
+    assert!(kind
+        .unwrap_err()
+        .to_string()
+        .contains("unknown variant `gemini`"));
     let sources = serde_json::from_str::<PolicyInput>(r#"{"sources":{"group":["eng"]}}"#);
     assert!(sources.is_err());
 }
@@ -37,12 +49,20 @@ fn the_key_never_shows_in_debug_output() {
         r#"{"kind":"anthropic","base_url":"https://api.anthropic.com","api_key":"sk-ant-SECRET"}"#,
     )
     .unwrap();
-    assert_eq!(input.api_key.as_ref().map(ApiKey::expose), Some("sk-ant-SECRET"));
+    assert_eq!(
+        input.api_key.as_ref().map(ApiKey::expose),
+        Some("sk-ant-SECRET")
+    );
     assert!(!format!("{input:?}").contains("SECRET"));
-    let set = SetKeyRequest { api_key: ApiKey::new("sk-SECRET") };
+    let set = SetKeyRequest {
+        api_key: ApiKey::new("sk-SECRET"),
+    };
     assert!(!format!("{set:?}").contains("SECRET"));
     // The write-only key does go over the wire in requests.
-    assert_eq!(serde_json::to_string(&set).unwrap(), r#"{"api_key":"sk-SECRET"}"#);
+    assert_eq!(
+        serde_json::to_string(&set).unwrap(),
+        r#"{"api_key":"sk-SECRET"}"#
+    );
 }
 
 #[test]
@@ -68,17 +88,29 @@ fn provider_response_shape() {
 #[test]
 fn enum_spellings_match_their_parsers() {
     for kind in ProviderKind::ALL {
-        assert_eq!(serde_json::to_string(&kind).unwrap(), format!("\"{}\"", kind.as_str()));
+        assert_eq!(
+            serde_json::to_string(&kind).unwrap(),
+            format!("\"{}\"", kind.as_str())
+        );
         assert_eq!(ProviderKind::parse(kind.as_str()), Some(kind));
     }
     for preset in GatewayPreset::ALL {
-        assert_eq!(serde_json::to_string(&preset).unwrap(), format!("\"{}\"", preset.as_str()));
+        assert_eq!(
+            serde_json::to_string(&preset).unwrap(),
+            format!("\"{}\"", preset.as_str())
+        );
         assert_eq!(GatewayPreset::parse(preset.as_str()), Some(preset));
     }
     for api in Api::ALL {
-        assert_eq!(serde_json::to_string(&api).unwrap(), format!("\"{}\"", api.as_str()));
+        assert_eq!(
+            serde_json::to_string(&api).unwrap(),
+            format!("\"{}\"", api.as_str())
+        );
     }
-    assert_eq!(serde_json::to_string(&ErrorCode::ManagedByConfig).unwrap(), "\"managed_by_config\"");
+    assert_eq!(
+        serde_json::to_string(&ErrorCode::ManagedByConfig).unwrap(),
+        "\"managed_by_config\""
+    );
 }
 
 #[test]

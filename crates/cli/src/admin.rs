@@ -18,8 +18,8 @@ use api_types::{
 };
 
 use crate::args::{
-    AdminArgs, AdminCommand, AgentsCommand, GroupsCommand, PoliciesCommand, PolicyAdd,
-    ProviderAdd, ProvidersCommand, UsageFilters,
+    AdminArgs, AdminCommand, AgentsCommand, GroupsCommand, PoliciesCommand, PolicyAdd, ProviderAdd,
+    ProvidersCommand, UsageFilters,
 };
 use client::{segment, Answer, Client};
 use table::Table;
@@ -45,11 +45,12 @@ async fn execute(client: &Client, command: AdminCommand, json: bool) -> anyhow::
             ProvidersCommand::List => out(client.get("/providers").await?, &|a| {
                 Ok(providers_table(&a.decode::<Vec<Provider>>()?))
             }),
-            ProvidersCommand::Show { name } => {
-                out(client.get(&format!("/providers/{}", segment(&name))).await?, &|a| {
-                    Ok(provider_details(&a.decode()?))
-                })
-            }
+            ProvidersCommand::Show { name } => out(
+                client
+                    .get(&format!("/providers/{}", segment(&name)))
+                    .await?,
+                &|a| Ok(provider_details(&a.decode()?)),
+            ),
             ProvidersCommand::Add(add) => {
                 let answer = client.post("/providers", &provider_input(add)).await?;
                 out(answer, &|a| {
@@ -62,65 +63,113 @@ async fn execute(client: &Client, command: AdminCommand, json: bool) -> anyhow::
             }
             ProvidersCommand::SetKey { name, from_env } => {
                 let key = read_key(&name, from_env.as_deref())?;
-                let request = SetKeyRequest { api_key: ApiKey::new(key) };
-                let answer = client.put(&format!("/providers/{}/key", segment(&name)), &request).await?;
+                let request = SetKeyRequest {
+                    api_key: ApiKey::new(key),
+                };
+                let answer = client
+                    .put(&format!("/providers/{}/key", segment(&name)), &request)
+                    .await?;
                 out(answer, &|a| {
                     let r: SetKeyResponse = a.decode()?;
-                    Ok(format!("stored the key of provider '{}' ({})\n", r.name, r.key_fingerprint))
+                    Ok(format!(
+                        "stored the key of provider '{}' ({})\n",
+                        r.name, r.key_fingerprint
+                    ))
                 })
             }
             ProvidersCommand::Rm { name } => {
-                client.delete(&format!("/providers/{}", segment(&name))).await?;
-                Ok(if json { String::new() } else { format!("removed provider '{name}'\n") })
+                client
+                    .delete(&format!("/providers/{}", segment(&name)))
+                    .await?;
+                Ok(if json {
+                    String::new()
+                } else {
+                    format!("removed provider '{name}'\n")
+                })
             }
         },
         AdminCommand::Groups(cmd) => match cmd {
-            GroupsCommand::List => {
-                out(client.get("/groups").await?, &|a| Ok(groups_table(&a.decode::<Vec<Group>>()?)))
-            }
+            GroupsCommand::List => out(client.get("/groups").await?, &|a| {
+                Ok(groups_table(&a.decode::<Vec<Group>>()?))
+            }),
             GroupsCommand::Add { name, description } => {
-                let input = GroupInput { name: Some(name), description };
+                let input = GroupInput {
+                    name: Some(name),
+                    description,
+                };
                 out(client.post("/groups", &input).await?, &|a| {
                     Ok(format!("added group '{}'\n", a.decode::<Group>()?.name))
                 })
             }
             GroupsCommand::Rm { name } => {
-                client.delete(&format!("/groups/{}", segment(&name))).await?;
-                Ok(if json { String::new() } else { format!("removed group '{name}'\n") })
+                client
+                    .delete(&format!("/groups/{}", segment(&name)))
+                    .await?;
+                Ok(if json {
+                    String::new()
+                } else {
+                    format!("removed group '{name}'\n")
+                })
             }
         },
         AdminCommand::Agents(cmd) => match cmd {
-            AgentsCommand::List => {
-                out(client.get("/agents").await?, &|a| Ok(agents_table(&a.decode::<Vec<Agent>>()?)))
-            }
-            AgentsCommand::Add { name, groups, description } => {
-                let input = AgentInput { name: Some(name), description, groups };
+            AgentsCommand::List => out(client.get("/agents").await?, &|a| {
+                Ok(agents_table(&a.decode::<Vec<Agent>>()?))
+            }),
+            AgentsCommand::Add {
+                name,
+                groups,
+                description,
+            } => {
+                let input = AgentInput {
+                    name: Some(name),
+                    description,
+                    groups,
+                };
                 out(client.post("/agents", &input).await?, &|a| {
                     Ok(format!("added agent '{}'\n", a.decode::<Agent>()?.name))
                 })
             }
             AgentsCommand::Rm { name } => {
-                client.delete(&format!("/agents/{}", segment(&name))).await?;
-                Ok(if json { String::new() } else { format!("removed agent '{name}'\n") })
+                client
+                    .delete(&format!("/agents/{}", segment(&name)))
+                    .await?;
+                Ok(if json {
+                    String::new()
+                } else {
+                    format!("removed agent '{name}'\n")
+                })
             }
         },
         AdminCommand::Policies(cmd) => match cmd {
-            PoliciesCommand::List => {
-                out(client.get("/policies").await?, &|a| Ok(policies_table(&a.decode::<Vec<Policy>>()?)))
-            }
-            PoliciesCommand::Show { name } => {
-                out(client.get(&format!("/policies/{}", segment(&name))).await?, &|a| {
-                    Ok(policy_details(&a.decode()?))
-                })
-            }
+            PoliciesCommand::List => out(client.get("/policies").await?, &|a| {
+                Ok(policies_table(&a.decode::<Vec<Policy>>()?))
+            }),
+            PoliciesCommand::Show { name } => out(
+                client.get(&format!("/policies/{}", segment(&name))).await?,
+                &|a| Ok(policy_details(&a.decode()?)),
+            ),
             PoliciesCommand::Add(add) => {
+                if add.groups.is_empty()
+                    && add.users.is_empty()
+                    && add.agents.is_empty()
+                    && !add.everyone
+                {
+                    bail!("a policy needs at least one source: --group, --user, --agent or --everyone");
+                }
                 out(client.post("/policies", &policy_input(add)).await?, &|a| {
                     Ok(format!("added policy '{}'\n", a.decode::<Policy>()?.name))
                 })
             }
             PoliciesCommand::Rm { name } => {
-                client.delete(&format!("/policies/{}", segment(&name))).await?;
-                Ok(if json { String::new() } else { format!("removed policy '{name}'\n") })
+                client
+                    .delete(&format!("/policies/{}", segment(&name)))
+                    .await?;
+                Ok(if json {
+                    String::new()
+                } else {
+                    format!("removed policy '{name}'\n")
+                })
             }
         },
         AdminCommand::Usage(filters) => {
@@ -132,7 +181,9 @@ async fn execute(client: &Client, command: AdminCommand, json: bool) -> anyhow::
         AdminCommand::Logs(filters) => {
             let query = usage_query(filters, when::now_ms()?)?;
             let answer = client.get(&with_query("/logs", &query)).await?;
-            out(answer, &|a| Ok(logs_table(&a.decode::<Vec<UsageRecord>>()?)))
+            out(answer, &|a| {
+                Ok(logs_table(&a.decode::<Vec<UsageRecord>>()?))
+            })
         }
     }
 }
@@ -154,7 +205,10 @@ fn provider_input(add: ProviderAdd) -> ProviderInput {
         apis: add.apis,
         models: add.models,
         prices: Vec::new(),
-        stamping: Stamping { enabled: !add.no_stamping, preset: add.preset },
+        stamping: Stamping {
+            enabled: !add.no_stamping,
+            preset: add.preset,
+        },
         azure_api_version: add.azure_api_version,
         api_key: None,
     }
@@ -181,8 +235,14 @@ pub(crate) fn usage_query(f: UsageFilters, now_ms: i64) -> anyhow::Result<UsageQ
         provider: f.provider,
         model: f.model,
         reason: f.reason,
-        since: f.since.map(|v| when::resolve("since", &v, now_ms)).transpose()?,
-        until: f.until.map(|v| when::resolve("until", &v, now_ms)).transpose()?,
+        since: f
+            .since
+            .map(|v| when::resolve("since", &v, now_ms))
+            .transpose()?,
+        until: f
+            .until
+            .map(|v| when::resolve("until", &v, now_ms))
+            .transpose()?,
         limit: f.limit,
     })
 }
@@ -196,13 +256,17 @@ fn read_key(provider: &str, var: Option<&str>) -> anyhow::Result<String> {
             eprint!("key for provider '{provider}' (input hidden): ");
             let _echo = EchoOff::new();
             let mut line = String::new();
-            std::io::stdin().read_line(&mut line).context("cannot read the key from the terminal")?;
+            std::io::stdin()
+                .read_line(&mut line)
+                .context("cannot read the key from the terminal")?;
             eprintln!();
             line
         }
         None => {
             let mut all = String::new();
-            std::io::stdin().read_to_string(&mut all).context("cannot read the key from stdin")?;
+            std::io::stdin()
+                .read_to_string(&mut all)
+                .context("cannot read the key from stdin")?;
             all
         }
     };
@@ -259,13 +323,25 @@ fn usd(cost: Option<f64>) -> String {
 }
 
 fn providers_table(providers: &[Provider]) -> String {
-    let mut t = Table::new(&["NAME", "KIND", "BASE URL", "MODELS", "KEY", "STAMPING", "MANAGED BY"]);
+    let mut t = Table::new(&[
+        "NAME",
+        "KIND",
+        "BASE URL",
+        "MODELS",
+        "KEY",
+        "STAMPING",
+        "MANAGED BY",
+    ]);
     for p in providers {
         t.row(vec![
             p.name.clone(),
             p.kind.as_str().to_owned(),
             p.base_url.clone(),
-            if p.models.is_empty() { "*".to_owned() } else { p.models.join(",") },
+            if p.models.is_empty() {
+                "*".to_owned()
+            } else {
+                p.models.join(",")
+            },
             or_dash(p.key_fingerprint.as_deref()),
             stamping(&p.stamping),
             p.managed_by.as_str().to_owned(),
@@ -291,9 +367,28 @@ fn provider_details(p: &Provider) -> String {
     line("name", p.name.clone());
     line("kind", p.kind.as_str().to_owned());
     line("base url", p.base_url.clone());
-    line("apis", p.apis.iter().map(|a| a.as_str()).collect::<Vec<_>>().join(","));
-    line("models", if p.models.is_empty() { "* (any)".to_owned() } else { p.models.join(", ") });
-    line("key", p.key_fingerprint.clone().unwrap_or_else(|| "not set".to_owned()));
+    line(
+        "apis",
+        p.apis
+            .iter()
+            .map(|a| a.as_str())
+            .collect::<Vec<_>>()
+            .join(","),
+    );
+    line(
+        "models",
+        if p.models.is_empty() {
+            "* (any)".to_owned()
+        } else {
+            p.models.join(", ")
+        },
+    );
+    line(
+        "key",
+        p.key_fingerprint
+            .clone()
+            .unwrap_or_else(|| "not set".to_owned()),
+    );
     line("stamping", stamping(&p.stamping));
     if let Some(v) = &p.azure_api_version {
         line("azure api version", v.clone());
@@ -301,8 +396,14 @@ fn provider_details(p: &Provider) -> String {
     line("managed by", p.managed_by.as_str().to_owned());
     line("updated", p.updated_at.clone());
     if !p.prices.is_empty() {
-        let mut t = Table::new(&["MODEL", "INPUT $/MTOK", "OUTPUT $/MTOK", "CACHE WRITE", "CACHE READ"])
-            .align_right(&[1, 2, 3, 4]);
+        let mut t = Table::new(&[
+            "MODEL",
+            "INPUT $/MTOK",
+            "OUTPUT $/MTOK",
+            "CACHE WRITE",
+            "CACHE READ",
+        ])
+        .align_right(&[1, 2, 3, 4]);
         for price in &p.prices {
             let f = |v: Option<f64>| v.map_or("-".to_owned(), |v| format!("{v}"));
             t.row(vec![
@@ -322,7 +423,11 @@ fn provider_details(p: &Provider) -> String {
 fn groups_table(groups: &[Group]) -> String {
     let mut t = Table::new(&["NAME", "DESCRIPTION", "MANAGED BY"]);
     for g in groups {
-        t.row(vec![g.name.clone(), or_dash(Some(&g.description)), g.managed_by.as_str().to_owned()]);
+        t.row(vec![
+            g.name.clone(),
+            or_dash(Some(&g.description)),
+            g.managed_by.as_str().to_owned(),
+        ]);
     }
     if t.is_empty() {
         return "no groups\n".to_owned();
@@ -364,7 +469,11 @@ fn policies_table(policies: &[Policy]) -> String {
             p.name.clone(),
             sources(&p.sources),
             list(&p.providers),
-            if p.models.is_empty() { "*".to_owned() } else { p.models.join(",") },
+            if p.models.is_empty() {
+                "*".to_owned()
+            } else {
+                p.models.join(",")
+            },
             p.managed_by.as_str().to_owned(),
         ]);
     }
@@ -384,7 +493,14 @@ fn policy_details(p: &Policy) -> String {
     line("users", list(&s.users));
     line("agents", list(&s.agents));
     line("providers", list(&p.providers));
-    line("models", if p.models.is_empty() { "* (any)".to_owned() } else { p.models.join(", ") });
+    line(
+        "models",
+        if p.models.is_empty() {
+            "* (any)".to_owned()
+        } else {
+            p.models.join(", ")
+        },
+    );
     line("managed by", p.managed_by.as_str().to_owned());
     line("updated", p.updated_at.clone());
     out
@@ -392,7 +508,14 @@ fn policy_details(p: &Policy) -> String {
 
 fn summary_table(summary: &UsageSummary, limit: Option<u32>) -> String {
     let mut t = Table::new(&[
-        "PRINCIPAL", "REQUESTS", "FAILED", "INPUT", "OUTPUT", "CACHE WRITE", "CACHE READ", "COST",
+        "PRINCIPAL",
+        "REQUESTS",
+        "FAILED",
+        "INPUT",
+        "OUTPUT",
+        "CACHE WRITE",
+        "CACHE READ",
+        "COST",
         "UNPRICED",
     ])
     .align_right(&[1, 2, 3, 4, 5, 6, 7, 8]);
@@ -411,7 +534,12 @@ fn summary_table(summary: &UsageSummary, limit: Option<u32>) -> String {
         ]);
     };
     for p in summary.principals.iter().take(shown) {
-        row(p.principal.clone().unwrap_or_else(|| "(unidentified)".to_owned()), &p.totals);
+        row(
+            p.principal
+                .clone()
+                .unwrap_or_else(|| "(unidentified)".to_owned()),
+            &p.totals,
+        );
     }
     if summary.principals.is_empty() {
         return "no usage in this range\n".to_owned();
@@ -419,7 +547,9 @@ fn summary_table(summary: &UsageSummary, limit: Option<u32>) -> String {
     row("TOTAL".to_owned(), &summary.total);
     let mut out = t.render();
     if summary.total.unknown_cost_requests > 0 {
-        out.push_str("UNPRICED: requests to models without a known price; their cost is not in COST\n");
+        out.push_str(
+            "UNPRICED: requests to models without a known price; their cost is not in COST\n",
+        );
     }
     if summary.truncated {
         out.push_str(&format!(
@@ -432,8 +562,17 @@ fn summary_table(summary: &UsageSummary, limit: Option<u32>) -> String {
 
 fn logs_table(records: &[UsageRecord]) -> String {
     let mut t = Table::new(&[
-        "TIME", "PRINCIPAL", "PROVIDER", "MODEL", "STATUS", "REASON", "INPUT", "OUTPUT", "CACHE R/W",
-        "COST", "LATENCY",
+        "TIME",
+        "PRINCIPAL",
+        "PROVIDER",
+        "MODEL",
+        "STATUS",
+        "REASON",
+        "INPUT",
+        "OUTPUT",
+        "CACHE R/W",
+        "COST",
+        "LATENCY",
     ])
     .align_right(&[4, 6, 7, 8, 9, 10]);
     for r in records {

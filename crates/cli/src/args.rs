@@ -37,13 +37,25 @@ pub(crate) enum Command {
 #[derive(Debug, Args)]
 pub(crate) struct AdminArgs {
     /// The server's admin socket [default: DATA_DIR/admin.sock].
-    #[arg(long, value_name = "PATH", global = true, conflicts_with = "data_dir")]
+    #[arg(
+        long,
+        value_name = "PATH",
+        global = true,
+        conflicts_with = "data_dir",
+        help_heading = "Server connection"
+    )]
     pub(crate) socket: Option<PathBuf>,
     /// The server's data directory, where its admin socket is.
-    #[arg(long, value_name = "DIR", global = true, default_value = "./agentnet-data")]
+    #[arg(
+        long,
+        value_name = "DIR",
+        global = true,
+        default_value = "./agentnet-data",
+        help_heading = "Server connection"
+    )]
     pub(crate) data_dir: PathBuf,
     /// Print the server's JSON answer instead of a table.
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = "Server connection")]
     pub(crate) json: bool,
     #[command(subcommand)]
     pub(crate) command: AdminCommand,
@@ -51,7 +63,9 @@ pub(crate) struct AdminArgs {
 
 impl AdminArgs {
     pub(crate) fn socket_path(&self) -> PathBuf {
-        self.socket.clone().unwrap_or_else(|| self.data_dir.join("admin.sock"))
+        self.socket
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("admin.sock"))
     }
 }
 
@@ -98,6 +112,7 @@ pub(crate) enum ProvidersCommand {
 #[derive(Debug, Args)]
 pub(crate) struct ProviderAdd {
     pub(crate) name: String,
+    /// What kind of upstream it is.
     #[arg(long, value_parser = kind_parser())]
     pub(crate) kind: ProviderKind,
     /// Base URL without /v1, e.g. https://api.anthropic.com.

@@ -22,16 +22,28 @@ use crate::args::SetupTool;
 
 pub(crate) fn run(tool: SetupTool) -> anyhow::Result<()> {
     match tool {
-        SetupTool::ClaudeCode { endpoint, token_command, dry_run } => {
+        SetupTool::ClaudeCode {
+            endpoint,
+            token_command,
+            dry_run,
+        } => {
             let endpoint = Endpoint::parse(&endpoint)?;
             let path = claude_code::settings_path()?;
             let helper = token_command.unwrap_or_else(|| claude_code::DUMMY_KEY_HELPER.to_owned());
-            apply(&path, dry_run, |existing| claude_code::merge(existing, &endpoint, &helper))
+            apply(&path, dry_run, |existing| {
+                claude_code::merge(existing, &endpoint, &helper)
+            })
         }
-        SetupTool::Codex { endpoint, token_env, dry_run } => {
+        SetupTool::Codex {
+            endpoint,
+            token_env,
+            dry_run,
+        } => {
             let endpoint = Endpoint::parse(&endpoint)?;
             let path = codex::config_path()?;
-            apply(&path, dry_run, |existing| codex::merge(existing, &endpoint, token_env.as_deref()))
+            apply(&path, dry_run, |existing| {
+                codex::merge(existing, &endpoint, token_env.as_deref())
+            })
         }
     }
 }
@@ -51,7 +63,10 @@ impl Endpoint {
             bail!("--endpoint '{value}' has no host");
         }
         let base = value.trim_end_matches('/');
-        let base = base.strip_suffix("/v1").unwrap_or(base).trim_end_matches('/');
+        let base = base
+            .strip_suffix("/v1")
+            .unwrap_or(base)
+            .trim_end_matches('/');
         Ok(Self(base.to_owned()))
     }
 
@@ -104,7 +119,8 @@ fn apply(
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => None,
         Err(err) => return Err(err).with_context(|| format!("cannot read {}", path.display())),
     };
-    let merged = merge(existing.as_deref()).with_context(|| format!("cannot update {}", path.display()))?;
+    let merged =
+        merge(existing.as_deref()).with_context(|| format!("cannot update {}", path.display()))?;
     for note in &merged.notes {
         println!("note: {note}");
     }
@@ -135,7 +151,9 @@ pub(crate) fn write_atomically(path: &Path, text: &str) -> anyhow::Result<()> {
         Ok(real) => real,
         Err(_) => path.to_owned(),
     };
-    let dir = target.parent().context("the config file has no parent directory")?;
+    let dir = target
+        .parent()
+        .context("the config file has no parent directory")?;
     if !dir.exists() {
         std::fs::DirBuilder::new()
             .recursive(true)
@@ -143,8 +161,13 @@ pub(crate) fn write_atomically(path: &Path, text: &str) -> anyhow::Result<()> {
             .create(dir)
             .with_context(|| format!("cannot create {}", dir.display()))?;
     }
-    let mode = std::fs::metadata(&target).map(|m| m.permissions().mode() & 0o7777).unwrap_or(0o600);
-    let name = target.file_name().and_then(|n| n.to_str()).unwrap_or("config");
+    let mode = std::fs::metadata(&target)
+        .map(|m| m.permissions().mode() & 0o7777)
+        .unwrap_or(0o600);
+    let name = target
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("config");
     let tmp = dir.join(format!(".{name}.agentnet-{}.tmp", std::process::id()));
     let write = || -> std::io::Result<()> {
         let mut file = std::fs::OpenOptions::new()
@@ -162,7 +185,7 @@ pub(crate) fn write_atomically(path: &Path, text: &str) -> anyhow::Result<()> {
         .inspect_err(|_| {
             let _ = std::fs::remove_file(&tmp);
         })
-    .with_context(|| format!("cannot write {}", target.display()))
+        .with_context(|| format!("cannot write {}", target.display()))
 }
 
 /// The user's home directory (`$HOME`).

@@ -18,8 +18,18 @@ const AGENT: &str = "agent";
     get, path = "/api/v1/groups", tag = "groups",
     responses((status = 200, description = "every group, by name", body = Vec<Group>))
 )]
-pub(crate) async fn list_groups(State(state): State<ControlState>) -> Result<Json<Vec<Group>>, Error> {
-    Ok(Json(state.store.groups().await?.into_iter().map(group_to_dto).collect()))
+pub(crate) async fn list_groups(
+    State(state): State<ControlState>,
+) -> Result<Json<Vec<Group>>, Error> {
+    Ok(Json(
+        state
+            .store
+            .groups()
+            .await?
+            .into_iter()
+            .map(group_to_dto)
+            .collect(),
+    ))
 }
 
 #[utoipa::path(
@@ -31,7 +41,9 @@ pub(crate) async fn show_group(
     State(state): State<ControlState>,
     Path(name): Path<String>,
 ) -> Result<Json<Group>, Error> {
-    let group = find_group(&state, &name).await?.ok_or(Error::NotFound { kind: GROUP, name })?;
+    let group = find_group(&state, &name)
+        .await?
+        .ok_or(Error::NotFound { kind: GROUP, name })?;
     Ok(Json(group_to_dto(group)))
 }
 
@@ -53,7 +65,10 @@ pub(crate) async fn create_group(
     if find_group(&state, &name).await?.is_some() {
         return Err(Error::AlreadyExists { kind: GROUP, name });
     }
-    Ok((StatusCode::CREATED, Json(save_group(&state, name, input).await?)))
+    Ok((
+        StatusCode::CREATED,
+        Json(save_group(&state, name, input).await?),
+    ))
 }
 
 #[utoipa::path(
@@ -74,10 +89,17 @@ pub(crate) async fn replace_group(
 ) -> Result<(StatusCode, Json<Group>), Error> {
     validate::name_matches_path(&name, input.name.as_deref())?;
     let existing = find_group(&state, &name).await?;
-    if existing.as_ref().is_some_and(|g| g.managed_by == ManagedBy::Config) {
+    if existing
+        .as_ref()
+        .is_some_and(|g| g.managed_by == ManagedBy::Config)
+    {
         return Err(Error::ManagedByConfig { kind: GROUP, name });
     }
-    let status = if existing.is_some() { StatusCode::OK } else { StatusCode::CREATED };
+    let status = if existing.is_some() {
+        StatusCode::OK
+    } else {
+        StatusCode::CREATED
+    };
     Ok((status, Json(save_group(&state, name, input).await?)))
 }
 
@@ -94,8 +116,12 @@ pub(crate) async fn remove_group(
     State(state): State<ControlState>,
     Path(name): Path<String>,
 ) -> Result<StatusCode, Error> {
-    let group =
-        find_group(&state, &name).await?.ok_or_else(|| Error::NotFound { kind: GROUP, name: name.clone() })?;
+    let group = find_group(&state, &name)
+        .await?
+        .ok_or_else(|| Error::NotFound {
+            kind: GROUP,
+            name: name.clone(),
+        })?;
     if group.managed_by == ManagedBy::Config {
         return Err(Error::ManagedByConfig { kind: GROUP, name });
     }
@@ -108,12 +134,21 @@ pub(crate) async fn remove_group(
 }
 
 async fn find_group(state: &ControlState, name: &str) -> Result<Option<GroupRecord>, Error> {
-    Ok(state.store.groups().await?.into_iter().find(|g| g.name == name))
+    Ok(state
+        .store
+        .groups()
+        .await?
+        .into_iter()
+        .find(|g| g.name == name))
 }
 
 async fn save_group(state: &ControlState, name: String, input: GroupInput) -> Result<Group, Error> {
     validate::text("description", &input.description)?;
-    let record = GroupRecord { name, description: input.description, managed_by: ManagedBy::Api };
+    let record = GroupRecord {
+        name,
+        description: input.description,
+        managed_by: ManagedBy::Api,
+    };
     state.store.put_group(&record).await?;
     tracing::info!(group = %record.name, "group saved through the admin api");
     state.changed();
@@ -121,15 +156,29 @@ async fn save_group(state: &ControlState, name: String, input: GroupInput) -> Re
 }
 
 fn group_to_dto(g: GroupRecord) -> Group {
-    Group { name: g.name, description: g.description, managed_by: managed_by_to_dto(g.managed_by) }
+    Group {
+        name: g.name,
+        description: g.description,
+        managed_by: managed_by_to_dto(g.managed_by),
+    }
 }
 
 #[utoipa::path(
     get, path = "/api/v1/agents", tag = "agents",
     responses((status = 200, description = "every agent, by name", body = Vec<Agent>))
 )]
-pub(crate) async fn list_agents(State(state): State<ControlState>) -> Result<Json<Vec<Agent>>, Error> {
-    Ok(Json(state.store.agents().await?.into_iter().map(agent_to_dto).collect()))
+pub(crate) async fn list_agents(
+    State(state): State<ControlState>,
+) -> Result<Json<Vec<Agent>>, Error> {
+    Ok(Json(
+        state
+            .store
+            .agents()
+            .await?
+            .into_iter()
+            .map(agent_to_dto)
+            .collect(),
+    ))
 }
 
 #[utoipa::path(
@@ -141,7 +190,9 @@ pub(crate) async fn show_agent(
     State(state): State<ControlState>,
     Path(name): Path<String>,
 ) -> Result<Json<Agent>, Error> {
-    let agent = find_agent(&state, &name).await?.ok_or(Error::NotFound { kind: AGENT, name })?;
+    let agent = find_agent(&state, &name)
+        .await?
+        .ok_or(Error::NotFound { kind: AGENT, name })?;
     Ok(Json(agent_to_dto(agent)))
 }
 
@@ -163,7 +214,10 @@ pub(crate) async fn create_agent(
     if find_agent(&state, &name).await?.is_some() {
         return Err(Error::AlreadyExists { kind: AGENT, name });
     }
-    Ok((StatusCode::CREATED, Json(save_agent(&state, name, input).await?)))
+    Ok((
+        StatusCode::CREATED,
+        Json(save_agent(&state, name, input).await?),
+    ))
 }
 
 #[utoipa::path(
@@ -184,10 +238,17 @@ pub(crate) async fn replace_agent(
 ) -> Result<(StatusCode, Json<Agent>), Error> {
     validate::name_matches_path(&name, input.name.as_deref())?;
     let existing = find_agent(&state, &name).await?;
-    if existing.as_ref().is_some_and(|a| a.managed_by == ManagedBy::Config) {
+    if existing
+        .as_ref()
+        .is_some_and(|a| a.managed_by == ManagedBy::Config)
+    {
         return Err(Error::ManagedByConfig { kind: AGENT, name });
     }
-    let status = if existing.is_some() { StatusCode::OK } else { StatusCode::CREATED };
+    let status = if existing.is_some() {
+        StatusCode::OK
+    } else {
+        StatusCode::CREATED
+    };
     Ok((status, Json(save_agent(&state, name, input).await?)))
 }
 
@@ -204,8 +265,12 @@ pub(crate) async fn remove_agent(
     State(state): State<ControlState>,
     Path(name): Path<String>,
 ) -> Result<StatusCode, Error> {
-    let agent =
-        find_agent(&state, &name).await?.ok_or_else(|| Error::NotFound { kind: AGENT, name: name.clone() })?;
+    let agent = find_agent(&state, &name)
+        .await?
+        .ok_or_else(|| Error::NotFound {
+            kind: AGENT,
+            name: name.clone(),
+        })?;
     if agent.managed_by == ManagedBy::Config {
         return Err(Error::ManagedByConfig { kind: AGENT, name });
     }
@@ -218,7 +283,12 @@ pub(crate) async fn remove_agent(
 }
 
 async fn find_agent(state: &ControlState, name: &str) -> Result<Option<AgentRecord>, Error> {
-    Ok(state.store.agents().await?.into_iter().find(|a| a.name == name))
+    Ok(state
+        .store
+        .agents()
+        .await?
+        .into_iter()
+        .find(|a| a.name == name))
 }
 
 async fn save_agent(state: &ControlState, name: String, input: AgentInput) -> Result<Agent, Error> {

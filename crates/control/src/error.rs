@@ -18,7 +18,10 @@ pub enum Error {
     Invalid { field: String, message: String },
     /// The body or query string could not be decoded.
     #[error("{message}")]
-    Malformed { field: Option<String>, message: String },
+    Malformed {
+        field: Option<String>,
+        message: String,
+    },
     #[error("{kind} '{name}' does not exist")]
     NotFound { kind: &'static str, name: String },
     #[error("{kind} '{name}' already exists")]
@@ -30,12 +33,24 @@ pub enum Error {
     #[error("method {0} is not allowed here")]
     WrongMethod(http::Method),
     #[error("internal error")]
-    Store(#[from] store::Error),
+    Store(#[source] store::Error),
+}
+
+impl From<store::Error> for Error {
+    fn from(err: store::Error) -> Self {
+        match err {
+            store::Error::NotFound { kind, name } => Error::NotFound { kind, name },
+            err => Error::Store(err),
+        }
+    }
 }
 
 impl Error {
     pub(crate) fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
-        Error::Invalid { field: field.into(), message: message.into() }
+        Error::Invalid {
+            field: field.into(),
+            message: message.into(),
+        }
     }
 
     fn code(&self) -> ErrorCode {
@@ -45,7 +60,6 @@ impl Error {
             Error::AlreadyExists { .. } => ErrorCode::AlreadyExists,
             Error::ManagedByConfig { .. } => ErrorCode::ManagedByConfig,
             Error::WrongMethod(_) => ErrorCode::MethodNotAllowed,
-            Error::Store(store::Error::NotFound { .. }) => ErrorCode::NotFound,
             Error::Store(_) => ErrorCode::Internal,
         }
     }
@@ -64,9 +78,7 @@ impl Error {
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
         if let Error::Store(err) = &self {
-            if !matches!(err, store::Error::NotFound { .. }) {
-                tracing::error!(error = %chain(err), "admin request failed in the store");
-            }
+            tracing::error!(error = %chain(err), "admin request failed in the store");
         }
         let field = match &self {
             Error::Invalid { field, .. } => Some(field.clone()),

@@ -39,7 +39,10 @@ pub struct ControlState {
 
 impl ControlState {
     pub fn new(store: store::Store, on_change: impl Fn() + Send + Sync + 'static) -> Self {
-        Self { store, on_change: Arc::new(on_change) }
+        Self {
+            store,
+            on_change: Arc::new(on_change),
+        }
     }
 
     fn changed(&self) {
@@ -52,26 +55,46 @@ impl ControlState {
 pub fn router(state: ControlState) -> Router {
     let api = |path: &str| format!("{}{path}", api_types::API_PREFIX);
     Router::new()
-        .route(&api("/providers"), get(providers::list).post(providers::create))
+        .route(
+            &api("/providers"),
+            get(providers::list).post(providers::create),
+        )
         .route(
             &api("/providers/{name}"),
-            get(providers::show).put(providers::replace).delete(providers::remove),
+            get(providers::show)
+                .put(providers::replace)
+                .delete(providers::remove),
         )
         .route(&api("/providers/{name}/key"), put(providers::set_key))
-        .route(&api("/groups"), get(directory::list_groups).post(directory::create_group))
+        .route(
+            &api("/groups"),
+            get(directory::list_groups).post(directory::create_group),
+        )
         .route(
             &api("/groups/{name}"),
-            get(directory::show_group).put(directory::replace_group).delete(directory::remove_group),
+            get(directory::show_group)
+                .put(directory::replace_group)
+                .delete(directory::remove_group),
         )
-        .route(&api("/agents"), get(directory::list_agents).post(directory::create_agent))
+        .route(
+            &api("/agents"),
+            get(directory::list_agents).post(directory::create_agent),
+        )
         .route(
             &api("/agents/{name}"),
-            get(directory::show_agent).put(directory::replace_agent).delete(directory::remove_agent),
+            get(directory::show_agent)
+                .put(directory::replace_agent)
+                .delete(directory::remove_agent),
         )
-        .route(&api("/policies"), get(policies::list).post(policies::create))
+        .route(
+            &api("/policies"),
+            get(policies::list).post(policies::create),
+        )
         .route(
             &api("/policies/{name}"),
-            get(policies::show).put(policies::replace).delete(policies::remove),
+            get(policies::show)
+                .put(policies::replace)
+                .delete(policies::remove),
         )
         .route(&api("/usage"), get(usage::records))
         .route(&api("/usage/summary"), get(usage::summary))

@@ -19,7 +19,9 @@ const KIND: &str = "policy";
     responses((status = 200, description = "every policy, by name", body = Vec<Policy>))
 )]
 pub(crate) async fn list(State(state): State<ControlState>) -> Result<Json<Vec<Policy>>, Error> {
-    Ok(Json(state.store.policies().await?.iter().map(to_dto).collect()))
+    Ok(Json(
+        state.store.policies().await?.iter().map(to_dto).collect(),
+    ))
 }
 
 #[utoipa::path(
@@ -31,7 +33,9 @@ pub(crate) async fn show(
     State(state): State<ControlState>,
     Path(name): Path<String>,
 ) -> Result<Json<Policy>, Error> {
-    let record = find(&state, &name).await?.ok_or(Error::NotFound { kind: KIND, name })?;
+    let record = find(&state, &name)
+        .await?
+        .ok_or(Error::NotFound { kind: KIND, name })?;
     Ok(Json(to_dto(&record)))
 }
 
@@ -74,10 +78,17 @@ pub(crate) async fn replace(
 ) -> Result<(StatusCode, Json<Policy>), Error> {
     validate::name_matches_path(&name, input.name.as_deref())?;
     let existing = find(&state, &name).await?;
-    if existing.as_ref().is_some_and(|p| p.managed_by == ManagedBy::Config) {
+    if existing
+        .as_ref()
+        .is_some_and(|p| p.managed_by == ManagedBy::Config)
+    {
         return Err(Error::ManagedByConfig { kind: KIND, name });
     }
-    let status = if existing.is_some() { StatusCode::OK } else { StatusCode::CREATED };
+    let status = if existing.is_some() {
+        StatusCode::OK
+    } else {
+        StatusCode::CREATED
+    };
     Ok((status, Json(save(&state, name, input).await?)))
 }
 
@@ -94,8 +105,10 @@ pub(crate) async fn remove(
     State(state): State<ControlState>,
     Path(name): Path<String>,
 ) -> Result<StatusCode, Error> {
-    let record =
-        find(&state, &name).await?.ok_or_else(|| Error::NotFound { kind: KIND, name: name.clone() })?;
+    let record = find(&state, &name).await?.ok_or_else(|| Error::NotFound {
+        kind: KIND,
+        name: name.clone(),
+    })?;
     if record.managed_by == ManagedBy::Config {
         return Err(Error::ManagedByConfig { kind: KIND, name });
     }
@@ -108,7 +121,12 @@ pub(crate) async fn remove(
 }
 
 async fn find(state: &ControlState, name: &str) -> Result<Option<PolicyRecord>, Error> {
-    Ok(state.store.policies().await?.into_iter().find(|p| p.policy.name == name))
+    Ok(state
+        .store
+        .policies()
+        .await?
+        .into_iter()
+        .find(|p| p.policy.name == name))
 }
 
 async fn save(state: &ControlState, name: String, input: PolicyInput) -> Result<Policy, Error> {
@@ -118,7 +136,10 @@ async fn save(state: &ControlState, name: String, input: PolicyInput) -> Result<
     state.changed();
     let record = find(state, &policy.name)
         .await?
-        .ok_or_else(|| Error::NotFound { kind: KIND, name: policy.name.clone() })?;
+        .ok_or_else(|| Error::NotFound {
+            kind: KIND,
+            name: policy.name.clone(),
+        })?;
     Ok(to_dto(&record))
 }
 
@@ -135,14 +156,29 @@ pub(crate) fn from_input(name: String, input: PolicyInput) -> Result<domain::Pol
     if s.everyone {
         sources.push(Source::Everyone);
     }
-    sources.extend(validate::references("sources.groups", s.groups, true)?.into_iter().map(Source::Group));
-    sources.extend(validate::references("sources.users", s.users, false)?.into_iter().map(Source::User));
+    sources.extend(
+        validate::references("sources.groups", s.groups, true)?
+            .into_iter()
+            .map(Source::Group),
+    );
+    sources.extend(
+        validate::references("sources.users", s.users, false)?
+            .into_iter()
+            .map(Source::User),
+    );
     for (i, agent) in s.agents.iter().enumerate() {
         validate::name(&format!("sources.agents[{i}]"), agent)?;
     }
-    sources.extend(validate::references("sources.agents", s.agents, false)?.into_iter().map(Source::Agent));
+    sources.extend(
+        validate::references("sources.agents", s.agents, false)?
+            .into_iter()
+            .map(Source::Agent),
+    );
     if input.providers.is_empty() {
-        return Err(Error::invalid("providers", "a policy needs at least one provider to open"));
+        return Err(Error::invalid(
+            "providers",
+            "a policy needs at least one provider to open",
+        ));
     }
     for (i, provider) in input.providers.iter().enumerate() {
         validate::name(&format!("providers[{i}]"), provider)?;

@@ -1,9 +1,7 @@
 //! `/providers`: upstream LLM APIs and their keys. The key is write-only: it goes into the store
 //! encrypted and only its fingerprint ever comes back.
 
-use api_types::{
-    ErrorBody, ModelPrice, Provider, ProviderInput, SetKeyRequest, SetKeyResponse,
-};
+use api_types::{ErrorBody, ModelPrice, Provider, ProviderInput, SetKeyRequest, SetKeyResponse};
 use axum::{
     extract::{Path, State},
     http::StatusCode,
@@ -81,10 +79,17 @@ pub(crate) async fn replace(
 ) -> Result<(StatusCode, Json<Provider>), Error> {
     validate::name_matches_path(&name, input.name.as_deref())?;
     let existing = state.store.provider(&name).await?;
-    if existing.as_ref().is_some_and(|r| r.managed_by == ManagedBy::Config) {
+    if existing
+        .as_ref()
+        .is_some_and(|r| r.managed_by == ManagedBy::Config)
+    {
         return Err(Error::ManagedByConfig { kind: KIND, name });
     }
-    let status = if existing.is_some() { StatusCode::OK } else { StatusCode::CREATED };
+    let status = if existing.is_some() {
+        StatusCode::OK
+    } else {
+        StatusCode::CREATED
+    };
     let provider = save(&state, name, input).await?;
     Ok((status, Json(provider)))
 }
@@ -133,13 +138,23 @@ pub(crate) async fn set_key(
 ) -> Result<Json<SetKeyResponse>, Error> {
     validate::api_key("api_key", request.api_key.expose())?;
     let key = SecretString::from(request.api_key.into_inner());
-    state.store.set_provider_key(&name, &key).await.map_err(|err| match err {
-        store::Error::NotFound { .. } => Error::NotFound { kind: KIND, name: name.clone() },
-        err => err.into(),
-    })?;
+    state
+        .store
+        .set_provider_key(&name, &key)
+        .await
+        .map_err(|err| match err {
+            store::Error::NotFound { .. } => Error::NotFound {
+                kind: KIND,
+                name: name.clone(),
+            },
+            err => err.into(),
+        })?;
     tracing::info!(provider = %name, "provider key set through the admin api");
     state.changed();
-    Ok(Json(SetKeyResponse { key_fingerprint: store::fingerprint(&key), name }))
+    Ok(Json(SetKeyResponse {
+        key_fingerprint: store::fingerprint(&key),
+        name,
+    }))
 }
 
 async fn find(state: &ControlState, name: &str) -> Result<ProviderRecord, Error> {
@@ -147,7 +162,10 @@ async fn find(state: &ControlState, name: &str) -> Result<ProviderRecord, Error>
         .store
         .provider(name)
         .await?
-        .ok_or_else(|| Error::NotFound { kind: KIND, name: name.to_owned() })
+        .ok_or_else(|| Error::NotFound {
+            kind: KIND,
+            name: name.to_owned(),
+        })
 }
 
 /// Validates `input`, stores it as an API-managed provider (and its key, if given), and answers
@@ -190,8 +208,10 @@ pub(crate) fn from_input(name: String, input: ProviderInput) -> Result<domain::P
     for (i, price) in input.prices.into_iter().enumerate() {
         let field = |f: &str| format!("prices[{i}].{f}");
         validate::reference(&field("model"), &price.model, false)?;
-        let input_price = validate::usd_per_mtok(&field("input_usd_per_mtok"), price.input_usd_per_mtok)?;
-        let output = validate::usd_per_mtok(&field("output_usd_per_mtok"), price.output_usd_per_mtok)?;
+        let input_price =
+            validate::usd_per_mtok(&field("input_usd_per_mtok"), price.input_usd_per_mtok)?;
+        let output =
+            validate::usd_per_mtok(&field("output_usd_per_mtok"), price.output_usd_per_mtok)?;
         // The provider's convention fills in cache prices that are not given.
         let default = match kind {
             domain::ProviderKind::Anthropic => Price::anthropic(input_price, output),
@@ -200,11 +220,24 @@ pub(crate) fn from_input(name: String, input: ProviderInput) -> Result<domain::P
         let optional = |f: &str, v: Option<f64>, default: u64| {
             v.map_or(Ok(default), |usd| validate::usd_per_mtok(&field(f), usd))
         };
-        let cache_write = optional("cache_write_usd_per_mtok", price.cache_write_usd_per_mtok, default.cache_write)?;
-        let cache_read = optional("cache_read_usd_per_mtok", price.cache_read_usd_per_mtok, default.cache_read)?;
+        let cache_write = optional(
+            "cache_write_usd_per_mtok",
+            price.cache_write_usd_per_mtok,
+            default.cache_write,
+        )?;
+        let cache_read = optional(
+            "cache_read_usd_per_mtok",
+            price.cache_read_usd_per_mtok,
+            default.cache_read,
+        )?;
         price_overrides.push((
             ModelPattern::new(price.model),
-            Price { input: input_price, output, cache_write, cache_read },
+            Price {
+                input: input_price,
+                output,
+                cache_write,
+                cache_read,
+            },
         ));
     }
     let azure_api_version = match input.azure_api_version {

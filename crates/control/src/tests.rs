@@ -22,13 +22,19 @@ struct Harness {
 }
 
 async fn harness() -> Harness {
-    let store = store::Store::in_memory(&store::MasterKey::generate().unwrap()).await.unwrap();
+    let store = store::Store::in_memory(&store::MasterKey::generate().unwrap())
+        .await
+        .unwrap();
     let changes = Arc::new(AtomicUsize::new(0));
     let counter = changes.clone();
     let state = ControlState::new(store.clone(), move || {
         counter.fetch_add(1, Ordering::SeqCst);
     });
-    Harness { router: router(state), store, changes }
+    Harness {
+        router: router(state),
+        store,
+        changes,
+    }
 }
 
 impl Harness {
@@ -44,13 +50,20 @@ impl Harness {
         let response = self.router.clone().oneshot(request).await.unwrap();
         let status = response.status();
         let bytes = response.into_body().collect().await.unwrap().to_bytes();
-        let value = if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).unwrap() };
+        let value = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes).unwrap()
+        };
         (status, value)
     }
 
     async fn raw(&self, method: Method, path: &str, body: &str) -> (StatusCode, Value) {
-        let request =
-            Request::builder().method(method).uri(path).body(Body::from(body.to_owned())).unwrap();
+        let request = Request::builder()
+            .method(method)
+            .uri(path)
+            .body(Body::from(body.to_owned()))
+            .unwrap();
         let response = self.router.clone().oneshot(request).await.unwrap();
         let status = response.status();
         let bytes = response.into_body().collect().await.unwrap().to_bytes();
@@ -65,7 +78,10 @@ impl Harness {
 /// Checks status and the error's `code`, `field` and `message`.
 fn check_error((status, body): (StatusCode, Value), expect: Expect) {
     let e = &body["error"];
-    let field = e["field"].as_str().map(|f| format!(" [{f}]")).unwrap_or_default();
+    let field = e["field"]
+        .as_str()
+        .map(|f| format!(" [{f}]"))
+        .unwrap_or_default();
     let actual = format!(
         "{} {}{field}: {}",
         status.as_u16(),
@@ -89,7 +105,9 @@ fn anthropic_input() -> Value {
 #[tokio::test]
 async fn provider_crud_and_the_key_is_never_returned() {
     let h = harness().await;
-    let (status, created) = h.call(Method::POST, "/api/v1/providers", Some(anthropic_input())).await;
+    let (status, created) = h
+        .call(Method::POST, "/api/v1/providers", Some(anthropic_input()))
+        .await;
     assert_eq!(status, StatusCode::CREATED);
     assert_eq!(h.changes(), 1);
     assert!(!created.to_string().contains("SECRET"));
@@ -101,9 +119,15 @@ async fn provider_crud_and_the_key_is_never_returned() {
 
     // The store got integer micro-dollars and the key, encrypted.
     let record = h.store.provider("anthropic").await.unwrap().unwrap();
-    assert_eq!(record.provider.price_overrides[0].1, domain::Price::anthropic(3_000_000, 15_000_000));
+    assert_eq!(
+        record.provider.price_overrides[0].1,
+        domain::Price::anthropic(3_000_000, 15_000_000)
+    );
     let keys = h.store.provider_keys().await.unwrap();
-    assert_eq!(secrecy::ExposeSecret::expose_secret(&keys[0].1), "sk-ant-api03-SECRETSECRET-wxyz");
+    assert_eq!(
+        secrecy::ExposeSecret::expose_secret(&keys[0].1),
+        "sk-ant-api03-SECRETSECRET-wxyz"
+    );
 
     let (status, list) = h.call(Method::GET, "/api/v1/providers", None).await;
     assert_eq!(status, StatusCode::OK);
@@ -112,7 +136,8 @@ async fn provider_crud_and_the_key_is_never_returned() {
 
     // POST again: already exists.
     check_error(
-        h.call(Method::POST, "/api/v1/providers", Some(anthropic_input())).await,
+        h.call(Method::POST, "/api/v1/providers", Some(anthropic_input()))
+            .await,
         expect!["409 already_exists: provider 'anthropic' already exists"],
     );
 
@@ -121,14 +146,19 @@ async fn provider_crud_and_the_key_is_never_returned() {
         .call(
             Method::PUT,
             "/api/v1/providers/anthropic",
-            Some(json!({"kind": "anthropic", "base_url": "https://proxy.example.com",
-                        "stamping": {"enabled": false}})),
+            Some(
+                json!({"kind": "anthropic", "base_url": "https://proxy.example.com",
+                        "stamping": {"enabled": false}}),
+            ),
         )
         .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(replaced["base_url"], "https://proxy.example.com");
     assert_eq!(replaced["has_key"], true);
-    assert_eq!(replaced["stamping"], json!({"enabled": false, "preset": "none"}));
+    assert_eq!(
+        replaced["stamping"],
+        json!({"enabled": false, "preset": "none"})
+    );
     assert_eq!(h.changes(), 2);
 
     // PUT of a new name creates.
@@ -145,14 +175,17 @@ async fn provider_crud_and_the_key_is_never_returned() {
     assert_eq!(local["has_key"], false);
     assert_eq!(local["key_fingerprint"], Value::Null);
 
-    let (status, body) = h.call(Method::DELETE, "/api/v1/providers/local", None).await;
+    let (status, body) = h
+        .call(Method::DELETE, "/api/v1/providers/local", None)
+        .await;
     assert_eq!((status, body), (StatusCode::NO_CONTENT, Value::Null));
     check_error(
         h.call(Method::GET, "/api/v1/providers/local", None).await,
         expect!["404 not_found: provider 'local' does not exist"],
     );
     check_error(
-        h.call(Method::DELETE, "/api/v1/providers/local", None).await,
+        h.call(Method::DELETE, "/api/v1/providers/local", None)
+            .await,
         expect!["404 not_found: provider 'local' does not exist"],
     );
     assert_eq!(h.changes(), 4);
@@ -165,13 +198,25 @@ async fn set_key_answers_with_the_fingerprint_only() {
     input.as_object_mut().unwrap().remove("api_key");
     h.call(Method::POST, "/api/v1/providers", Some(input)).await;
     let (status, body) = h
-        .call(Method::PUT, "/api/v1/providers/anthropic/key", Some(json!({"api_key": "sk-NEWKEY-abcd"})))
+        .call(
+            Method::PUT,
+            "/api/v1/providers/anthropic/key",
+            Some(json!({"api_key": "sk-NEWKEY-abcd"})),
+        )
         .await;
     assert_eq!(status, StatusCode::OK);
-    assert_eq!(body, json!({"name": "anthropic", "key_fingerprint": "…abcd"}));
+    assert_eq!(
+        body,
+        json!({"name": "anthropic", "key_fingerprint": "…abcd"})
+    );
     assert_eq!(h.changes(), 2);
     check_error(
-        h.call(Method::PUT, "/api/v1/providers/nope/key", Some(json!({"api_key": "sk-x"}))).await,
+        h.call(
+            Method::PUT,
+            "/api/v1/providers/nope/key",
+            Some(json!({"api_key": "sk-x"})),
+        )
+        .await,
         expect!["404 not_found: provider 'nope' does not exist"],
     );
     check_error(
@@ -179,7 +224,12 @@ async fn set_key_answers_with_the_fingerprint_only() {
         expect!["400 invalid_request [api_key]: api_key: must not contain whitespace or control characters (a trailing newline?)"],
     );
     check_error(
-        h.call(Method::PUT, "/api/v1/providers/anthropic/key", Some(json!({"api_key": ""}))).await,
+        h.call(
+            Method::PUT,
+            "/api/v1/providers/anthropic/key",
+            Some(json!({"api_key": ""})),
+        )
+        .await,
         expect!["400 invalid_request [api_key]: api_key: must not be empty"],
     );
     assert_eq!(h.changes(), 2);
@@ -189,7 +239,10 @@ async fn set_key_answers_with_the_fingerprint_only() {
 async fn config_managed_records_are_read_only_except_the_key() {
     let h = harness().await;
     let provider = controlled_provider();
-    h.store.put_provider(&provider, store::ManagedBy::Config).await.unwrap();
+    h.store
+        .put_provider(&provider, store::ManagedBy::Config)
+        .await
+        .unwrap();
     h.store
         .put_group(&store::GroupRecord {
             name: "eng".into(),
@@ -210,16 +263,29 @@ async fn config_managed_records_are_read_only_except_the_key() {
     );
     check_error(
         h.call(Method::DELETE, "/api/v1/groups/eng", None).await,
-        expect!["409 managed_by_config: group 'eng' is managed by the config file; change it there"],
+        expect![
+            "409 managed_by_config: group 'eng' is managed by the config file; change it there"
+        ],
     );
     check_error(
-        h.call(Method::PUT, "/api/v1/groups/eng", Some(json!({"description": "x"}))).await,
-        expect!["409 managed_by_config: group 'eng' is managed by the config file; change it there"],
+        h.call(
+            Method::PUT,
+            "/api/v1/groups/eng",
+            Some(json!({"description": "x"})),
+        )
+        .await,
+        expect![
+            "409 managed_by_config: group 'eng' is managed by the config file; change it there"
+        ],
     );
     assert_eq!(h.changes(), 0);
 
     let (status, body) = h
-        .call(Method::PUT, "/api/v1/providers/openai/key", Some(json!({"api_key": "sk-proj-1234"})))
+        .call(
+            Method::PUT,
+            "/api/v1/providers/openai/key",
+            Some(json!({"api_key": "sk-proj-1234"})),
+        )
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(h.changes(), 1);
@@ -290,12 +356,21 @@ async fn provider_validation_names_the_field() {
         expect!["400 invalid_request: the request body is empty; send a JSON object"],
     );
     check_error(
-        h.call(Method::PUT, "/api/v1/providers/a", Some(json!({"name": "b", "kind": "openai", "base_url": "https://g"}))).await,
+        h.call(
+            Method::PUT,
+            "/api/v1/providers/a",
+            Some(json!({"name": "b", "kind": "openai", "base_url": "https://g"})),
+        )
+        .await,
         expect!["400 invalid_request [name]: name: 'b' does not match the name in the path, 'a'"],
     );
     // No content type is needed (curl -d sends a form type).
     let (status, _) = h
-        .raw(Method::POST, "/api/v1/providers", r#"{"name":"ok","kind":"openai","base_url":"https://g"}"#)
+        .raw(
+            Method::POST,
+            "/api/v1/providers",
+            r#"{"name":"ok","kind":"openai","base_url":"https://g"}"#,
+        )
         .await;
     assert_eq!(status, StatusCode::CREATED);
     assert_eq!(h.changes(), 1);
@@ -304,12 +379,24 @@ async fn provider_validation_names_the_field() {
 #[tokio::test]
 async fn groups_and_agents_crud() {
     let h = harness().await;
-    let (status, group) =
-        h.call(Method::POST, "/api/v1/groups", Some(json!({"name": "eng", "description": "engineers"}))).await;
+    let (status, group) = h
+        .call(
+            Method::POST,
+            "/api/v1/groups",
+            Some(json!({"name": "eng", "description": "engineers"})),
+        )
+        .await;
     assert_eq!(status, StatusCode::CREATED);
-    assert_eq!(group, json!({"name": "eng", "description": "engineers", "managed_by": "api"}));
+    assert_eq!(
+        group,
+        json!({"name": "eng", "description": "engineers", "managed_by": "api"})
+    );
     let (status, agent) = h
-        .call(Method::POST, "/api/v1/agents", Some(json!({"name": "ci-bot", "groups": ["eng", "Data Science", "eng"]})))
+        .call(
+            Method::POST,
+            "/api/v1/agents",
+            Some(json!({"name": "ci-bot", "groups": ["eng", "Data Science", "eng"]})),
+        )
         .await;
     assert_eq!(status, StatusCode::CREATED);
     assert_eq!(
@@ -318,12 +405,23 @@ async fn groups_and_agents_crud() {
     );
     let (_, agents) = h.call(Method::GET, "/api/v1/agents", None).await;
     assert_eq!(agents, json!([agent]));
-    let (status, _) = h.call(Method::PUT, "/api/v1/agents/ci-bot", Some(json!({"groups": []}))).await;
+    let (status, _) = h
+        .call(
+            Method::PUT,
+            "/api/v1/agents/ci-bot",
+            Some(json!({"groups": []})),
+        )
+        .await;
     assert_eq!(status, StatusCode::OK);
     let (_, shown) = h.call(Method::GET, "/api/v1/agents/ci-bot", None).await;
     assert_eq!(shown["groups"], json!([]));
     check_error(
-        h.call(Method::POST, "/api/v1/agents", Some(json!({"name": "x", "groups": [""]}))).await,
+        h.call(
+            Method::POST,
+            "/api/v1/agents",
+            Some(json!({"name": "x", "groups": [""]})),
+        )
+        .await,
         expect!["400 invalid_request [groups[0]]: groups[0]: must not be empty"],
     );
     check_error(
@@ -350,7 +448,10 @@ async fn policies_crud_and_validation() {
     });
     let (status, created) = h.call(Method::POST, "/api/v1/policies", Some(input)).await;
     assert_eq!(status, StatusCode::CREATED);
-    assert_eq!(created["sources"], json!({"groups": ["eng"], "users": ["ada@example.com"], "agents": ["ci-bot"], "everyone": false}));
+    assert_eq!(
+        created["sources"],
+        json!({"groups": ["eng"], "users": ["ada@example.com"], "agents": ["ci-bot"], "everyone": false})
+    );
     assert_eq!(created["models"], json!(["claude-sonnet-*"]));
     let stored = h.store.policies().await.unwrap();
     assert_eq!(
@@ -375,17 +476,28 @@ async fn policies_crud_and_validation() {
         expect!["400 invalid_request [sources.user]: invalid request body: sources.user: unknown field `user`, expected one of `groups`, `users`, `agents`, `everyone` at line 1 column 64"],
     );
     let (status, replaced) = h
-        .call(Method::PUT, "/api/v1/policies/eng-claude", Some(json!({"sources": {"everyone": true}, "providers": ["anthropic"]})))
+        .call(
+            Method::PUT,
+            "/api/v1/policies/eng-claude",
+            Some(json!({"sources": {"everyone": true}, "providers": ["anthropic"]})),
+        )
         .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(replaced["sources"]["everyone"], true);
     assert_eq!(replaced["models"], json!([]));
-    let (status, _) = h.call(Method::DELETE, "/api/v1/policies/eng-claude", None).await;
+    let (status, _) = h
+        .call(Method::DELETE, "/api/v1/policies/eng-claude", None)
+        .await;
     assert_eq!(status, StatusCode::NO_CONTENT);
     assert_eq!(h.changes(), 3);
 }
 
-fn usage_record(id: &str, at_ms: i64, principal: Option<&str>, cost: Option<i64>) -> store::UsageRecord {
+fn usage_record(
+    id: &str,
+    at_ms: i64,
+    principal: Option<&str>,
+    cost: Option<i64>,
+) -> store::UsageRecord {
     store::UsageRecord {
         id: id.into(),
         at_ms,
@@ -400,7 +512,11 @@ fn usage_record(id: &str, at_ms: i64, principal: Option<&str>, cost: Option<i64>
         model: Some("claude-sonnet-4-5".into()),
         stream: true,
         status: if principal.is_some() { 200 } else { 401 },
-        reason: if principal.is_some() { "ok".into() } else { "unauthenticated".into() },
+        reason: if principal.is_some() {
+            "ok".into()
+        } else {
+            "unauthenticated".into()
+        },
         latency_ms: 1200,
         ttfb_ms: Some(300),
         input_tokens: 100,
@@ -427,16 +543,49 @@ async fn usage_and_logs_with_filters() {
         .unwrap();
     let (status, all) = h.call(Method::GET, "/api/v1/usage", None).await;
     assert_eq!(status, StatusCode::OK);
-    let ids: Vec<&str> = all.as_array().unwrap().iter().map(|r| r["id"].as_str().unwrap()).collect();
+    let ids: Vec<&str> = all
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap())
+        .collect();
     assert_eq!(ids, ["c", "b", "a"]);
-    let (_, ada) = h.call(Method::GET, "/api/v1/logs?principal=ada%40example.com", None).await;
+    let (_, ada) = h
+        .call(
+            Method::GET,
+            "/api/v1/logs?principal=ada%40example.com",
+            None,
+        )
+        .await;
     let ada = &ada[0];
     assert_eq!(ada["at"], "2023-11-14T22:13:20.000Z");
-    assert_eq!((ada["cost_micro_usd"].clone(), ada["cost_usd"].clone(), ada["cost_known"].clone()), (json!(1500), json!(0.0015), json!(true)));
-    let (_, bob) = h.call(Method::GET, "/api/v1/usage?since=2023-11-14T22:14:00Z&until=2023-11-14T22:15:00Z", None).await;
+    assert_eq!(
+        (
+            ada["cost_micro_usd"].clone(),
+            ada["cost_usd"].clone(),
+            ada["cost_known"].clone()
+        ),
+        (json!(1500), json!(0.0015), json!(true))
+    );
+    let (_, bob) = h
+        .call(
+            Method::GET,
+            "/api/v1/usage?since=2023-11-14T22:14:00Z&until=2023-11-14T22:15:00Z",
+            None,
+        )
+        .await;
     assert_eq!(bob.as_array().unwrap().len(), 1);
-    assert_eq!((bob[0]["id"].clone(), bob[0]["cost_usd"].clone(), bob[0]["cost_known"].clone()), (json!("b"), Value::Null, json!(false)));
-    let (_, limited) = h.call(Method::GET, "/api/v1/usage?limit=1&reason=ok", None).await;
+    assert_eq!(
+        (
+            bob[0]["id"].clone(),
+            bob[0]["cost_usd"].clone(),
+            bob[0]["cost_known"].clone()
+        ),
+        (json!("b"), Value::Null, json!(false))
+    );
+    let (_, limited) = h
+        .call(Method::GET, "/api/v1/usage?limit=1&reason=ok", None)
+        .await;
     assert_eq!(limited.as_array().unwrap().len(), 1);
     assert_eq!(limited[0]["id"], "b");
     check_error(
@@ -465,7 +614,12 @@ async fn summary_groups_by_principal_across_pages() {
             _ => Some("bob@example.com"),
         };
         let cost = if i % 10 == 3 { None } else { Some(100) };
-        records.push(usage_record(&format!("r{i:05}"), 1_700_000_000_000 + i / 7, who, cost));
+        records.push(usage_record(
+            &format!("r{i:05}"),
+            1_700_000_000_000 + i / 7,
+            who,
+            cost,
+        ));
     }
     h.store.insert_usage(&records).await.unwrap();
     let (status, summary) = h.call(Method::GET, "/api/v1/usage/summary", None).await;
@@ -481,7 +635,12 @@ async fn summary_groups_by_principal_across_pages() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|p| format!("{} {} {} {}", p["principal"], p["requests"], p["cost_micro_usd"], p["unknown_cost_requests"]))
+        .map(|p| {
+            format!(
+                "{} {} {} {}",
+                p["principal"], p["requests"], p["cost_micro_usd"], p["unknown_cost_requests"]
+            )
+        })
         .collect();
     expect![[r#"
         [
@@ -492,7 +651,13 @@ async fn summary_groups_by_principal_across_pages() {
     "#]]
     .assert_debug_eq(&rows);
 
-    let (_, ada) = h.call(Method::GET, "/api/v1/usage/summary?principal=ada%40example.com", None).await;
+    let (_, ada) = h
+        .call(
+            Method::GET,
+            "/api/v1/usage/summary?principal=ada%40example.com",
+            None,
+        )
+        .await;
     assert_eq!(ada["principals"].as_array().unwrap().len(), 1);
     assert_eq!(ada["total"]["requests"], 1000);
 }
@@ -540,7 +705,15 @@ async fn openapi_document_covers_every_route() {
     "#]]
     .assert_debug_eq(&paths);
     let schemas = doc["components"]["schemas"].as_object().unwrap();
-    for name in ["Provider", "ProviderInput", "SetKeyRequest", "Policy", "UsageRecord", "UsageSummary", "ErrorBody"] {
+    for name in [
+        "Provider",
+        "ProviderInput",
+        "SetKeyRequest",
+        "Policy",
+        "UsageRecord",
+        "UsageSummary",
+        "ErrorBody",
+    ] {
         assert!(schemas.contains_key(name), "missing schema {name}");
     }
     // The response schema of a provider has no field that could carry a key.
@@ -551,7 +724,10 @@ async fn openapi_document_covers_every_route() {
 #[tokio::test]
 async fn unknown_routes_and_methods_answer_json() {
     let h = harness().await;
-    check_error(h.call(Method::GET, "/api/v1/nope", None).await, expect!["404 not_found: no such route: /api/v1/nope"]);
+    check_error(
+        h.call(Method::GET, "/api/v1/nope", None).await,
+        expect!["404 not_found: no such route: /api/v1/nope"],
+    );
     check_error(
         h.call(Method::PATCH, "/api/v1/providers", None).await,
         expect!["405 method_not_allowed: method PATCH is not allowed here"],

@@ -90,7 +90,9 @@ pub(crate) async fn summary(
                 .totals
                 .add(&record);
         }
-        let Some(oldest) = oldest.filter(|_| full) else { break };
+        let Some(oldest) = oldest.filter(|_| full) else {
+            break;
+        };
         if fresh == 0 || seen.len() >= SUMMARY_SCAN_LIMIT {
             // No progress (over a page of records in one millisecond) or the scan limit.
             truncated = true;
@@ -106,14 +108,21 @@ pub(crate) async fn summary(
             .then(b.totals.requests.cmp(&a.totals.requests))
             .then_with(|| a.principal.cmp(&b.principal))
     });
-    Ok(Json(UsageSummary { principals, total, records: seen.len() as u64, truncated }))
+    Ok(Json(UsageSummary {
+        principals,
+        total,
+        records: seen.len() as u64,
+        truncated,
+    }))
 }
 
 fn to_store_query(q: &UsageQuery) -> Result<store::UsageQuery, Error> {
     let time = |field: &str, value: &Option<String>| {
         value
             .as_deref()
-            .map(|v| api_types::time::parse_rfc3339(v).map_err(|e| Error::invalid(field, e.to_string())))
+            .map(|v| {
+                api_types::time::parse_rfc3339(v).map_err(|e| Error::invalid(field, e.to_string()))
+            })
             .transpose()
     };
     Ok(store::UsageQuery {

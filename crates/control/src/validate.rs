@@ -12,9 +12,15 @@ pub(crate) fn name(field: &str, value: &str) -> Result<(), Error> {
         return Err(Error::invalid(field, "must not be empty"));
     }
     if value.len() > MAX_NAME {
-        return Err(Error::invalid(field, format!("must be at most {MAX_NAME} characters")));
+        return Err(Error::invalid(
+            field,
+            format!("must be at most {MAX_NAME} characters"),
+        ));
     }
-    if let Some(bad) = value.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))) {
+    if let Some(bad) = value
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
+    {
         return Err(Error::invalid(
             field,
             format!("'{value}' contains {bad:?}; use only letters, digits, '.', '_' and '-'"),
@@ -43,17 +49,27 @@ pub(crate) fn reference(field: &str, value: &str, spaces: bool) -> Result<(), Er
         return Err(Error::invalid(field, "must not be empty"));
     }
     if value.trim() != value {
-        return Err(Error::invalid(field, format!("'{value}' has surrounding whitespace")));
+        return Err(Error::invalid(
+            field,
+            format!("'{value}' has surrounding whitespace"),
+        ));
     }
     if value.chars().any(char::is_control) || (!spaces && value.contains(char::is_whitespace)) {
-        return Err(Error::invalid(field, format!("{value:?} contains whitespace or control characters")));
+        return Err(Error::invalid(
+            field,
+            format!("{value:?} contains whitespace or control characters"),
+        ));
     }
     Ok(())
 }
 
 /// Each entry of a list checked as a `reference`, with its index in the field name; duplicates
 /// are dropped, order kept.
-pub(crate) fn references(field: &str, values: Vec<String>, spaces: bool) -> Result<Vec<String>, Error> {
+pub(crate) fn references(
+    field: &str,
+    values: Vec<String>,
+    spaces: bool,
+) -> Result<Vec<String>, Error> {
     let mut out: Vec<String> = Vec::with_capacity(values.len());
     for (i, value) in values.into_iter().enumerate() {
         reference(&format!("{field}[{i}]"), &value, spaces)?;
@@ -84,13 +100,19 @@ pub(crate) fn base_url(value: &str) -> Result<String, Error> {
         .strip_prefix("https://")
         .or_else(|| value.strip_prefix("http://"))
         .ok_or_else(|| {
-            Error::invalid(field, format!("'{value}' must start with https:// or http://"))
+            Error::invalid(
+                field,
+                format!("'{value}' must start with https:// or http://"),
+            )
         })?;
     if value.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return Err(Error::invalid(field, "must not contain whitespace"));
     }
     if value.contains(['?', '#']) {
-        return Err(Error::invalid(field, format!("'{value}' must not have a query or fragment")));
+        return Err(Error::invalid(
+            field,
+            format!("'{value}' must not have a query or fragment"),
+        ));
     }
     let authority = rest.split('/').next().unwrap_or_default();
     let host = authority.rsplit('@').next().unwrap_or_default();
@@ -101,7 +123,10 @@ pub(crate) fn base_url(value: &str) -> Result<String, Error> {
         ));
     }
     let host_only = if host.starts_with('[') {
-        host.split(']').next().unwrap_or_default().trim_start_matches('[')
+        host.split(']')
+            .next()
+            .unwrap_or_default()
+            .trim_start_matches('[')
     } else {
         host.split(':').next().unwrap_or_default()
     };
@@ -124,10 +149,16 @@ pub(crate) fn base_url(value: &str) -> Result<String, Error> {
 /// A price in USD per million tokens, to integer micro-dollars per million tokens.
 pub(crate) fn usd_per_mtok(field: &str, usd: f64) -> Result<u64, Error> {
     if !usd.is_finite() || usd < 0.0 {
-        return Err(Error::invalid(field, "must be a non-negative number of USD per million tokens"));
+        return Err(Error::invalid(
+            field,
+            "must be a non-negative number of USD per million tokens",
+        ));
     }
     if usd > 1_000_000.0 {
-        return Err(Error::invalid(field, "must be at most 1000000 USD per million tokens"));
+        return Err(Error::invalid(
+            field,
+            "must be at most 1000000 USD per million tokens",
+        ));
     }
     // In range by the checks above: at most 10^12 micro-dollars, exact in an f64.
     Ok((usd * 1_000_000.0).round() as u64)

@@ -147,7 +147,7 @@ pub(crate) fn forward_headers(client: &HeaderMap) -> HeaderMap {
 pub(crate) fn response_headers(upstream: &HeaderMap, drop_length: bool) -> HeaderMap {
     let mut out = HeaderMap::with_capacity(upstream.len() + 1);
     for (name, value) in upstream {
-        if is_hop_by_hop(name) && !(name == header::CONTENT_LENGTH && !drop_length) {
+        if (drop_length || name != header::CONTENT_LENGTH) && is_hop_by_hop(name) {
             continue;
         }
         out.append(name.clone(), value.clone());

@@ -53,16 +53,23 @@ impl Client {
     }
 
     pub(crate) async fn post(&self, path: &str, body: &impl Serialize) -> anyhow::Result<Answer> {
-        self.send(Method::POST, path, Some(serde_json::to_vec(body)?)).await
+        self.send(Method::POST, path, Some(serde_json::to_vec(body)?))
+            .await
     }
 
     pub(crate) async fn put(&self, path: &str, body: &impl Serialize) -> anyhow::Result<Answer> {
-        self.send(Method::PUT, path, Some(serde_json::to_vec(body)?)).await
+        self.send(Method::PUT, path, Some(serde_json::to_vec(body)?))
+            .await
     }
 
     /// Sends one request to `/api/v1{path}`; a non-2xx answer becomes an error carrying the
     /// server's message.
-    async fn send(&self, method: Method, path: &str, body: Option<Vec<u8>>) -> anyhow::Result<Answer> {
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+    ) -> anyhow::Result<Answer> {
         let uri = format!("{}{path}", api_types::API_PREFIX);
         let exchange = async {
             let stream = UnixStream::connect(&self.socket).await.with_context(|| {
@@ -83,8 +90,10 @@ impl Client {
                 .header(header::ACCEPT, "application/json")
                 .header(header::CONTENT_TYPE, "application/json")
                 .body(Full::new(Bytes::from(body.unwrap_or_default())))?;
-            let response =
-                sender.send_request(request).await.context("the admin request failed")?;
+            let response = sender
+                .send_request(request)
+                .await
+                .context("the admin request failed")?;
             let status = response.status();
             let bytes = response
                 .into_body()
@@ -96,13 +105,22 @@ impl Client {
         };
         let (status, bytes) = tokio::time::timeout(TIMEOUT, exchange)
             .await
-            .map_err(|_| anyhow!("the agentnet server did not answer within {}s", TIMEOUT.as_secs()))??;
+            .map_err(|_| {
+                anyhow!(
+                    "the agentnet server did not answer within {}s",
+                    TIMEOUT.as_secs()
+                )
+            })??;
         if status.is_success() {
             return Ok(Answer { bytes });
         }
         match serde_json::from_slice::<ErrorBody>(&bytes) {
             Ok(body) => bail!("{}", body.error.message),
-            Err(_) => bail!("the server answered {}: {}", status_text(status), String::from_utf8_lossy(&bytes).trim()),
+            Err(_) => bail!(
+                "the server answered {}: {}",
+                status_text(status),
+                String::from_utf8_lossy(&bytes).trim()
+            ),
         }
     }
 }

@@ -31,7 +31,9 @@ struct Server {
 impl Server {
     async fn start() -> Self {
         let dir = temp_dir("admin");
-        let store = store::Store::in_memory(&store::MasterKey::generate().unwrap()).await.unwrap();
+        let store = store::Store::in_memory(&store::MasterKey::generate().unwrap())
+            .await
+            .unwrap();
         let router = control::router(control::ControlState::new(store.clone(), || {}));
         let listener = tokio::net::UnixListener::bind(dir.join("admin.sock")).unwrap();
         let task = tokio::spawn(async move {
@@ -43,7 +45,9 @@ impl Server {
     /// Runs `agentnet admin --data-dir DIR <args>` and returns its output or error chain.
     async fn run(&self, args: &[&str]) -> String {
         let dir = self.dir.to_str().unwrap();
-        let argv = ["agentnet", "admin", "--data-dir", dir].into_iter().chain(args.iter().copied());
+        let argv = ["agentnet", "admin", "--data-dir", dir]
+            .into_iter()
+            .chain(args.iter().copied());
         run_admin(argv).await
     }
 }
@@ -56,7 +60,9 @@ impl Drop for Server {
 }
 
 async fn run_admin<'a>(argv: impl Iterator<Item = &'a str>) -> String {
-    let Command::Admin(args) = Cli::try_parse_from(argv).unwrap().command else { panic!() };
+    let Command::Admin(args) = Cli::try_parse_from(argv).unwrap().command else {
+        panic!()
+    };
     let client = Client::new(args.socket_path());
     match execute(&client, args.command, args.json).await {
         Ok(out) => out,
@@ -66,7 +72,13 @@ async fn run_admin<'a>(argv: impl Iterator<Item = &'a str>) -> String {
 
 fn without_dates(text: &str) -> String {
     text.lines()
-        .map(|l| if l.starts_with("updated ") { "updated <time>" } else { l })
+        .map(|l| {
+            if l.starts_with("updated ") {
+                "updated <time>"
+            } else {
+                l
+            }
+        })
         .collect::<Vec<_>>()
         .join("\n")
 }
@@ -84,18 +96,36 @@ async fn providers_round_trip_over_the_socket() {
     .assert_eq(
         &server
             .run(&[
-                "providers", "add", "anthropic", "--kind", "anthropic", "--base-url",
-                "https://api.anthropic.com", "--model", "claude-*",
+                "providers",
+                "add",
+                "anthropic",
+                "--kind",
+                "anthropic",
+                "--base-url",
+                "https://api.anthropic.com",
+                "--model",
+                "claude-*",
             ])
             .await,
     );
     server
         .run(&[
-            "providers", "add", "litellm", "--kind", "openai-compatible", "--base-url",
-            "http://litellm:4000/", "--preset", "litellm",
+            "providers",
+            "add",
+            "litellm",
+            "--kind",
+            "openai-compatible",
+            "--base-url",
+            "http://litellm:4000/",
+            "--preset",
+            "litellm",
         ])
         .await;
-    server.store.set_provider_key("anthropic", &"sk-ant-xyz-wxyz".to_owned().into()).await.unwrap();
+    server
+        .store
+        .set_provider_key("anthropic", &"sk-ant-xyz-wxyz".to_owned().into())
+        .await
+        .unwrap();
     expect![[r#"
         NAME       KIND               BASE URL                   MODELS    KEY    STAMPING  MANAGED BY
         anthropic  anthropic          https://api.anthropic.com  claude-*  …wxyz  on        api
@@ -112,9 +142,13 @@ async fn providers_round_trip_over_the_socket() {
         stamping           on
         managed by         api
         updated <time>"#]]
-    .assert_eq(&without_dates(&server.run(&["providers", "show", "anthropic"]).await));
+    .assert_eq(&without_dates(
+        &server.run(&["providers", "show", "anthropic"]).await,
+    ));
 
-    let json = server.run(&["providers", "show", "litellm", "--json"]).await;
+    let json = server
+        .run(&["providers", "show", "litellm", "--json"])
+        .await;
     let value: serde_json::Value = serde_json::from_str(&json).unwrap();
     assert_eq!(value["stamping"]["preset"], "litellm");
 
@@ -122,7 +156,19 @@ async fn providers_round_trip_over_the_socket() {
     expect![[r#"
         error: provider 'anthropic' already exists
     "#]]
-    .assert_eq(&server.run(&["providers", "add", "anthropic", "--kind", "anthropic", "--base-url", "https://x"]).await);
+    .assert_eq(
+        &server
+            .run(&[
+                "providers",
+                "add",
+                "anthropic",
+                "--kind",
+                "anthropic",
+                "--base-url",
+                "https://x",
+            ])
+            .await,
+    );
     expect![[r#"
         error: base_url: 'https://api.openai.com/v1' ends in /v1; give the base URL without it (the gateway appends /v1/messages, /v1/chat/completions, …)
     "#]]
@@ -140,20 +186,44 @@ async fn providers_round_trip_over_the_socket() {
 #[tokio::test]
 async fn groups_agents_and_policies_over_the_socket() {
     let server = Server::start().await;
-    server.run(&["groups", "add", "eng", "--description", "engineers"]).await;
-    server.run(&["agents", "add", "ci-bot", "--group", "eng", "--group", "release"]).await;
+    server
+        .run(&["groups", "add", "eng", "--description", "engineers"])
+        .await;
+    server
+        .run(&[
+            "agents", "add", "ci-bot", "--group", "eng", "--group", "release",
+        ])
+        .await;
     expect![[r#"
         added policy 'eng-claude'
     "#]]
     .assert_eq(
         &server
             .run(&[
-                "policies", "add", "eng-claude", "--group", "eng", "--agent", "ci-bot", "--provider",
-                "anthropic", "--model", "claude-sonnet-*",
+                "policies",
+                "add",
+                "eng-claude",
+                "--group",
+                "eng",
+                "--agent",
+                "ci-bot",
+                "--provider",
+                "anthropic",
+                "--model",
+                "claude-sonnet-*",
             ])
             .await,
     );
-    server.run(&["policies", "add", "all", "--everyone", "--provider", "local"]).await;
+    server
+        .run(&[
+            "policies",
+            "add",
+            "all",
+            "--everyone",
+            "--provider",
+            "local",
+        ])
+        .await;
     expect![[r#"
         NAME  DESCRIPTION  MANAGED BY
         eng   engineers    api
@@ -180,8 +250,15 @@ async fn groups_agents_and_policies_over_the_socket() {
         models      claude-sonnet-*
         managed by  api
         updated <time>"#]]
-    .assert_eq(&without_dates(&server.run(&["policies", "show", "eng-claude"]).await));
-    for (what, name) in [("policies", "all"), ("policies", "eng-claude"), ("agents", "ci-bot"), ("groups", "eng")] {
+    .assert_eq(&without_dates(
+        &server.run(&["policies", "show", "eng-claude"]).await,
+    ));
+    for (what, name) in [
+        ("policies", "all"),
+        ("policies", "eng-claude"),
+        ("agents", "ci-bot"),
+        ("groups", "eng"),
+    ] {
         server.run(&[what, "rm", name]).await;
     }
     expect![[r#"
@@ -258,7 +335,18 @@ async fn usage_and_logs_over_the_socket() {
 async fn a_missing_server_is_reported_clearly() {
     let dir = temp_dir("nothing");
     let socket = dir.join("admin.sock");
-    let out = run_admin(["agentnet", "admin", "--socket", socket.to_str().unwrap(), "groups", "list"].into_iter()).await;
+    let out = run_admin(
+        [
+            "agentnet",
+            "admin",
+            "--socket",
+            socket.to_str().unwrap(),
+            "groups",
+            "list",
+        ]
+        .into_iter(),
+    )
+    .await;
     assert!(
         out.starts_with(&format!(
             "error: cannot reach the agentnet server at {}: is `agentnet server` running?: ",
@@ -268,16 +356,31 @@ async fn a_missing_server_is_reported_clearly() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
     let default = AdminArgs::try_parse_from_admin(&["groups", "list"]);
-    assert_eq!(default.socket_path(), Path::new("./agentnet-data/admin.sock"));
+    assert_eq!(
+        default.socket_path(),
+        Path::new("./agentnet-data/admin.sock")
+    );
 }
 
 #[test]
 fn durations_reach_back_from_now() {
     let now = 1_700_000_000_000;
-    assert_eq!(when::resolve("since", "24h", now).unwrap(), "2023-11-13T22:13:20.000Z");
-    assert_eq!(when::resolve("since", "1h30m", now).unwrap(), "2023-11-14T20:43:20.000Z");
-    assert_eq!(when::resolve("since", "2w", now).unwrap(), "2023-10-31T22:13:20.000Z");
-    assert_eq!(when::resolve("since", "2023-11-14T00:00:00+02:00", now).unwrap(), "2023-11-13T22:00:00.000Z");
+    assert_eq!(
+        when::resolve("since", "24h", now).unwrap(),
+        "2023-11-13T22:13:20.000Z"
+    );
+    assert_eq!(
+        when::resolve("since", "1h30m", now).unwrap(),
+        "2023-11-14T20:43:20.000Z"
+    );
+    assert_eq!(
+        when::resolve("since", "2w", now).unwrap(),
+        "2023-10-31T22:13:20.000Z"
+    );
+    assert_eq!(
+        when::resolve("since", "2023-11-14T00:00:00+02:00", now).unwrap(),
+        "2023-11-13T22:00:00.000Z"
+    );
     assert!(when::resolve("since", "0h", now).is_err());
     assert!(when::resolve("since", "24", now).is_err());
     assert!(when::resolve("since", "99999999999999999w", now).is_err());
@@ -285,8 +388,12 @@ fn durations_reach_back_from_now() {
 
 impl AdminArgs {
     fn try_parse_from_admin(args: &[&str]) -> AdminArgs {
-        let argv = ["agentnet", "admin"].into_iter().chain(args.iter().copied());
-        let Command::Admin(admin) = Cli::try_parse_from(argv).unwrap().command else { panic!() };
+        let argv = ["agentnet", "admin"]
+            .into_iter()
+            .chain(args.iter().copied());
+        let Command::Admin(admin) = Cli::try_parse_from(argv).unwrap().command else {
+            panic!()
+        };
         admin
     }
 }

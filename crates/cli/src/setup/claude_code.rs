@@ -26,7 +26,11 @@ pub(crate) fn settings_path() -> anyhow::Result<PathBuf> {
 }
 
 /// Merges the gateway settings into `existing` (the file's text, if it exists).
-pub(crate) fn merge(existing: Option<&str>, endpoint: &Endpoint, key_helper: &str) -> anyhow::Result<Merged> {
+pub(crate) fn merge(
+    existing: Option<&str>,
+    endpoint: &Endpoint,
+    key_helper: &str,
+) -> anyhow::Result<Merged> {
     let mut root = match existing {
         None => Object::default(),
         Some(text) if text.trim().is_empty() => Object::default(),
@@ -37,7 +41,13 @@ pub(crate) fn merge(existing: Option<&str>, endpoint: &Endpoint, key_helper: &st
         },
     };
     let mut changes = Vec::new();
-    set_string(&mut root, "apiKeyHelper", key_helper, "apiKeyHelper", &mut changes);
+    set_string(
+        &mut root,
+        "apiKeyHelper",
+        key_helper,
+        "apiKeyHelper",
+        &mut changes,
+    );
     let env = match root.get_mut("env") {
         Some(Json::Object(env)) => env,
         Some(_) => bail!("its `env` is not a JSON object; fix it, then run this again"),
@@ -49,7 +59,13 @@ pub(crate) fn merge(existing: Option<&str>, endpoint: &Endpoint, key_helper: &st
             }
         }
     };
-    set_string(env, "ANTHROPIC_BASE_URL", endpoint.base(), "env.ANTHROPIC_BASE_URL", &mut changes);
+    set_string(
+        env,
+        "ANTHROPIC_BASE_URL",
+        endpoint.base(),
+        "env.ANTHROPIC_BASE_URL",
+        &mut changes,
+    );
     set_string(
         env,
         "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC",
@@ -67,9 +83,14 @@ pub(crate) fn merge(existing: Option<&str>, endpoint: &Endpoint, key_helper: &st
             )
         })
         .collect();
-    let mut text = serde_json::to_string_pretty(&Json::Object(root)).context("cannot render the settings")?;
+    let mut text =
+        serde_json::to_string_pretty(&Json::Object(root)).context("cannot render the settings")?;
     text.push('\n');
-    Ok(Merged { text, changes, notes })
+    Ok(Merged {
+        text,
+        changes,
+        notes,
+    })
 }
 
 fn set_string(object: &mut Object, key: &str, value: &str, path: &str, changes: &mut Vec<Change>) {

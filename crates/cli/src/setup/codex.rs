@@ -52,7 +52,11 @@ impl Want<'_> {
 }
 
 /// Merges the gateway settings into `existing` (the file's text, if it exists).
-pub(crate) fn merge(existing: Option<&str>, endpoint: &Endpoint, token_env: Option<&str>) -> anyhow::Result<Merged> {
+pub(crate) fn merge(
+    existing: Option<&str>,
+    endpoint: &Endpoint,
+    token_env: Option<&str>,
+) -> anyhow::Result<Merged> {
     let mut doc: DocumentMut = existing
         .unwrap_or_default()
         .parse()
@@ -60,29 +64,87 @@ pub(crate) fn merge(existing: Option<&str>, endpoint: &Endpoint, token_env: Opti
         .context("it is not valid TOML; fix or move it, then run this again")?;
     let mut changes = Vec::new();
     let root = doc.as_table_mut();
-    set(root, "model_provider", "model_provider", Want::Str(PROVIDER), &mut changes);
+    set(
+        root,
+        "model_provider",
+        "model_provider",
+        Want::Str(PROVIDER),
+        &mut changes,
+    );
     {
         let providers = table(root, "model_providers", "model_providers", true)?;
         let path = format!("model_providers.{PROVIDER}");
         let provider = table(providers, PROVIDER, &path, false)?;
         let key = |k: &str| format!("{path}.{k}");
-        set(provider, "name", &key("name"), Want::Str(PROVIDER), &mut changes);
-        set(provider, "base_url", &key("base_url"), Want::Str(&endpoint.v1()), &mut changes);
-        set(provider, "wire_api", &key("wire_api"), Want::Str("responses"), &mut changes);
+        set(
+            provider,
+            "name",
+            &key("name"),
+            Want::Str(PROVIDER),
+            &mut changes,
+        );
+        set(
+            provider,
+            "base_url",
+            &key("base_url"),
+            Want::Str(&endpoint.v1()),
+            &mut changes,
+        );
+        set(
+            provider,
+            "wire_api",
+            &key("wire_api"),
+            Want::Str("responses"),
+            &mut changes,
+        );
         if let Some(var) = token_env {
             if var.is_empty() || !var.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
                 bail!("--token-env '{var}' is not an environment variable name");
             }
-            set(provider, "env_key", &key("env_key"), Want::Str(var), &mut changes);
+            set(
+                provider,
+                "env_key",
+                &key("env_key"),
+                Want::Str(var),
+                &mut changes,
+            );
         }
-        set_if_absent(provider, "request_max_retries", &key("request_max_retries"), Want::Int(REQUEST_MAX_RETRIES), &mut changes);
-        set_if_absent(provider, "stream_max_retries", &key("stream_max_retries"), Want::Int(STREAM_MAX_RETRIES), &mut changes);
+        set_if_absent(
+            provider,
+            "request_max_retries",
+            &key("request_max_retries"),
+            Want::Int(REQUEST_MAX_RETRIES),
+            &mut changes,
+        );
+        set_if_absent(
+            provider,
+            "stream_max_retries",
+            &key("stream_max_retries"),
+            Want::Int(STREAM_MAX_RETRIES),
+            &mut changes,
+        );
     }
     let analytics = table(root, "analytics", "analytics", false)?;
-    set(analytics, "enabled", "analytics.enabled", Want::Bool(false), &mut changes);
+    set(
+        analytics,
+        "enabled",
+        "analytics.enabled",
+        Want::Bool(false),
+        &mut changes,
+    );
     let features = table(root, "features", "features", false)?;
-    set(features, "plugins", "features.plugins", Want::Bool(false), &mut changes);
-    Ok(Merged { text: doc.to_string(), changes, notes: Vec::new() })
+    set(
+        features,
+        "plugins",
+        "features.plugins",
+        Want::Bool(false),
+        &mut changes,
+    );
+    Ok(Merged {
+        text: doc.to_string(),
+        changes,
+        notes: Vec::new(),
+    })
 }
 
 /// The table at `key` in `parent`, created if absent (`implicit`: without its own header, for
@@ -105,7 +167,13 @@ fn table<'a>(
 }
 
 /// Sets `key` to `want` unless it already holds it; keeps the comment decor around the value.
-fn set(table: &mut dyn TableLike, key: &str, path: &str, want: Want<'_>, changes: &mut Vec<Change>) {
+fn set(
+    table: &mut dyn TableLike,
+    key: &str,
+    path: &str,
+    want: Want<'_>,
+    changes: &mut Vec<Change>,
+) {
     let mut new = want.value();
     let old = match table.get_mut(key) {
         Some(item) if want.matches(item) => return,
@@ -126,10 +194,20 @@ fn set(table: &mut dyn TableLike, key: &str, path: &str, want: Want<'_>, changes
             None
         }
     };
-    changes.push(Change { key: path.to_owned(), old, new: new.decorated("", "").to_string() });
+    changes.push(Change {
+        key: path.to_owned(),
+        old,
+        new: new.decorated("", "").to_string(),
+    });
 }
 
-fn set_if_absent(table: &mut dyn TableLike, key: &str, path: &str, want: Want<'_>, changes: &mut Vec<Change>) {
+fn set_if_absent(
+    table: &mut dyn TableLike,
+    key: &str,
+    path: &str,
+    want: Want<'_>,
+    changes: &mut Vec<Change>,
+) {
     if table.get(key).is_none() {
         set(table, key, path, want, changes);
     }

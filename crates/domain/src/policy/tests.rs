@@ -73,7 +73,7 @@ fn group_user_agent_and_everyone_sources() {
     let bot = Principal::agent("ci-bot", vec![]);
     let by_agent = policy("a", vec![Source::Agent("ci-bot".into())], &["openai"], &[]);
     assert!(matches!(
-        evaluate(&[by_agent.clone()], &bot, "openai", None),
+        evaluate(std::slice::from_ref(&by_agent), &bot, "openai", None),
         Decision::Allow { .. }
     ));
     assert!(matches!(

@@ -217,7 +217,7 @@ impl ProviderConfig {
 impl PriceConfig {
     fn to_domain(&self) -> anyhow::Result<domain::Price> {
         let micro = |usd: f64, field: &str| -> anyhow::Result<u64> {
-            if !usd.is_finite() || usd < 0.0 || usd > 1_000_000.0 {
+            if !usd.is_finite() || !(0.0..=1_000_000.0).contains(&usd) {
                 bail!(
                     "price {field} for '{}' must be between 0 and 1000000 USD per million tokens",
                     self.model
