@@ -7,7 +7,7 @@ use anyhow::Context as _;
 use axum::{response::IntoResponse, routing::get, Json, Router};
 use http::StatusCode;
 use proxy::AssertionSigner;
-use tokio::net::{TcpListener, UnixListener};
+use tokio::net::UnixListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::data_dir::set_mode;
@@ -59,28 +59,20 @@ pub(crate) fn bind_socket(path: &Path) -> anyhow::Result<UnixListener> {
     Ok(listener)
 }
 
-pub(crate) async fn run_admin_socket(
-    listener: UnixListener,
+/// Serves `router` on an admin listener (Unix socket or TCP) until `shutdown`.
+pub(crate) async fn run_admin<L>(
+    listener: L,
     router: Router,
     shutdown: CancellationToken,
-) {
+    what: &'static str,
+) where
+    L: axum::serve::Listener,
+    L::Addr: std::fmt::Debug,
+{
     let served = axum::serve(listener, router)
         .with_graceful_shutdown(shutdown.cancelled_owned())
         .await;
     if let Err(err) = served {
-        tracing::error!(error = %err, "admin socket stopped");
-    }
-}
-
-pub(crate) async fn run_admin_tcp(
-    listener: TcpListener,
-    router: Router,
-    shutdown: CancellationToken,
-) {
-    let served = axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown.cancelled_owned())
-        .await;
-    if let Err(err) = served {
-        tracing::error!(error = %err, "admin listener stopped");
+        tracing::error!(error = %err, listener = what, "admin listener stopped");
     }
 }

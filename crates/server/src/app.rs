@@ -171,14 +171,21 @@ impl App {
         if let Some(listener) = admin_tcp {
             tracing::info!(addr = %listener.local_addr()?, "admin listener listening");
             let router = admin::tcp_router_from(public.clone());
-            tasks.spawn(admin::run_admin_tcp(listener, router, shutdown.clone()));
+            tasks.spawn(admin::run_admin(
+                listener,
+                router,
+                shutdown.clone(),
+                "admin tcp",
+            ));
         }
         if let Some(listener) = admin_socket {
             tracing::info!(path = %socket_path.as_deref().map(|p| p.display().to_string()).unwrap_or_default(), "admin API on Unix socket");
-            tasks.spawn(admin::run_admin_socket(
+            let router = control.merge(public);
+            tasks.spawn(admin::run_admin(
                 listener,
-                control.merge(public),
+                router,
                 shutdown.clone(),
+                "admin socket",
             ));
         }
         tasks.spawn(run_snapshot_reloader(

@@ -104,3 +104,6 @@ fn check_private(path: &Path) -> anyhow::Result<()> {
 fn check_private(_path: &Path) -> anyhow::Result<()> {
     Ok(())
 }
+
+#[cfg(test)]
+mod tests;

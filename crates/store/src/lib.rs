@@ -23,7 +23,7 @@ pub use records::{
     AgentRecord, ConfigTable, GroupRecord, ManagedBy, PolicyRecord, ProviderRecord, SigningKey,
 };
 pub use secrets::{fingerprint, MasterKey, SecretError};
-pub use usage::{UsageQuery, UsageRecord};
+pub use usage::{PrincipalTotals, UsageQuery, UsageRecord};
 
 /// A store failure. Callers map it to a 500 (admin) or fail closed (data plane).
 #[derive(Debug, thiserror::Error)]
@@ -42,6 +42,10 @@ pub enum Error {
     },
     #[error("{kind} '{name}' does not exist")]
     NotFound { kind: &'static str, name: String },
+    #[error("{kind} '{name}' already exists")]
+    AlreadyExists { kind: &'static str, name: String },
+    #[error("{kind} '{name}' is managed by the config file; change it there")]
+    ManagedByConfig { kind: &'static str, name: String },
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -231,21 +231,64 @@ fn key_context(provider: &str) -> String {
 }
 
 impl Store {
-    /// Creates or replaces a provider's spec. Its key, if any, is kept.
+    /// Creates or replaces a provider's spec; its key, if any, is kept. An API write never
+    /// replaces a config-managed provider (`Error::ManagedByConfig`); the config file does.
     pub async fn put_provider(&self, provider: &Provider, managed_by: ManagedBy) -> Result<()> {
-        let now = now_ms();
-        sqlx::query(
-            "INSERT INTO providers (name, spec, managed_by, created_at_ms, updated_at_ms)
-             VALUES (?1, ?2, ?3, ?4, ?4)
-             ON CONFLICT (name) DO UPDATE SET spec = ?2, managed_by = ?3, updated_at_ms = ?4",
+        self.write_provider(provider, managed_by, Conflict::Replace)
+            .await
+    }
+
+    /// Creates a provider; `Error::AlreadyExists` if one has that name.
+    pub async fn create_provider(&self, provider: &Provider, managed_by: ManagedBy) -> Result<()> {
+        self.write_provider(provider, managed_by, Conflict::Fail)
+            .await
+    }
+
+    async fn write_provider(
+        &self,
+        provider: &Provider,
+        managed_by: ManagedBy,
+        conflict: Conflict,
+    ) -> Result<()> {
+        let spec = to_json(&provider_to_json(provider));
+        self.write_spec(
+            "providers",
+            "provider",
+            &provider.name,
+            spec,
+            managed_by,
+            conflict,
         )
-        .bind(&provider.name)
-        .bind(to_json(&provider_to_json(provider)))
-        .bind(managed_by.as_str())
-        .bind(now)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+        .await
+    }
+
+    /// Writes a record of a table shaped `(name, spec JSON, managed_by, timestamps)`.
+    async fn write_spec(
+        &self,
+        table: &str,
+        kind: &'static str,
+        name: &str,
+        spec: String,
+        managed_by: ManagedBy,
+        conflict: Conflict,
+    ) -> Result<()> {
+        let insert = format!(
+            "INSERT INTO {table} (name, spec, managed_by, created_at_ms, updated_at_ms)
+             VALUES (?1, ?2, ?3, ?4, ?4)"
+        );
+        let sql = conflict.sql(
+            table,
+            &insert,
+            "spec = ?2, managed_by = ?3, updated_at_ms = ?4",
+        );
+        let done = sqlx::query(&sql)
+            .bind(name)
+            .bind(spec)
+            .bind(managed_by.as_str())
+            .bind(now_ms())
+            .execute(&self.pool)
+            .await;
+        conflict.check(done, kind, name)
     }
 
     /// Sets (or replaces) a provider's upstream key, encrypted under the master key.
@@ -319,27 +362,37 @@ impl Store {
             .collect()
     }
 
+    /// Deletes an API-managed provider: `Ok(false)` if there is none by that name,
+    /// `Error::ManagedByConfig` if the config file owns it.
     pub async fn delete_provider(&self, name: &str) -> Result<bool> {
-        let done = sqlx::query("DELETE FROM providers WHERE name = ?1")
-            .bind(name)
-            .execute(&self.pool)
-            .await?;
-        Ok(done.rows_affected() > 0)
+        self.delete_api_managed("providers", "provider", name).await
     }
 
+    /// Creates or replaces a group (API writes never replace a config-managed one).
     pub async fn put_group(&self, group: &GroupRecord) -> Result<()> {
-        sqlx::query(
+        self.write_group(group, Conflict::Replace).await
+    }
+
+    /// Creates a group; `Error::AlreadyExists` if one has that name.
+    pub async fn create_group(&self, group: &GroupRecord) -> Result<()> {
+        self.write_group(group, Conflict::Fail).await
+    }
+
+    async fn write_group(&self, group: &GroupRecord, conflict: Conflict) -> Result<()> {
+        let sql = conflict.sql(
+            "groups",
             "INSERT INTO groups (name, description, managed_by, created_at_ms, updated_at_ms)
-             VALUES (?1, ?2, ?3, ?4, ?4)
-             ON CONFLICT (name) DO UPDATE SET description = ?2, managed_by = ?3, updated_at_ms = ?4",
-        )
-        .bind(&group.name)
-        .bind(&group.description)
-        .bind(group.managed_by.as_str())
-        .bind(now_ms())
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+             VALUES (?1, ?2, ?3, ?4, ?4)",
+            "description = ?2, managed_by = ?3, updated_at_ms = ?4",
+        );
+        let done = sqlx::query(&sql)
+            .bind(&group.name)
+            .bind(&group.description)
+            .bind(group.managed_by.as_str())
+            .bind(now_ms())
+            .execute(&self.pool)
+            .await;
+        conflict.check(done, "group", &group.name)
     }
 
     pub async fn groups(&self) -> Result<Vec<GroupRecord>> {
@@ -357,29 +410,42 @@ impl Store {
             .collect()
     }
 
-    pub async fn delete_group(&self, name: &str) -> Result<bool> {
-        let done = sqlx::query("DELETE FROM groups WHERE name = ?1")
-            .bind(name)
-            .execute(&self.pool)
-            .await?;
-        Ok(done.rows_affected() > 0)
+    /// Deletes an API-managed group: `Ok(false)` if there is none by that name,
+    /// `Error::ManagedByConfig` if the config file owns it.
+    pub async fn group(&self, name: &str) -> Result<Option<GroupRecord>> {
+        Ok(self.groups().await?.into_iter().find(|g| g.name == name))
     }
 
+    pub async fn delete_group(&self, name: &str) -> Result<bool> {
+        self.delete_api_managed("groups", "group", name).await
+    }
+
+    /// Creates or replaces an agent (API writes never replace a config-managed one).
     pub async fn put_agent(&self, agent: &AgentRecord) -> Result<()> {
-        sqlx::query(
+        self.write_agent(agent, Conflict::Replace).await
+    }
+
+    /// Creates an agent; `Error::AlreadyExists` if one has that name.
+    pub async fn create_agent(&self, agent: &AgentRecord) -> Result<()> {
+        self.write_agent(agent, Conflict::Fail).await
+    }
+
+    async fn write_agent(&self, agent: &AgentRecord, conflict: Conflict) -> Result<()> {
+        let sql = conflict.sql(
+            "agents",
             "INSERT INTO agents (name, description, groups, managed_by, created_at_ms, updated_at_ms)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?5)
-             ON CONFLICT (name) DO UPDATE
-             SET description = ?2, groups = ?3, managed_by = ?4, updated_at_ms = ?5",
-        )
-        .bind(&agent.name)
-        .bind(&agent.description)
-        .bind(to_json(&agent.groups))
-        .bind(agent.managed_by.as_str())
-        .bind(now_ms())
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+             VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
+            "description = ?2, groups = ?3, managed_by = ?4, updated_at_ms = ?5",
+        );
+        let done = sqlx::query(&sql)
+            .bind(&agent.name)
+            .bind(&agent.description)
+            .bind(to_json(&agent.groups))
+            .bind(agent.managed_by.as_str())
+            .bind(now_ms())
+            .execute(&self.pool)
+            .await;
+        conflict.check(done, "agent", &agent.name)
     }
 
     pub async fn agents(&self) -> Result<Vec<AgentRecord>> {
@@ -402,27 +468,43 @@ impl Store {
             .collect()
     }
 
-    pub async fn delete_agent(&self, name: &str) -> Result<bool> {
-        let done = sqlx::query("DELETE FROM agents WHERE name = ?1")
-            .bind(name)
-            .execute(&self.pool)
-            .await?;
-        Ok(done.rows_affected() > 0)
+    pub async fn agent(&self, name: &str) -> Result<Option<AgentRecord>> {
+        Ok(self.agents().await?.into_iter().find(|a| a.name == name))
     }
 
+    /// Deletes an API-managed agent: `Ok(false)` if there is none by that name,
+    /// `Error::ManagedByConfig` if the config file owns it.
+    pub async fn delete_agent(&self, name: &str) -> Result<bool> {
+        self.delete_api_managed("agents", "agent", name).await
+    }
+
+    /// Creates or replaces a policy (API writes never replace a config-managed one).
     pub async fn put_policy(&self, policy: &Policy, managed_by: ManagedBy) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO policies (name, spec, managed_by, created_at_ms, updated_at_ms)
-             VALUES (?1, ?2, ?3, ?4, ?4)
-             ON CONFLICT (name) DO UPDATE SET spec = ?2, managed_by = ?3, updated_at_ms = ?4",
+        self.write_policy(policy, managed_by, Conflict::Replace)
+            .await
+    }
+
+    /// Creates a policy; `Error::AlreadyExists` if one has that name.
+    pub async fn create_policy(&self, policy: &Policy, managed_by: ManagedBy) -> Result<()> {
+        self.write_policy(policy, managed_by, Conflict::Fail).await
+    }
+
+    async fn write_policy(
+        &self,
+        policy: &Policy,
+        managed_by: ManagedBy,
+        conflict: Conflict,
+    ) -> Result<()> {
+        let spec = to_json(&policy_to_json(policy));
+        self.write_spec(
+            "policies",
+            "policy",
+            &policy.name,
+            spec,
+            managed_by,
+            conflict,
         )
-        .bind(&policy.name)
-        .bind(to_json(&policy_to_json(policy)))
-        .bind(managed_by.as_str())
-        .bind(now_ms())
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+        .await
     }
 
     pub async fn policies(&self) -> Result<Vec<PolicyRecord>> {
@@ -443,12 +525,18 @@ impl Store {
             .collect()
     }
 
+    pub async fn policy(&self, name: &str) -> Result<Option<PolicyRecord>> {
+        Ok(self
+            .policies()
+            .await?
+            .into_iter()
+            .find(|p| p.policy.name == name))
+    }
+
+    /// Deletes an API-managed policy: `Ok(false)` if there is none by that name,
+    /// `Error::ManagedByConfig` if the config file owns it.
     pub async fn delete_policy(&self, name: &str) -> Result<bool> {
-        let done = sqlx::query("DELETE FROM policies WHERE name = ?1")
-            .bind(name)
-            .execute(&self.pool)
-            .await?;
-        Ok(done.rows_affected() > 0)
+        self.delete_api_managed("policies", "policy", name).await
     }
 
     /// Deletes config-managed records of `table` whose names are not in `keep`: what was removed
@@ -509,6 +597,73 @@ impl Store {
         .execute(&self.pool)
         .await?;
         Ok(())
+    }
+    async fn delete_api_managed(
+        &self,
+        table: &str,
+        kind: &'static str,
+        name: &str,
+    ) -> Result<bool> {
+        let sql = format!("DELETE FROM {table} WHERE name = ?1 AND managed_by = 'api'");
+        let done = sqlx::query(&sql).bind(name).execute(&self.pool).await?;
+        if done.rows_affected() > 0 {
+            return Ok(true);
+        }
+        let sql = format!("SELECT 1 FROM {table} WHERE name = ?1");
+        let exists: Option<i64> = sqlx::query_scalar(&sql)
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?;
+        match exists {
+            Some(_) => Err(Error::ManagedByConfig {
+                kind,
+                name: name.to_owned(),
+            }),
+            None => Ok(false),
+        }
+    }
+}
+
+/// What a write does when a record by that name exists.
+#[derive(Debug, Clone, Copy)]
+enum Conflict {
+    /// Replace it, unless an API write meets a config-managed record.
+    Replace,
+    /// Fail with `Error::AlreadyExists`.
+    Fail,
+}
+
+impl Conflict {
+    /// The full statement: `insert` plus the conflict clause. `managed_by` is parameter ?3 of
+    /// providers/groups/policies and ?4 of agents, so the guard reads it from `excluded`.
+    fn sql(self, table: &str, insert: &str, update: &str) -> String {
+        match self {
+            Conflict::Fail => insert.to_owned(),
+            Conflict::Replace => format!(
+                "{insert} ON CONFLICT (name) DO UPDATE SET {update}
+                 WHERE excluded.managed_by = 'config' OR {table}.managed_by = 'api'"
+            ),
+        }
+    }
+
+    fn check(
+        self,
+        done: std::result::Result<sqlx::sqlite::SqliteQueryResult, sqlx::Error>,
+        kind: &'static str,
+        name: &str,
+    ) -> Result<()> {
+        match done {
+            Ok(done) if done.rows_affected() == 0 => Err(Error::ManagedByConfig {
+                kind,
+                name: name.to_owned(),
+            }),
+            Ok(_) => Ok(()),
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Err(Error::AlreadyExists {
+                kind,
+                name: name.to_owned(),
+            }),
+            Err(e) => Err(e.into()),
+        }
     }
 }
 

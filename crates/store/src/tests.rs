@@ -216,3 +216,103 @@ async fn usage_batch_and_filters() {
 fn ulid_like() -> String {
     format!("{}-{}", std::process::id(), now_ms())
 }
+
+#[tokio::test]
+async fn api_writes_never_replace_config_records() {
+    let store = Store::in_memory(&MasterKey::generate().unwrap())
+        .await
+        .unwrap();
+    let mut provider = anthropic();
+    store
+        .put_provider(&provider, ManagedBy::Config)
+        .await
+        .unwrap();
+    provider.base_url = "http://elsewhere".into();
+    let err = store
+        .put_provider(&provider, ManagedBy::Api)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::ManagedByConfig { .. }), "{err}");
+    assert_eq!(
+        store
+            .provider("anthropic")
+            .await
+            .unwrap()
+            .unwrap()
+            .provider
+            .base_url,
+        "https://api.anthropic.com"
+    );
+    assert!(matches!(
+        store.delete_provider("anthropic").await,
+        Err(Error::ManagedByConfig { .. })
+    ));
+    assert!(!store.delete_provider("nope").await.unwrap());
+    // The config file itself may replace it.
+    store
+        .put_provider(&provider, ManagedBy::Config)
+        .await
+        .unwrap();
+    assert!(matches!(
+        store.create_provider(&provider, ManagedBy::Api).await,
+        Err(Error::AlreadyExists { .. })
+    ));
+
+    let group = |managed_by| GroupRecord {
+        name: "eng".into(),
+        description: String::new(),
+        managed_by,
+    };
+    store.create_group(&group(ManagedBy::Api)).await.unwrap();
+    assert!(matches!(
+        store.create_group(&group(ManagedBy::Api)).await,
+        Err(Error::AlreadyExists { .. })
+    ));
+    store.put_group(&group(ManagedBy::Api)).await.unwrap();
+    assert!(store.delete_group("eng").await.unwrap());
+    assert!(store.group("eng").await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn usage_summary_groups_by_principal() {
+    let store = Store::in_memory(&MasterKey::generate().unwrap())
+        .await
+        .unwrap();
+    let record = |id: &str, who: &str, status: u16, cost: Option<i64>| UsageRecord {
+        id: id.into(),
+        at_ms: 1,
+        principal_kind: Some("user".into()),
+        principal: Some(who.into()),
+        api: "openai".into(),
+        endpoint: "responses".into(),
+        status,
+        reason: "ok".into(),
+        input_tokens: 10,
+        output_tokens: 2,
+        cost_micro_usd: cost,
+        ..Default::default()
+    };
+    store
+        .insert_usage(&[
+            record("1", "a@x", 200, Some(100)),
+            record("2", "a@x", 200, None),
+            record("3", "a@x", 429, Some(0)),
+            record("4", "b@x", 200, Some(500)),
+        ])
+        .await
+        .unwrap();
+    let totals = store.usage_summary(&UsageQuery::default()).await.unwrap();
+    assert_eq!(totals.len(), 2);
+    assert_eq!(totals[0].principal.as_deref(), Some("b@x"));
+    let a = &totals[1];
+    assert_eq!(
+        (
+            a.requests,
+            a.failed_requests,
+            a.input_tokens,
+            a.cost_micro_usd,
+            a.unknown_cost_requests
+        ),
+        (3, 1, 30, 100, 1)
+    );
+}

@@ -55,6 +55,25 @@ pub struct UsageQuery {
     pub limit: Option<u32>,
 }
 
+/// Totals for one principal over the records matching a query.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct PrincipalTotals {
+    pub principal_kind: Option<String>,
+    pub principal: Option<String>,
+    pub requests: i64,
+    /// Requests answered with a status of 400 or more.
+    pub failed_requests: i64,
+    pub input_tokens: i64,
+    pub output_tokens: i64,
+    pub cache_creation_tokens: i64,
+    pub cache_read_tokens: i64,
+    pub reasoning_tokens: i64,
+    /// Sum of the known costs.
+    pub cost_micro_usd: i64,
+    /// Requests whose cost is unknown (not in the sum).
+    pub unknown_cost_requests: i64,
+}
+
 const COLUMNS: &str = "id, at_ms, principal_kind, principal, subject, groups, policy, provider, \
     api, endpoint, model, stream, status, reason, latency_ms, ttfb_ms, input_tokens, \
     output_tokens, cache_creation_tokens, cache_read_tokens, reasoning_tokens, cost_micro_usd, \
@@ -104,34 +123,47 @@ impl Store {
         Ok(())
     }
 
+    /// Per-principal totals over the records matching `q` (its `limit` is ignored), largest
+    /// spend first.
+    pub async fn usage_summary(&self, q: &UsageQuery) -> Result<Vec<PrincipalTotals>> {
+        let mut query: QueryBuilder<Sqlite> = QueryBuilder::new(
+            "SELECT principal_kind, principal, COUNT(*) AS requests,
+                    SUM(status >= 400) AS failed_requests,
+                    SUM(input_tokens) AS input_tokens, SUM(output_tokens) AS output_tokens,
+                    SUM(cache_creation_tokens) AS cache_creation_tokens,
+                    SUM(cache_read_tokens) AS cache_read_tokens,
+                    SUM(reasoning_tokens) AS reasoning_tokens,
+                    COALESCE(SUM(cost_micro_usd), 0) AS cost_micro_usd,
+                    SUM(cost_micro_usd IS NULL) AS unknown_cost_requests
+             FROM usage_records WHERE 1 = 1",
+        );
+        push_filters(&mut query, q);
+        query.push(" GROUP BY principal_kind, principal ORDER BY cost_micro_usd DESC, principal");
+        let rows = query.build().fetch_all(&self.pool).await?;
+        rows.into_iter()
+            .map(|row| {
+                Ok(PrincipalTotals {
+                    principal_kind: row.try_get("principal_kind")?,
+                    principal: row.try_get("principal")?,
+                    requests: row.try_get("requests")?,
+                    failed_requests: row.try_get("failed_requests")?,
+                    input_tokens: row.try_get("input_tokens")?,
+                    output_tokens: row.try_get("output_tokens")?,
+                    cache_creation_tokens: row.try_get("cache_creation_tokens")?,
+                    cache_read_tokens: row.try_get("cache_read_tokens")?,
+                    reasoning_tokens: row.try_get("reasoning_tokens")?,
+                    cost_micro_usd: row.try_get("cost_micro_usd")?,
+                    unknown_cost_requests: row.try_get("unknown_cost_requests")?,
+                })
+            })
+            .collect()
+    }
+
     /// Records matching `q`, newest first (at most 1000, default 100).
     pub async fn usage(&self, q: &UsageQuery) -> Result<Vec<UsageRecord>> {
         let mut query: QueryBuilder<Sqlite> =
             QueryBuilder::new(format!("SELECT {COLUMNS} FROM usage_records WHERE 1 = 1"));
-        if let Some(p) = &q.principal {
-            query.push(" AND principal = ").push_bind(p);
-        }
-        if let Some(g) = &q.group {
-            query
-                .push(" AND EXISTS (SELECT 1 FROM json_each(groups) WHERE value = ")
-                .push_bind(g);
-            query.push(")");
-        }
-        if let Some(p) = &q.provider {
-            query.push(" AND provider = ").push_bind(p);
-        }
-        if let Some(m) = &q.model {
-            query.push(" AND model = ").push_bind(m);
-        }
-        if let Some(r) = &q.reason {
-            query.push(" AND reason = ").push_bind(r);
-        }
-        if let Some(t) = q.since_ms {
-            query.push(" AND at_ms >= ").push_bind(t);
-        }
-        if let Some(t) = q.until_ms {
-            query.push(" AND at_ms < ").push_bind(t);
-        }
+        push_filters(&mut query, q);
         let limit = i64::from(q.limit.unwrap_or(100).min(1000));
         query
             .push(" ORDER BY at_ms DESC, id DESC LIMIT ")
@@ -169,5 +201,33 @@ impl Store {
                 })
             })
             .collect()
+    }
+}
+
+/// The `AND …` clauses for a query's filters.
+fn push_filters<'a>(query: &mut QueryBuilder<'a, Sqlite>, q: &'a UsageQuery) {
+    if let Some(p) = &q.principal {
+        query.push(" AND principal = ").push_bind(p);
+    }
+    if let Some(g) = &q.group {
+        query
+            .push(" AND EXISTS (SELECT 1 FROM json_each(groups) WHERE value = ")
+            .push_bind(g);
+        query.push(")");
+    }
+    if let Some(p) = &q.provider {
+        query.push(" AND provider = ").push_bind(p);
+    }
+    if let Some(m) = &q.model {
+        query.push(" AND model = ").push_bind(m);
+    }
+    if let Some(r) = &q.reason {
+        query.push(" AND reason = ").push_bind(r);
+    }
+    if let Some(t) = q.since_ms {
+        query.push(" AND at_ms >= ").push_bind(t);
+    }
+    if let Some(t) = q.until_ms {
+        query.push(" AND at_ms < ").push_bind(t);
     }
 }

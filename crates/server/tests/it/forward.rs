@@ -304,7 +304,9 @@ async fn models_are_filtered_by_policy_and_shaped_by_api() {
 #[tokio::test]
 async fn sse_events_are_forwarded_as_they_arrive() {
     let gw = TestGateway::start_with(
-        MockConfig::default().reply(Reply::text("one two three four five six").drip(std::time::Duration::from_millis(150))),
+        MockConfig::default().reply(
+            Reply::text("one two three four five six").drip(std::time::Duration::from_millis(150)),
+        ),
         MockConfig::default(),
         default_config,
     )
@@ -314,7 +316,9 @@ async fn sse_events_are_forwarded_as_they_arrive() {
     let req = http::Request::post(format!("{}/v1/messages", gw.ai))
         .header("authorization", format!("Bearer {}", gw.alice()))
         .header("anthropic-version", "2023-06-01")
-        .body(http_body_util::Full::new(bytes::Bytes::from(messages_body("claude-sonnet-4-5", true))))
+        .body(http_body_util::Full::new(bytes::Bytes::from(
+            messages_body("claude-sonnet-4-5", true),
+        )))
         .unwrap();
     let started = std::time::Instant::now();
     let mut body = client.request(req).await.unwrap().into_body();
@@ -327,7 +331,10 @@ async fn sse_events_are_forwarded_as_they_arrive() {
     // The mock waits 150 ms between events: a buffering proxy would deliver everything at once.
     assert!(arrivals.len() >= 6, "{arrivals:?}");
     let spread = *arrivals.last().unwrap() - arrivals[0];
-    assert!(spread >= std::time::Duration::from_millis(600), "events arrived together: {arrivals:?}");
+    assert!(
+        spread >= std::time::Duration::from_millis(600),
+        "events arrived together: {arrivals:?}"
+    );
     gw.stop().await;
 }
 
@@ -360,15 +367,30 @@ async fn openrouter_preset_sets_the_body_user_and_stamping_can_be_off() {
     })
     .await;
     let body = r#"{"model":"openrouter/auto","user":"spoofed","messages":[]}"#;
-    let resp = gw.post("/v1/chat/completions", &gw.alice(), &[], body).await;
+    let resp = gw
+        .post("/v1/chat/completions", &gw.alice(), &[], body)
+        .await;
     assert_eq!(resp.status, StatusCode::OK, "{}", resp.text());
     let seen = gw.openai.last_request().unwrap();
     assert_eq!(seen.path, "/v1/chat/completions", "no doubled /v1");
     assert_eq!(seen.json().unwrap()["user"], "alice@example.com");
 
-    let resp = gw.post("/v1/messages", &gw.alice(), &[ANTHROPIC_VERSION, ("x-agentnet-user", "mallory")], &messages_body("claude-haiku-4-5", false)).await;
+    let resp = gw
+        .post(
+            "/v1/messages",
+            &gw.alice(),
+            &[ANTHROPIC_VERSION, ("x-agentnet-user", "mallory")],
+            &messages_body("claude-haiku-4-5", false),
+        )
+        .await;
     assert_eq!(resp.status, StatusCode::OK);
     let seen = gw.anthropic.last_request().unwrap();
-    assert!(seen.headers.keys().all(|k| !k.as_str().starts_with("x-agentnet-")), "{:?}", seen.headers);
+    assert!(
+        seen.headers
+            .keys()
+            .all(|k| !k.as_str().starts_with("x-agentnet-")),
+        "{:?}",
+        seen.headers
+    );
     gw.stop().await;
 }

@@ -5,4 +5,5 @@ mod admin;
 mod auth;
 mod forward;
 mod metering;
+mod startup;
 mod support;
