@@ -159,7 +159,8 @@ pub struct ModelPrice {
 pub struct Provider {
     pub name: String,
     pub kind: ProviderKind,
-    /// Base URL without the `/v1` path, e.g. `https://api.anthropic.com`.
+    /// Base URL, e.g. `https://api.anthropic.com`. One that ends in `/v1`, such as
+    /// `https://openrouter.ai/api/v1`, is not given a second `/v1`.
     pub base_url: String,
     pub apis: Vec<Api>,
     /// Model names or `*` patterns it serves; empty means any model (a catch-all).

@@ -169,12 +169,8 @@ pub struct PrincipalUsage {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct UsageSummary {
     pub principals: Vec<PrincipalUsage>,
+    /// The sum over every matching record (the sum of `principals`).
     pub total: UsageTotals,
-    /// How many records were added up.
-    pub records: u64,
-    /// True when the server stopped adding up at its scan limit: the figures are a lower bound
-    /// (narrow the time range with `since`/`until`).
-    pub truncated: bool,
 }
 
 /// Micro-dollars to dollars, for display fields.

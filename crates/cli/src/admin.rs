@@ -551,12 +551,6 @@ fn summary_table(summary: &UsageSummary, limit: Option<u32>) -> String {
             "UNPRICED: requests to models without a known price; their cost is not in COST\n",
         );
     }
-    if summary.truncated {
-        out.push_str(&format!(
-            "note: the server added up only the newest {} records; narrow the range with --since/--until\n",
-            summary.records
-        ));
-    }
     out
 }
 

@@ -115,7 +115,7 @@ pub(crate) struct ProviderAdd {
     /// What kind of upstream it is.
     #[arg(long, value_parser = kind_parser())]
     pub(crate) kind: ProviderKind,
-    /// Base URL without /v1, e.g. https://api.anthropic.com.
+    /// Base URL, e.g. https://api.anthropic.com or https://openrouter.ai/api/v1.
     #[arg(long, value_name = "URL")]
     pub(crate) base_url: String,
     /// A model name or `*` pattern it serves (repeatable); none means any model.

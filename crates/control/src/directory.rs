@@ -9,7 +9,9 @@ use axum::{
 };
 use store::{AgentRecord, GroupRecord, ManagedBy};
 
-use crate::{extract::Body, providers::managed_by_to_dto, validate, ControlState, Error};
+use crate::{
+    extract::Body, providers::managed_by_to_dto, put_status, validate, ControlState, Error, Write,
+};
 
 const GROUP: &str = "group";
 const AGENT: &str = "agent";
@@ -41,7 +43,9 @@ pub(crate) async fn show_group(
     State(state): State<ControlState>,
     Path(name): Path<String>,
 ) -> Result<Json<Group>, Error> {
-    let group = find_group(&state, &name)
+    let group = state
+        .store
+        .group(&name)
         .await?
         .ok_or(Error::NotFound { kind: GROUP, name })?;
     Ok(Json(group_to_dto(group)))
@@ -62,12 +66,9 @@ pub(crate) async fn create_group(
 ) -> Result<(StatusCode, Json<Group>), Error> {
     let name = input.name.clone().unwrap_or_default();
     validate::name("name", &name)?;
-    if find_group(&state, &name).await?.is_some() {
-        return Err(Error::AlreadyExists { kind: GROUP, name });
-    }
     Ok((
         StatusCode::CREATED,
-        Json(save_group(&state, name, input).await?),
+        Json(save_group(&state, name, input, Write::Create).await?),
     ))
 }
 
@@ -88,19 +89,9 @@ pub(crate) async fn replace_group(
     Body(input): Body<GroupInput>,
 ) -> Result<(StatusCode, Json<Group>), Error> {
     validate::name_matches_path(&name, input.name.as_deref())?;
-    let existing = find_group(&state, &name).await?;
-    if existing
-        .as_ref()
-        .is_some_and(|g| g.managed_by == ManagedBy::Config)
-    {
-        return Err(Error::ManagedByConfig { kind: GROUP, name });
-    }
-    let status = if existing.is_some() {
-        StatusCode::OK
-    } else {
-        StatusCode::CREATED
-    };
-    Ok((status, Json(save_group(&state, name, input).await?)))
+    let existed = state.store.group(&name).await?.is_some();
+    let group = save_group(&state, name, input, Write::Replace).await?;
+    Ok((put_status(existed), Json(group)))
 }
 
 #[utoipa::path(
@@ -116,15 +107,6 @@ pub(crate) async fn remove_group(
     State(state): State<ControlState>,
     Path(name): Path<String>,
 ) -> Result<StatusCode, Error> {
-    let group = find_group(&state, &name)
-        .await?
-        .ok_or_else(|| Error::NotFound {
-            kind: GROUP,
-            name: name.clone(),
-        })?;
-    if group.managed_by == ManagedBy::Config {
-        return Err(Error::ManagedByConfig { kind: GROUP, name });
-    }
     if !state.store.delete_group(&name).await? {
         return Err(Error::NotFound { kind: GROUP, name });
     }
@@ -133,23 +115,22 @@ pub(crate) async fn remove_group(
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn find_group(state: &ControlState, name: &str) -> Result<Option<GroupRecord>, Error> {
-    Ok(state
-        .store
-        .groups()
-        .await?
-        .into_iter()
-        .find(|g| g.name == name))
-}
-
-async fn save_group(state: &ControlState, name: String, input: GroupInput) -> Result<Group, Error> {
+async fn save_group(
+    state: &ControlState,
+    name: String,
+    input: GroupInput,
+    write: Write,
+) -> Result<Group, Error> {
     validate::text("description", &input.description)?;
     let record = GroupRecord {
         name,
         description: input.description,
         managed_by: ManagedBy::Api,
     };
-    state.store.put_group(&record).await?;
+    match write {
+        Write::Create => state.store.create_group(&record).await?,
+        Write::Replace => state.store.put_group(&record).await?,
+    }
     tracing::info!(group = %record.name, "group saved through the admin api");
     state.changed();
     Ok(group_to_dto(record))
@@ -190,7 +171,9 @@ pub(crate) async fn show_agent(
     State(state): State<ControlState>,
     Path(name): Path<String>,
 ) -> Result<Json<Agent>, Error> {
-    let agent = find_agent(&state, &name)
+    let agent = state
+        .store
+        .agent(&name)
         .await?
         .ok_or(Error::NotFound { kind: AGENT, name })?;
     Ok(Json(agent_to_dto(agent)))
@@ -211,12 +194,9 @@ pub(crate) async fn create_agent(
 ) -> Result<(StatusCode, Json<Agent>), Error> {
     let name = input.name.clone().unwrap_or_default();
     validate::name("name", &name)?;
-    if find_agent(&state, &name).await?.is_some() {
-        return Err(Error::AlreadyExists { kind: AGENT, name });
-    }
     Ok((
         StatusCode::CREATED,
-        Json(save_agent(&state, name, input).await?),
+        Json(save_agent(&state, name, input, Write::Create).await?),
     ))
 }
 
@@ -237,19 +217,9 @@ pub(crate) async fn replace_agent(
     Body(input): Body<AgentInput>,
 ) -> Result<(StatusCode, Json<Agent>), Error> {
     validate::name_matches_path(&name, input.name.as_deref())?;
-    let existing = find_agent(&state, &name).await?;
-    if existing
-        .as_ref()
-        .is_some_and(|a| a.managed_by == ManagedBy::Config)
-    {
-        return Err(Error::ManagedByConfig { kind: AGENT, name });
-    }
-    let status = if existing.is_some() {
-        StatusCode::OK
-    } else {
-        StatusCode::CREATED
-    };
-    Ok((status, Json(save_agent(&state, name, input).await?)))
+    let existed = state.store.agent(&name).await?.is_some();
+    let agent = save_agent(&state, name, input, Write::Replace).await?;
+    Ok((put_status(existed), Json(agent)))
 }
 
 #[utoipa::path(
@@ -265,15 +235,6 @@ pub(crate) async fn remove_agent(
     State(state): State<ControlState>,
     Path(name): Path<String>,
 ) -> Result<StatusCode, Error> {
-    let agent = find_agent(&state, &name)
-        .await?
-        .ok_or_else(|| Error::NotFound {
-            kind: AGENT,
-            name: name.clone(),
-        })?;
-    if agent.managed_by == ManagedBy::Config {
-        return Err(Error::ManagedByConfig { kind: AGENT, name });
-    }
     if !state.store.delete_agent(&name).await? {
         return Err(Error::NotFound { kind: AGENT, name });
     }
@@ -282,16 +243,12 @@ pub(crate) async fn remove_agent(
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn find_agent(state: &ControlState, name: &str) -> Result<Option<AgentRecord>, Error> {
-    Ok(state
-        .store
-        .agents()
-        .await?
-        .into_iter()
-        .find(|a| a.name == name))
-}
-
-async fn save_agent(state: &ControlState, name: String, input: AgentInput) -> Result<Agent, Error> {
+async fn save_agent(
+    state: &ControlState,
+    name: String,
+    input: AgentInput,
+    write: Write,
+) -> Result<Agent, Error> {
     validate::text("description", &input.description)?;
     let record = AgentRecord {
         name,
@@ -299,7 +256,10 @@ async fn save_agent(state: &ControlState, name: String, input: AgentInput) -> Re
         groups: validate::references("groups", input.groups, true)?,
         managed_by: ManagedBy::Api,
     };
-    state.store.put_agent(&record).await?;
+    match write {
+        Write::Create => state.store.create_agent(&record).await?,
+        Write::Replace => state.store.put_agent(&record).await?,
+    }
     tracing::info!(agent = %record.name, "agent saved through the admin api");
     state.changed();
     Ok(agent_to_dto(record))

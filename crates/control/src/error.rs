@@ -40,6 +40,8 @@ impl From<store::Error> for Error {
     fn from(err: store::Error) -> Self {
         match err {
             store::Error::NotFound { kind, name } => Error::NotFound { kind, name },
+            store::Error::AlreadyExists { kind, name } => Error::AlreadyExists { kind, name },
+            store::Error::ManagedByConfig { kind, name } => Error::ManagedByConfig { kind, name },
             err => Error::Store(err),
         }
     }
@@ -92,7 +94,7 @@ impl IntoResponse for Error {
 }
 
 /// An error and its sources, `: `-separated, for the log.
-fn chain(err: &dyn std::error::Error) -> String {
+pub(crate) fn chain(err: &dyn std::error::Error) -> String {
     let mut out = err.to_string();
     let mut source = err.source();
     while let Some(err) = source {

@@ -50,6 +50,26 @@ impl ControlState {
     }
 }
 
+/// How a handler writes a record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Write {
+    /// POST: insert; a record by that name, whoever manages it, is a 409 `already_exists`.
+    Create,
+    /// PUT: insert or replace; a config-managed record is a 409 `managed_by_config`.
+    Replace,
+}
+
+/// The status a PUT answers with: whether the record existed is read before the write, so a
+/// concurrent create may make a 201 out of what was really a replacement; the write itself is
+/// atomic in the store.
+fn put_status(existed: bool) -> http::StatusCode {
+    if existed {
+        http::StatusCode::OK
+    } else {
+        http::StatusCode::CREATED
+    }
+}
+
 /// The admin API router; every route is under `/api/v1`. Unknown routes and methods answer with
 /// the JSON `ErrorBody` too.
 pub fn router(state: ControlState) -> Router {

@@ -10,7 +10,9 @@ use axum::{
 use domain::{ModelPattern, Source};
 use store::{ManagedBy, PolicyRecord};
 
-use crate::{extract::Body, providers::managed_by_to_dto, validate, ControlState, Error};
+use crate::{
+    extract::Body, providers::managed_by_to_dto, put_status, validate, ControlState, Error, Write,
+};
 
 const KIND: &str = "policy";
 
@@ -33,10 +35,7 @@ pub(crate) async fn show(
     State(state): State<ControlState>,
     Path(name): Path<String>,
 ) -> Result<Json<Policy>, Error> {
-    let record = find(&state, &name)
-        .await?
-        .ok_or(Error::NotFound { kind: KIND, name })?;
-    Ok(Json(to_dto(&record)))
+    Ok(Json(to_dto(&find(&state, &name).await?)))
 }
 
 #[utoipa::path(
@@ -54,10 +53,10 @@ pub(crate) async fn create(
 ) -> Result<(StatusCode, Json<Policy>), Error> {
     let name = input.name.clone().unwrap_or_default();
     validate::name("name", &name)?;
-    if find(&state, &name).await?.is_some() {
-        return Err(Error::AlreadyExists { kind: KIND, name });
-    }
-    Ok((StatusCode::CREATED, Json(save(&state, name, input).await?)))
+    Ok((
+        StatusCode::CREATED,
+        Json(save(&state, name, input, Write::Create).await?),
+    ))
 }
 
 #[utoipa::path(
@@ -77,19 +76,9 @@ pub(crate) async fn replace(
     Body(input): Body<PolicyInput>,
 ) -> Result<(StatusCode, Json<Policy>), Error> {
     validate::name_matches_path(&name, input.name.as_deref())?;
-    let existing = find(&state, &name).await?;
-    if existing
-        .as_ref()
-        .is_some_and(|p| p.managed_by == ManagedBy::Config)
-    {
-        return Err(Error::ManagedByConfig { kind: KIND, name });
-    }
-    let status = if existing.is_some() {
-        StatusCode::OK
-    } else {
-        StatusCode::CREATED
-    };
-    Ok((status, Json(save(&state, name, input).await?)))
+    let existed = state.store.policy(&name).await?.is_some();
+    let policy = save(&state, name, input, Write::Replace).await?;
+    Ok((put_status(existed), Json(policy)))
 }
 
 #[utoipa::path(
@@ -105,13 +94,6 @@ pub(crate) async fn remove(
     State(state): State<ControlState>,
     Path(name): Path<String>,
 ) -> Result<StatusCode, Error> {
-    let record = find(&state, &name).await?.ok_or_else(|| Error::NotFound {
-        kind: KIND,
-        name: name.clone(),
-    })?;
-    if record.managed_by == ManagedBy::Config {
-        return Err(Error::ManagedByConfig { kind: KIND, name });
-    }
     if !state.store.delete_policy(&name).await? {
         return Err(Error::NotFound { kind: KIND, name });
     }
@@ -120,27 +102,31 @@ pub(crate) async fn remove(
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn find(state: &ControlState, name: &str) -> Result<Option<PolicyRecord>, Error> {
-    Ok(state
+async fn find(state: &ControlState, name: &str) -> Result<PolicyRecord, Error> {
+    state
         .store
-        .policies()
-        .await?
-        .into_iter()
-        .find(|p| p.policy.name == name))
-}
-
-async fn save(state: &ControlState, name: String, input: PolicyInput) -> Result<Policy, Error> {
-    let policy = from_input(name, input)?;
-    state.store.put_policy(&policy, ManagedBy::Api).await?;
-    tracing::info!(policy = %policy.name, "policy saved through the admin api");
-    state.changed();
-    let record = find(state, &policy.name)
+        .policy(name)
         .await?
         .ok_or_else(|| Error::NotFound {
             kind: KIND,
-            name: policy.name.clone(),
-        })?;
-    Ok(to_dto(&record))
+            name: name.to_owned(),
+        })
+}
+
+async fn save(
+    state: &ControlState,
+    name: String,
+    input: PolicyInput,
+    write: Write,
+) -> Result<Policy, Error> {
+    let policy = from_input(name, input)?;
+    match write {
+        Write::Create => state.store.create_policy(&policy, ManagedBy::Api).await?,
+        Write::Replace => state.store.put_policy(&policy, ManagedBy::Api).await?,
+    }
+    tracing::info!(policy = %policy.name, "policy saved through the admin api");
+    state.changed();
+    Ok(to_dto(&find(state, &policy.name).await?))
 }
 
 /// The domain policy for validated `input`.

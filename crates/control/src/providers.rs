@@ -11,7 +11,7 @@ use domain::{ModelPattern, Price};
 use secrecy::SecretString;
 use store::{ManagedBy, ProviderRecord};
 
-use crate::{extract::Body, validate, ControlState, Error};
+use crate::{extract::Body, put_status, validate, ControlState, Error, Write};
 
 const KIND: &str = "provider";
 
@@ -54,10 +54,7 @@ pub(crate) async fn create(
 ) -> Result<(StatusCode, Json<Provider>), Error> {
     let name = input.name.clone().unwrap_or_default();
     validate::name("name", &name)?;
-    if state.store.provider(&name).await?.is_some() {
-        return Err(Error::AlreadyExists { kind: KIND, name });
-    }
-    let provider = save(&state, name, input).await?;
+    let provider = save(&state, name, input, Write::Create).await?;
     Ok((StatusCode::CREATED, Json(provider)))
 }
 
@@ -78,20 +75,9 @@ pub(crate) async fn replace(
     Body(input): Body<ProviderInput>,
 ) -> Result<(StatusCode, Json<Provider>), Error> {
     validate::name_matches_path(&name, input.name.as_deref())?;
-    let existing = state.store.provider(&name).await?;
-    if existing
-        .as_ref()
-        .is_some_and(|r| r.managed_by == ManagedBy::Config)
-    {
-        return Err(Error::ManagedByConfig { kind: KIND, name });
-    }
-    let status = if existing.is_some() {
-        StatusCode::OK
-    } else {
-        StatusCode::CREATED
-    };
-    let provider = save(&state, name, input).await?;
-    Ok((status, Json(provider)))
+    let existed = state.store.provider(&name).await?.is_some();
+    let provider = save(&state, name, input, Write::Replace).await?;
+    Ok((put_status(existed), Json(provider)))
 }
 
 #[utoipa::path(
@@ -107,10 +93,6 @@ pub(crate) async fn remove(
     State(state): State<ControlState>,
     Path(name): Path<String>,
 ) -> Result<StatusCode, Error> {
-    let record = find(&state, &name).await?;
-    if record.managed_by == ManagedBy::Config {
-        return Err(Error::ManagedByConfig { kind: KIND, name });
-    }
     if !state.store.delete_provider(&name).await? {
         return Err(Error::NotFound { kind: KIND, name });
     }
@@ -138,17 +120,7 @@ pub(crate) async fn set_key(
 ) -> Result<Json<SetKeyResponse>, Error> {
     validate::api_key("api_key", request.api_key.expose())?;
     let key = SecretString::from(request.api_key.into_inner());
-    state
-        .store
-        .set_provider_key(&name, &key)
-        .await
-        .map_err(|err| match err {
-            store::Error::NotFound { .. } => Error::NotFound {
-                kind: KIND,
-                name: name.clone(),
-            },
-            err => err.into(),
-        })?;
+    state.store.set_provider_key(&name, &key).await?;
     tracing::info!(provider = %name, "provider key set through the admin api");
     state.changed();
     Ok(Json(SetKeyResponse {
@@ -170,7 +142,16 @@ async fn find(state: &ControlState, name: &str) -> Result<ProviderRecord, Error>
 
 /// Validates `input`, stores it as an API-managed provider (and its key, if given), and answers
 /// with the stored record.
-async fn save(state: &ControlState, name: String, input: ProviderInput) -> Result<Provider, Error> {
+///
+/// A provider and its key are two writes. When a create's key cannot be stored, the provider
+/// just created is deleted again, so a failed POST leaves nothing behind; a replacement whose
+/// key fails keeps its new spec (and the previous key), and the data plane is told.
+async fn save(
+    state: &ControlState,
+    name: String,
+    input: ProviderInput,
+    write: Write,
+) -> Result<Provider, Error> {
     let key = match &input.api_key {
         Some(key) => {
             validate::api_key("api_key", key.expose())?;
@@ -179,13 +160,43 @@ async fn save(state: &ControlState, name: String, input: ProviderInput) -> Resul
         None => None,
     };
     let provider = from_input(name, input)?;
-    state.store.put_provider(&provider, ManagedBy::Api).await?;
+    match write {
+        Write::Create => {
+            state
+                .store
+                .create_provider(&provider, ManagedBy::Api)
+                .await?
+        }
+        Write::Replace => state.store.put_provider(&provider, ManagedBy::Api).await?,
+    }
     if let Some(key) = &key {
-        state.store.set_provider_key(&provider.name, key).await?;
+        if let Err(err) = state.store.set_provider_key(&provider.name, key).await {
+            match write {
+                Write::Create => undo_create(state, &provider.name).await,
+                Write::Replace => state.changed(),
+            }
+            return Err(err.into());
+        }
     }
     tracing::info!(provider = %provider.name, key_set = key.is_some(), "provider saved through the admin api");
     state.changed();
     Ok(to_dto(&find(state, &provider.name).await?))
+}
+
+/// Deletes a provider whose creation failed half-way. Failing that too, the provider stays (API
+/// managed, without a key) and the log says so; the client has its error either way.
+async fn undo_create(state: &ControlState, name: &str) {
+    match state.store.delete_provider(name).await {
+        // A concurrent change may have rebuilt the snapshot with the half-created provider in
+        // it: rebuild again without.
+        Ok(true) => state.changed(),
+        Ok(false) => {}
+        Err(err) => tracing::error!(
+            provider = %name,
+            error = %crate::error::chain(&err),
+            "could not delete a provider whose key failed to be stored"
+        ),
+    }
 }
 
 /// The domain provider for validated `input`.

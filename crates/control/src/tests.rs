@@ -25,6 +25,10 @@ async fn harness() -> Harness {
     let store = store::Store::in_memory(&store::MasterKey::generate().unwrap())
         .await
         .unwrap();
+    harness_on(store)
+}
+
+fn harness_on(store: store::Store) -> Harness {
     let changes = Arc::new(AtomicUsize::new(0));
     let counter = changes.clone();
     let state = ControlState::new(store.clone(), move || {
@@ -603,9 +607,9 @@ async fn usage_and_logs_with_filters() {
 }
 
 #[tokio::test]
-async fn summary_groups_by_principal_across_pages() {
+async fn summary_groups_by_principal_over_many_records() {
     let h = harness().await;
-    // 2500 records (three store pages), some sharing a millisecond across a page boundary.
+    // 2500 records, more than a page of `/usage`, many sharing a millisecond.
     let mut records = Vec::new();
     for i in 0..2500i64 {
         let who = match i % 5 {
@@ -624,8 +628,6 @@ async fn summary_groups_by_principal_across_pages() {
     h.store.insert_usage(&records).await.unwrap();
     let (status, summary) = h.call(Method::GET, "/api/v1/usage/summary", None).await;
     assert_eq!(status, StatusCode::OK);
-    assert_eq!(summary["records"], 2500);
-    assert_eq!(summary["truncated"], false);
     assert_eq!(summary["total"]["requests"], 2500);
     assert_eq!(summary["total"]["failed_requests"], 500);
     assert_eq!(summary["total"]["unknown_cost_requests"], 250);
@@ -732,4 +734,310 @@ async fn unknown_routes_and_methods_answer_json() {
         h.call(Method::PATCH, "/api/v1/providers", None).await,
         expect!["405 method_not_allowed: method PATCH is not allowed here"],
     );
+}
+
+/// One body per kind of record, each valid for POST.
+fn post_cases(suffix: &str) -> Vec<(&'static str, Value)> {
+    let mut with_key = anthropic_input();
+    with_key["name"] = json!(format!("keyed{suffix}"));
+    vec![
+        (
+            "/api/v1/providers",
+            json!({"name": format!("p{suffix}"), "kind": "openai", "base_url": "https://g"}),
+        ),
+        ("/api/v1/providers", with_key),
+        ("/api/v1/groups", json!({"name": format!("g{suffix}")})),
+        ("/api/v1/agents", json!({"name": format!("a{suffix}")})),
+        (
+            "/api/v1/policies",
+            json!({"name": format!("pol{suffix}"), "sources": {"everyone": true}, "providers": ["p"]}),
+        ),
+    ]
+}
+
+/// Two answers to the same POST: exactly one 201 and one 409 `already_exists`.
+fn assert_one_created((a, b): ((StatusCode, Value), (StatusCode, Value)), path: &str) {
+    let (created, conflict) = if a.0 == StatusCode::CREATED {
+        (a, b)
+    } else {
+        (b, a)
+    };
+    assert_eq!(created.0, StatusCode::CREATED, "{path}: {}", created.1);
+    assert_eq!(conflict.0, StatusCode::CONFLICT, "{path}: {}", conflict.1);
+    assert_eq!(conflict.1["error"]["code"], "already_exists", "{path}");
+}
+
+#[tokio::test]
+async fn concurrent_posts_create_exactly_once() {
+    let h = harness().await;
+    for (i, (path, body)) in post_cases("").into_iter().enumerate() {
+        // `join!` interleaves both requests at every await: without an atomic insert both
+        // would pass an existence check before either wrote.
+        let answers = tokio::join!(
+            h.call(Method::POST, path, Some(body.clone())),
+            h.call(Method::POST, path, Some(body)),
+        );
+        assert_one_created(answers, path);
+        assert_eq!(h.changes(), i + 1, "{path}: one change per creation");
+    }
+    // The provider created with a key has it, once.
+    let keyed = h.store.provider("keyed").await.unwrap().unwrap();
+    assert_eq!(keyed.key_fingerprint.as_deref(), Some("…wxyz"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_posts_on_a_database_file_create_exactly_once() {
+    let dir = std::env::temp_dir().join(format!("agentnet-control-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let store = store::Store::open(
+        &dir.join("agentnet.db"),
+        &store::MasterKey::generate().unwrap(),
+    )
+    .await
+    .unwrap();
+    let h = Arc::new(harness_on(store.clone()));
+    for round in 0..10 {
+        for (path, body) in post_cases(&format!("-{round}")) {
+            let post = |body: Value| {
+                let h = h.clone();
+                tokio::spawn(async move { h.call(Method::POST, path, Some(body)).await })
+            };
+            let (a, b) = (post(body.clone()), post(body));
+            assert_one_created((a.await.unwrap(), b.await.unwrap()), path);
+        }
+    }
+    assert_eq!(h.changes(), 10 * 5);
+    assert_eq!(store.providers().await.unwrap().len(), 20);
+    store.close().await;
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test]
+async fn config_managed_records_cannot_be_deleted_or_replaced() {
+    let h = harness().await;
+    h.store
+        .put_provider(&controlled_provider(), store::ManagedBy::Config)
+        .await
+        .unwrap();
+    h.store
+        .put_group(&store::GroupRecord {
+            name: "eng".into(),
+            description: String::new(),
+            managed_by: store::ManagedBy::Config,
+        })
+        .await
+        .unwrap();
+    h.store
+        .put_agent(&store::AgentRecord {
+            name: "ci-bot".into(),
+            description: String::new(),
+            groups: vec![],
+            managed_by: store::ManagedBy::Config,
+        })
+        .await
+        .unwrap();
+    h.store
+        .put_policy(
+            &domain::Policy {
+                name: "all".into(),
+                sources: vec![domain::Source::Everyone],
+                providers: vec!["openai".into()],
+                models: vec![],
+            },
+            store::ManagedBy::Config,
+        )
+        .await
+        .unwrap();
+
+    let mut answers = Vec::new();
+    for (path, body) in [
+        (
+            "/api/v1/providers/openai",
+            json!({"kind": "openai", "base_url": "https://other.example.com"}),
+        ),
+        ("/api/v1/groups/eng", json!({"description": "x"})),
+        ("/api/v1/agents/ci-bot", json!({"groups": ["x"]})),
+        (
+            "/api/v1/policies/all",
+            json!({"sources": {"groups": ["x"]}, "providers": ["openai"]}),
+        ),
+    ] {
+        for (method, body) in [(Method::DELETE, None), (Method::PUT, Some(body))] {
+            let (status, error) = h.call(method.clone(), path, body).await;
+            answers.push(format!(
+                "{method} {path}: {} {}",
+                status.as_u16(),
+                error["error"]["message"].as_str().unwrap_or("?")
+            ));
+        }
+    }
+    expect![[r#"
+        [
+            "DELETE /api/v1/providers/openai: 409 provider 'openai' is managed by the config file; change it there",
+            "PUT /api/v1/providers/openai: 409 provider 'openai' is managed by the config file; change it there",
+            "DELETE /api/v1/groups/eng: 409 group 'eng' is managed by the config file; change it there",
+            "PUT /api/v1/groups/eng: 409 group 'eng' is managed by the config file; change it there",
+            "DELETE /api/v1/agents/ci-bot: 409 agent 'ci-bot' is managed by the config file; change it there",
+            "PUT /api/v1/agents/ci-bot: 409 agent 'ci-bot' is managed by the config file; change it there",
+            "DELETE /api/v1/policies/all: 409 policy 'all' is managed by the config file; change it there",
+            "PUT /api/v1/policies/all: 409 policy 'all' is managed by the config file; change it there",
+        ]
+    "#]]
+    .assert_debug_eq(&answers);
+    assert_eq!(h.changes(), 0);
+
+    // Everything is still there, unchanged.
+    let provider = h.store.provider("openai").await.unwrap().unwrap();
+    assert_eq!(provider.provider.base_url, "https://api.openai.com");
+    assert_eq!(provider.managed_by, store::ManagedBy::Config);
+    assert_eq!(h.store.group("eng").await.unwrap().unwrap().description, "");
+    assert_eq!(
+        h.store.agent("ci-bot").await.unwrap().unwrap().groups,
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        h.store.policy("all").await.unwrap().unwrap().policy.sources,
+        vec![domain::Source::Everyone]
+    );
+
+    // POST of a config-managed name is a conflict too.
+    check_error(
+        h.call(Method::POST, "/api/v1/groups", Some(json!({"name": "eng"})))
+            .await,
+        expect!["409 already_exists: group 'eng' already exists"],
+    );
+    // DELETE of what does not exist is a 404 for every kind.
+    for kind in ["providers", "groups", "agents", "policies"] {
+        let (status, body) = h
+            .call(Method::DELETE, &format!("/api/v1/{kind}/nope"), None)
+            .await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{kind}: {body}");
+    }
+    assert_eq!(h.changes(), 0);
+}
+
+#[tokio::test]
+async fn summary_totals_are_exact() {
+    let h = harness().await;
+    let at = 1_700_000_000_000;
+    let mut agent = usage_record("agent-1", at + 1, Some("ci-bot"), Some(2_000_000));
+    agent.principal_kind = Some("agent".into());
+    agent.groups = vec!["bots".into()];
+    agent.reasoning_tokens = 20;
+    let mut failed = usage_record("ada-2", at + 2, Some("ada@example.com"), None);
+    failed.status = 502;
+    failed.reason = "upstream_error".into();
+    failed.input_tokens = 7;
+    failed.output_tokens = 0;
+    failed.cache_creation_tokens = 0;
+    failed.cache_read_tokens = 0;
+    h.store
+        .insert_usage(&[
+            usage_record("ada-1", at, Some("ada@example.com"), Some(1_500)),
+            failed,
+            usage_record("ada-3", at + 3, Some("ada@example.com"), Some(500)),
+            agent,
+            usage_record("anon", at + 4, None, None),
+        ])
+        .await
+        .unwrap();
+
+    let (status, summary) = h.call(Method::GET, "/api/v1/usage/summary", None).await;
+    assert_eq!(status, StatusCode::OK);
+    expect![[r#"
+        {
+          "principals": [
+            {
+              "cache_creation_tokens": 10,
+              "cache_read_tokens": 1000,
+              "cost_micro_usd": 2000000,
+              "cost_usd": 2.0,
+              "failed_requests": 0,
+              "input_tokens": 100,
+              "output_tokens": 50,
+              "principal": "ci-bot",
+              "principal_kind": "agent",
+              "reasoning_tokens": 20,
+              "requests": 1,
+              "total_tokens": 1160,
+              "unknown_cost_requests": 0
+            },
+            {
+              "cache_creation_tokens": 20,
+              "cache_read_tokens": 2000,
+              "cost_micro_usd": 2000,
+              "cost_usd": 0.002,
+              "failed_requests": 1,
+              "input_tokens": 207,
+              "output_tokens": 100,
+              "principal": "ada@example.com",
+              "principal_kind": "user",
+              "reasoning_tokens": 0,
+              "requests": 3,
+              "total_tokens": 2327,
+              "unknown_cost_requests": 1
+            },
+            {
+              "cache_creation_tokens": 10,
+              "cache_read_tokens": 1000,
+              "cost_micro_usd": 0,
+              "cost_usd": 0.0,
+              "failed_requests": 1,
+              "input_tokens": 100,
+              "output_tokens": 50,
+              "principal": null,
+              "principal_kind": null,
+              "reasoning_tokens": 0,
+              "requests": 1,
+              "total_tokens": 1160,
+              "unknown_cost_requests": 1
+            }
+          ],
+          "total": {
+            "cache_creation_tokens": 40,
+            "cache_read_tokens": 4000,
+            "cost_micro_usd": 2002000,
+            "cost_usd": 2.002,
+            "failed_requests": 2,
+            "input_tokens": 407,
+            "output_tokens": 200,
+            "reasoning_tokens": 20,
+            "requests": 5,
+            "total_tokens": 4647,
+            "unknown_cost_requests": 2
+          }
+        }"#]]
+    .assert_eq(&serde_json::to_string_pretty(&summary).unwrap());
+
+    // Filters narrow what is added up: a group, a time range.
+    let (_, bots) = h
+        .call(Method::GET, "/api/v1/usage/summary?group=bots", None)
+        .await;
+    assert_eq!(bots["principals"].as_array().unwrap().len(), 1);
+    assert_eq!(bots["total"]["cost_micro_usd"], 2_000_000);
+    let (_, range) = h
+        .call(
+            Method::GET,
+            "/api/v1/usage/summary?since=2023-11-14T22:13:20.002Z&until=2023-11-14T22:13:20.004Z",
+            None,
+        )
+        .await;
+    assert_eq!(range["total"]["requests"], 2);
+    assert_eq!(range["total"]["failed_requests"], 1);
+    assert_eq!(range["total"]["cost_micro_usd"], 500);
+    assert_eq!(range["total"]["unknown_cost_requests"], 1);
+    // `limit` bounds records, not what a summary adds up.
+    let (_, limited) = h
+        .call(Method::GET, "/api/v1/usage/summary?limit=1", None)
+        .await;
+    assert_eq!(limited["total"]["requests"], 5);
+
+    let (status, empty) = h
+        .call(Method::GET, "/api/v1/usage/summary?principal=nobody", None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(empty["principals"], json!([]));
+    assert_eq!(empty["total"]["requests"], 0);
+    assert_eq!(empty["total"]["cost_micro_usd"], 0);
 }

@@ -1,21 +1,10 @@
 //! `/usage`, `/logs` and `/usage/summary`: usage records read back with filters, and totals per
-//! principal.
-//!
-//! The summary is added up here from `Store::usage` pages (newest first, 1000 at a time) until
-//! the scan limit; a `GROUP BY` query in the store would do it in the database instead.
-
-use std::collections::{HashMap, HashSet};
+//! principal (added up by the store, in one `GROUP BY` query over every matching record).
 
 use api_types::{ErrorBody, PrincipalUsage, UsageQuery, UsageRecord, UsageSummary, UsageTotals};
 use axum::{extract::State, Json};
 
 use crate::{extract::Query, ControlState, Error};
-
-/// The store's page size (its maximum `limit`).
-const PAGE: u32 = 1000;
-
-/// How many records a summary adds up at most before it reports itself truncated.
-pub(crate) const SUMMARY_SCAN_LIMIT: usize = 100_000;
 
 #[utoipa::path(
     get, path = "/api/v1/usage", tag = "usage",
@@ -62,58 +51,72 @@ pub(crate) async fn summary(
     State(state): State<ControlState>,
     Query(query): Query<UsageQuery>,
 ) -> Result<Json<UsageSummary>, Error> {
-    let mut q = to_store_query(&query)?;
-    q.limit = Some(PAGE);
-    let mut seen: HashSet<String> = HashSet::new();
-    let mut rows: HashMap<Option<String>, PrincipalUsage> = HashMap::new();
+    let rows = state.store.usage_summary(&to_store_query(&query)?).await?;
     let mut total = UsageTotals::default();
-    let mut truncated = false;
-    loop {
-        let page = state.store.usage(&q).await?;
-        let full = page.len() >= PAGE as usize;
-        let oldest = page.last().map(|r| r.at_ms);
-        let mut fresh = 0;
-        for record in page {
-            // Pages overlap by the records at the boundary millisecond; count each once.
-            if !seen.insert(record.id.clone()) {
-                continue;
+    let mut principals: Vec<PrincipalUsage> = rows
+        .into_iter()
+        .map(|row| {
+            let totals = totals_to_dto(&row);
+            add_totals(&mut total, &totals);
+            PrincipalUsage {
+                principal: row.principal,
+                principal_kind: row.principal_kind,
+                totals,
             }
-            fresh += 1;
-            let record = to_dto(record);
-            total.add(&record);
-            rows.entry(record.principal.clone())
-                .or_insert_with(|| PrincipalUsage {
-                    principal: record.principal.clone(),
-                    principal_kind: record.principal_kind.clone(),
-                    totals: UsageTotals::default(),
-                })
-                .totals
-                .add(&record);
-        }
-        let Some(oldest) = oldest.filter(|_| full) else {
-            break;
-        };
-        if fresh == 0 || seen.len() >= SUMMARY_SCAN_LIMIT {
-            // No progress (over a page of records in one millisecond) or the scan limit.
-            truncated = true;
-            break;
-        }
-        q.until_ms = Some(oldest + 1);
-    }
-    let mut principals: Vec<PrincipalUsage> = rows.into_values().collect();
+        })
+        .collect();
+    // The store orders by cost; equal costs go by request count, then name.
     principals.sort_by(|a, b| {
         b.totals
             .cost_micro_usd
             .cmp(&a.totals.cost_micro_usd)
             .then(b.totals.requests.cmp(&a.totals.requests))
             .then_with(|| a.principal.cmp(&b.principal))
+            .then_with(|| a.principal_kind.cmp(&b.principal_kind))
     });
-    Ok(Json(UsageSummary {
-        principals,
-        total,
-        records: seen.len() as u64,
-        truncated,
-    }))
+    Ok(Json(UsageSummary { principals, total }))
+}
+
+/// One principal's totals as the store added them up.
+fn totals_to_dto(t: &store::PrincipalTotals) -> UsageTotals {
+    // Counts from `COUNT`/`SUM` of booleans are never negative.
+    let count = |n: i64| u64::try_from(n).unwrap_or(0);
+    UsageTotals {
+        requests: count(t.requests),
+        failed_requests: count(t.failed_requests),
+        input_tokens: t.input_tokens,
+        output_tokens: t.output_tokens,
+        cache_creation_tokens: t.cache_creation_tokens,
+        cache_read_tokens: t.cache_read_tokens,
+        reasoning_tokens: t.reasoning_tokens,
+        total_tokens: t
+            .input_tokens
+            .saturating_add(t.output_tokens)
+            .saturating_add(t.cache_creation_tokens)
+            .saturating_add(t.cache_read_tokens),
+        cost_micro_usd: t.cost_micro_usd,
+        cost_usd: api_types::micro_to_usd(t.cost_micro_usd),
+        unknown_cost_requests: count(t.unknown_cost_requests),
+    }
+}
+
+/// Adds `t` into `sum`.
+fn add_totals(sum: &mut UsageTotals, t: &UsageTotals) {
+    sum.requests = sum.requests.saturating_add(t.requests);
+    sum.failed_requests = sum.failed_requests.saturating_add(t.failed_requests);
+    sum.input_tokens = sum.input_tokens.saturating_add(t.input_tokens);
+    sum.output_tokens = sum.output_tokens.saturating_add(t.output_tokens);
+    sum.cache_creation_tokens = sum
+        .cache_creation_tokens
+        .saturating_add(t.cache_creation_tokens);
+    sum.cache_read_tokens = sum.cache_read_tokens.saturating_add(t.cache_read_tokens);
+    sum.reasoning_tokens = sum.reasoning_tokens.saturating_add(t.reasoning_tokens);
+    sum.total_tokens = sum.total_tokens.saturating_add(t.total_tokens);
+    sum.cost_micro_usd = sum.cost_micro_usd.saturating_add(t.cost_micro_usd);
+    sum.cost_usd = api_types::micro_to_usd(sum.cost_micro_usd);
+    sum.unknown_cost_requests = sum
+        .unknown_cost_requests
+        .saturating_add(t.unknown_cost_requests);
 }
 
 fn to_store_query(q: &UsageQuery) -> Result<store::UsageQuery, Error> {

@@ -92,8 +92,10 @@ pub(crate) fn text(field: &str, value: &str) -> Result<(), Error> {
     Ok(())
 }
 
-/// An upstream base URL: `http` or `https`, a host, no query or fragment, and no `/v1` suffix
-/// (the gateway appends the API path itself). Returned without a trailing slash.
+/// An upstream base URL: `http` or `https`, a host, no credentials, no query or fragment.
+/// Returned without a trailing slash. It may end in `/v1`, as OpenRouter's, vLLM's and
+/// LiteLLM's documented base URLs do: the proxy then appends `/messages`, `/chat/completions`, …
+/// without a second `/v1`.
 pub(crate) fn base_url(value: &str) -> Result<String, Error> {
     let field = "base_url";
     let rest = value
@@ -133,17 +135,7 @@ pub(crate) fn base_url(value: &str) -> Result<String, Error> {
     if host_only.is_empty() {
         return Err(Error::invalid(field, format!("'{value}' has no host")));
     }
-    let trimmed = value.trim_end_matches('/');
-    if trimmed.ends_with("/v1") {
-        return Err(Error::invalid(
-            field,
-            format!(
-                "'{value}' ends in /v1; give the base URL without it (the gateway appends \
-                 /v1/messages, /v1/chat/completions, …)"
-            ),
-        ));
-    }
-    Ok(trimmed.to_owned())
+    Ok(value.trim_end_matches('/').to_owned())
 }
 
 /// A price in USD per million tokens, to integer micro-dollars per million tokens.

@@ -170,9 +170,21 @@ async fn providers_round_trip_over_the_socket() {
             .await,
     );
     expect![[r#"
-        error: base_url: 'https://api.openai.com/v1' ends in /v1; give the base URL without it (the gateway appends /v1/messages, /v1/chat/completions, …)
+        error: base_url: 'https://api.openai.com/v1?x=1' must not have a query or fragment
     "#]]
-    .assert_eq(&server.run(&["providers", "add", "o", "--kind", "openai", "--base-url", "https://api.openai.com/v1"]).await);
+    .assert_eq(
+        &server
+            .run(&[
+                "providers",
+                "add",
+                "o",
+                "--kind",
+                "openai",
+                "--base-url",
+                "https://api.openai.com/v1?x=1",
+            ])
+            .await,
+    );
     expect![[r#"
         removed provider 'litellm'
     "#]]

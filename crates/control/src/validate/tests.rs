@@ -69,7 +69,15 @@ fn base_urls() {
         base_url("https://:443/x"),
         expect!["base_url: 'https://:443/x' has no host"],
     );
-    check(base_url("https://api.openai.com/v1"), expect!["base_url: 'https://api.openai.com/v1' ends in /v1; give the base URL without it (the gateway appends /v1/messages, /v1/chat/completions, …)"]);
+    // A base URL ending in /v1 is kept as given: the proxy does not add a second one.
+    check(
+        base_url("https://api.openai.com/v1"),
+        expect![[r#"ok "https://api.openai.com/v1""#]],
+    );
+    check(
+        base_url("https://openrouter.ai/api/v1/"),
+        expect![[r#"ok "https://openrouter.ai/api/v1""#]],
+    );
     check(
         base_url("https://u:p@host"),
         expect!["base_url: must not carry credentials; set the provider's key instead"],
