@@ -23,10 +23,7 @@ impl ModelPattern {
 
     /// How specific the pattern is: exact names beat globs, longer literal text beats shorter.
     pub fn specificity(&self) -> (bool, usize) {
-        (
-            self.is_exact(),
-            self.0.chars().filter(|c| *c != '*').count(),
-        )
+        (self.is_exact(), self.0.chars().filter(|c| *c != '*').count())
     }
 
     pub fn matches(&self, name: &str) -> bool {

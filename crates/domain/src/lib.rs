@@ -5,17 +5,25 @@
 //! Types here are deliberately not `Serialize`: wire formats live in `llm` and `api-types`.
 
 pub mod glob;
+pub mod limits;
 pub mod policy;
 pub mod pricing;
 pub mod principal;
 pub mod provider;
+pub mod time;
 pub mod usage;
+pub mod window;
 
 pub use glob::ModelPattern;
-pub use policy::{evaluate, model_visible, Decision, DenyReason, Policy, Source};
+pub use limits::{
+    Actual, Admission, Estimate, GlobalLimit, Headroom, Ledger, Limit, LimitHit, LimitStatus,
+    Metric, Owner, Per, Refusal, ReservationId, Rules, Subject,
+};
+pub use policy::{candidates, evaluate, model_visible, Decision, DenyReason, Policy, Source};
 pub use pricing::{Price, PriceTable};
 pub use principal::{Principal, PrincipalKind};
 pub use provider::{
     route, Api, Endpoint, GatewayPreset, Provider, ProviderKind, RouteError, Stamping,
 };
 pub use usage::{MicroUsd, Usage};
+pub use window::RollingWindow;

@@ -2,7 +2,7 @@
 //! an optional model allowlist. Limits and rate caps attach to a policy in a later stage; the
 //! decision already names the policy that admitted a request so they can be charged to it.
 
-use crate::{glob::ModelPattern, principal::Principal, PrincipalKind};
+use crate::{glob::ModelPattern, limits::Limit, principal::Principal, PrincipalKind};
 
 /// Who a policy applies to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -18,7 +18,7 @@ pub enum Source {
 }
 
 impl Source {
-    fn admits(&self, principal: &Principal) -> bool {
+    pub fn admits(&self, principal: &Principal) -> bool {
         match self {
             Source::Group(group) => principal.in_group(group),
             Source::User(email) => {
@@ -41,6 +41,10 @@ pub struct Policy {
     pub providers: Vec<String>,
     /// Models allowed through it; empty means every model the provider serves.
     pub models: Vec<ModelPattern>,
+    /// The largest `max_tokens` a request may ask for under this policy.
+    pub max_tokens: Option<u64>,
+    /// Spend, token and rate caps charged to requests this policy admits.
+    pub limits: Vec<Limit>,
 }
 
 impl Policy {
@@ -56,15 +60,11 @@ impl Policy {
     }
 
     /// The principal's groups through which this policy applies, sorted.
-    fn authorizing_groups(&self, principal: &Principal) -> Vec<String> {
+    pub fn authorizing_groups(&self, principal: &Principal) -> Vec<String> {
         principal
             .groups
             .iter()
-            .filter(|g| {
-                self.sources
-                    .iter()
-                    .any(|s| matches!(s, Source::Group(x) if x == *g))
-            })
+            .filter(|g| self.sources.iter().any(|s| matches!(s, Source::Group(x) if x == *g)))
             .cloned()
             .collect()
     }
@@ -113,28 +113,52 @@ pub fn evaluate(
     provider: &str,
     model: Option<&str>,
 ) -> Decision {
-    let mut applicable = policies
+    match candidates(policies, principal, provider, model) {
+        Ok(allowing) => {
+            // `candidates` sorts by name: the first is the deterministic choice.
+            let policy = allowing[0];
+            Decision::Allow {
+                policy: policy.name.clone(),
+                groups: policy.authorizing_groups(principal),
+            }
+        }
+        Err(reason) => Decision::Deny { reason },
+    }
+}
+
+/// Every policy that lets `principal` use `model` on `provider`, by name; or why there is none.
+pub fn candidates<'p>(
+    policies: &'p [Policy],
+    principal: &Principal,
+    provider: &str,
+    model: Option<&str>,
+) -> Result<Vec<&'p Policy>, DenyReason> {
+    let all: Vec<&Policy> = policies.iter().collect();
+    candidates_among(&all, principal, provider, model)
+}
+
+/// `candidates` over a preselected set of policies (see `limits::Rules`).
+pub(crate) fn candidates_among<'p>(
+    policies: &[&'p Policy],
+    principal: &Principal,
+    provider: &str,
+    model: Option<&str>,
+) -> Result<Vec<&'p Policy>, DenyReason> {
+    let applicable: Vec<&Policy> = policies
         .iter()
+        .copied()
         .filter(|p| p.opens(provider) && p.sources.iter().any(|s| s.admits(principal)))
-        .peekable();
-    if applicable.peek().is_none() {
-        return Decision::Deny {
-            reason: DenyReason::NoPolicy,
-        };
+        .collect();
+    if applicable.is_empty() {
+        return Err(DenyReason::NoPolicy);
     }
-    let check_model = model.is_some();
-    match applicable
-        .filter(|p| !check_model || p.allows_model(model))
-        .min_by(|a, b| a.name.cmp(&b.name))
-    {
-        Some(policy) => Decision::Allow {
-            policy: policy.name.clone(),
-            groups: policy.authorizing_groups(principal),
-        },
-        None => Decision::Deny {
-            reason: DenyReason::ModelNotAllowed,
-        },
+    let mut allowing: Vec<&Policy> =
+        applicable.into_iter().filter(|p| model.is_none() || p.allows_model(model)).collect();
+    if allowing.is_empty() {
+        return Err(DenyReason::ModelNotAllowed);
     }
+    allowing.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(allowing)
 }
 
 /// Whether any policy lets `principal` use `model` on `provider` (for filtering model lists).
@@ -144,10 +168,7 @@ pub fn model_visible(
     provider: &str,
     model: &str,
 ) -> bool {
-    matches!(
-        evaluate(policies, principal, provider, Some(model)),
-        Decision::Allow { .. }
-    )
+    matches!(evaluate(policies, principal, provider, Some(model)), Decision::Allow { .. })
 }
 
 #[cfg(test)]

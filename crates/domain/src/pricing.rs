@@ -27,12 +27,17 @@ impl Price {
 
     /// OpenAI-style price: cached input at its own rate, no separate cache-write charge.
     pub const fn openai(input: u64, cached_input: u64, output: u64) -> Self {
-        Self {
-            input,
-            output,
-            cache_write: input,
-            cache_read: cached_input,
-        }
+        Self { input, output, cache_write: input, cache_read: cached_input }
+    }
+
+    /// An upper bound on what a request can cost: every input token priced at the dearest
+    /// input rate (a cache write costs more than plain input), every output token at the output
+    /// rate. Used to reserve budget before forwarding.
+    pub fn bound(&self, input_tokens: u64, output_tokens: u64) -> MicroUsd {
+        let dearest_input = self.input.max(self.cache_write).max(self.cache_read);
+        let pico = u128::from(input_tokens) * u128::from(dearest_input)
+            + u128::from(output_tokens) * u128::from(self.output);
+        MicroUsd(i64::try_from(pico.div_ceil(1_000_000)).unwrap_or(i64::MAX))
     }
 
     /// The cost of `usage` at this price, rounded up to the next micro-dollar.

@@ -42,17 +42,10 @@ impl Principal {
     fn new(kind: PrincipalKind, subject: String, name: String, mut groups: Vec<String>) -> Self {
         groups.sort();
         groups.dedup();
-        Self {
-            kind,
-            subject,
-            name,
-            groups,
-        }
+        Self { kind, subject, name, groups }
     }
 
     pub fn in_group(&self, group: &str) -> bool {
-        self.groups
-            .binary_search_by(|g| g.as_str().cmp(group))
-            .is_ok()
+        self.groups.binary_search_by(|g| g.as_str().cmp(group)).is_ok()
     }
 }

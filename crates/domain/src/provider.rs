@@ -144,10 +144,7 @@ pub struct Stamping {
 
 impl Default for Stamping {
     fn default() -> Self {
-        Self {
-            enabled: true,
-            preset: GatewayPreset::None,
-        }
+        Self { enabled: true, preset: GatewayPreset::None }
     }
 }
 
@@ -213,11 +210,7 @@ impl Provider {
 
     /// How specifically this provider lists `model`, if it lists it at all.
     fn listing(&self, model: &str) -> Option<(bool, usize)> {
-        self.models
-            .iter()
-            .filter(|p| p.matches(model))
-            .map(ModelPattern::specificity)
-            .max()
+        self.models.iter().filter(|p| p.matches(model)).map(ModelPattern::specificity).max()
     }
 }
 
@@ -249,10 +242,7 @@ pub fn route<'a>(
             .find(|p| p.name == name)
             .ok_or_else(|| RouteError::UnknownProvider(name.to_owned()))?;
         if !provider.serves(api) {
-            return Err(RouteError::WrongApi {
-                provider: provider.name.clone(),
-                api,
-            });
+            return Err(RouteError::WrongApi { provider: provider.name.clone(), api });
         }
         return Ok(provider);
     }
@@ -268,10 +258,7 @@ pub fn route<'a>(
     fitting()
         .filter(|p| p.is_catch_all())
         .min_by(|a, b| a.name.cmp(&b.name))
-        .ok_or_else(|| RouteError::NoProvider {
-            api,
-            model: model.map(str::to_owned),
-        })
+        .ok_or_else(|| RouteError::NoProvider { api, model: model.map(str::to_owned) })
 }
 
 #[cfg(test)]

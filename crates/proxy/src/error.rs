@@ -24,20 +24,15 @@ pub enum ProxyError {
     #[error("the identity provider is unreachable; try again shortly")]
     IdpUnavailable(#[source] identity::AuthError),
     #[error("{message}")]
-    BadRequest {
-        reason: &'static str,
-        message: String,
-    },
+    BadRequest { reason: &'static str, message: String },
     #[error("request body exceeds the limit of {limit} bytes")]
     PayloadTooLarge { limit: usize },
     #[error("{}", route_message(.0))]
     Route(RouteError),
     #[error("{}", deny_message(*.reason, .provider, .model.as_deref()))]
-    Denied {
-        reason: DenyReason,
-        provider: String,
-        model: Option<String>,
-    },
+    Denied { reason: DenyReason, provider: String, model: Option<String> },
+    #[error("{}", .refusal.message(*.now))]
+    Refused { refusal: domain::Refusal, now: u64 },
     #[error("provider '{0}' has no API key configured")]
     NoProviderKey(String),
     #[error("could not reach provider '{provider}'")]
@@ -56,15 +51,9 @@ fn route_message(err: &RouteError) -> String {
     match err {
         RouteError::UnknownProvider(name) => format!("no provider named '{name}'"),
         RouteError::WrongApi { provider, api } => {
-            format!(
-                "provider '{provider}' does not serve the {} API",
-                api.as_str()
-            )
+            format!("provider '{provider}' does not serve the {} API", api.as_str())
         }
-        RouteError::NoProvider {
-            api,
-            model: Some(model),
-        } => {
+        RouteError::NoProvider { api, model: Some(model) } => {
             format!("no {} provider serves model '{model}'", api.as_str())
         }
         RouteError::NoProvider { api, model: None } => {
@@ -109,6 +98,10 @@ impl ProxyError {
             ProxyError::Route(RouteError::WrongApi { .. }) => StatusCode::BAD_REQUEST,
             ProxyError::Route(_) => StatusCode::NOT_FOUND,
             ProxyError::Denied { .. } => StatusCode::FORBIDDEN,
+            ProxyError::Refused { refusal, .. } if refusal.is_quota() => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
+            ProxyError::Refused { .. } => StatusCode::FORBIDDEN,
             ProxyError::NoProviderKey(_) => StatusCode::BAD_GATEWAY,
             ProxyError::UpstreamUnreachable { .. } => StatusCode::BAD_GATEWAY,
             ProxyError::UpstreamTimeout { .. } => StatusCode::GATEWAY_TIMEOUT,
@@ -129,6 +122,7 @@ impl ProxyError {
             ProxyError::Route(RouteError::WrongApi { .. }) => "wrong_api",
             ProxyError::Route(RouteError::NoProvider { .. }) => "no_provider",
             ProxyError::Denied { reason, .. } => reason.as_str(),
+            ProxyError::Refused { refusal, .. } => refusal.reason(),
             ProxyError::NoProviderKey(_) => "provider_key_missing",
             ProxyError::UpstreamUnreachable { .. } => "upstream_unreachable",
             ProxyError::UpstreamTimeout { .. } => "upstream_timeout",
@@ -136,13 +130,17 @@ impl ProxyError {
         }
     }
 
+    /// Seconds to wait before retrying, for `retry-after`.
+    pub fn retry_after(&self) -> Option<u64> {
+        match self {
+            ProxyError::Refused { refusal, now } => refusal.retry_after(*now),
+            ProxyError::IdpUnavailable(_) => Some(5),
+            _ => None,
+        }
+    }
+
     /// The response body, in the shape of the API the client called.
     pub fn body(&self, api: Api) -> Vec<u8> {
-        llm::error_body(
-            api,
-            self.status().as_u16(),
-            self.reason(),
-            &self.to_string(),
-        )
+        llm::error_body(api, self.status().as_u16(), self.reason(), &self.to_string())
     }
 }

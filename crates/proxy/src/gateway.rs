@@ -6,13 +6,13 @@
 //! through the meter → settle one usage record.
 
 use std::{
-    sync::Arc,
+    sync::{Arc, Mutex},
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
 use arc_swap::ArcSwap;
 use bytes::Bytes;
-use domain::{Api, Decision, Endpoint, Principal};
+use domain::{Api, Decision, Endpoint, Ledger, Principal, Refusal};
 use http::{header, HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
 use http_body::Body;
 use http_body_util::{BodyExt, Full, Limited};
@@ -28,12 +28,13 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::{
+    budget::{self, Hold},
     error::ProxyError,
     ingress::{classify, guess_api, Operation},
     meter::{Meter, MeteredBody, TapDecoder, Tapping},
     models,
     sink::UsageSink,
-    snapshot::Snapshot,
+    snapshot::{Snapshot, SnapshotProvider},
     stamp::{self, AssertionSigner, Stamp},
     upstream::{self, HttpClient},
     BoxError, ProxyBody,
@@ -68,11 +69,21 @@ impl Default for GatewaySettings {
 /// The data plane: shared by every connection of the AI listener.
 pub struct Gateway {
     snapshot: ArcSwap<Snapshot>,
+    /// Budget and rate counters; replaced whole when limits change (rebuilt from records).
+    ledger: ArcSwap<Mutex<Ledger>>,
     verifier: Option<TokenVerifier>,
     client: HttpClient,
     sink: UsageSink,
     signer: Option<Arc<AssertionSigner>>,
     settings: GatewaySettings,
+}
+
+/// A request that policies and limits let through.
+struct Admitted {
+    policy: String,
+    groups: Vec<String>,
+    hold: Option<Hold>,
+    headroom: Vec<domain::Headroom>,
 }
 
 /// What is known about a request before it is forwarded; becomes its usage record.
@@ -91,6 +102,7 @@ impl Gateway {
     ) -> Arc<Self> {
         Arc::new(Self {
             snapshot: ArcSwap::from_pointee(Snapshot::default()),
+            ledger: ArcSwap::from_pointee(Mutex::new(Ledger::new())),
             client: upstream::http_client(settings.connect_timeout),
             verifier,
             sink,
@@ -100,8 +112,33 @@ impl Gateway {
     }
 
     /// Replaces the configuration the data plane reads; in-flight requests keep the old one.
-    pub fn swap_snapshot(&self, snapshot: Snapshot) {
+    /// With `history` (the usage records of the longest window), the budget counters are
+    /// rebuilt from it; without, they carry over as they are.
+    pub fn install(&self, snapshot: Snapshot, history: Option<&[UsageRecord]>) {
+        if let Some(history) = history {
+            let ledger = budget::rebuild(&snapshot, history);
+            self.ledger.store(Arc::new(Mutex::new(ledger)));
+        }
         self.snapshot.store(Arc::new(snapshot));
+    }
+
+    /// Identifies the caller of a self-service request by the same bearer token as AI requests.
+    pub async fn identify(&self, headers: &HeaderMap) -> Result<Principal, ProxyError> {
+        let snapshot = self.snapshot.load_full();
+        self.authenticate(headers, &snapshot).await
+    }
+
+    /// Where `principal` stands against every limit that applies to them.
+    pub fn limit_status(&self, principal: &Principal) -> Vec<domain::LimitStatus> {
+        let snapshot = self.snapshot.load();
+        let ledger = self.ledger.load_full();
+        let status = budget::lock(&ledger).status(budget::now_secs(), &snapshot.rules, principal);
+        status
+    }
+
+    /// Whether `snapshot` changes any limit, so that counters must be rebuilt to install it.
+    pub fn limits_changed(&self, snapshot: &Snapshot) -> bool {
+        !self.snapshot.load().same_limits(snapshot)
     }
 
     /// Serves one request. Never fails: errors become responses in the called API's shape.
@@ -122,10 +159,7 @@ impl Gateway {
                 };
                 return error_response(&err, guess_api(req.headers()), &request_id);
             }
-            Operation::Ai {
-                endpoint,
-                explicit_provider,
-            } => (endpoint, explicit_provider),
+            Operation::Ai { endpoint, explicit_provider } => (endpoint, explicit_provider),
         };
         let api = endpoint.api();
         let mut ctx = Context {
@@ -220,25 +254,12 @@ impl Gateway {
         )
         .map_err(ProxyError::Route)?;
         ctx.record.provider = Some(provider.name.clone());
-        let (policy, groups) = match domain::evaluate(
-            &snapshot.policies,
-            &principal,
-            &provider.name,
-            model.as_deref(),
-        ) {
-            Decision::Allow { policy, groups } => (policy, groups),
-            Decision::Deny { reason } => {
-                return Err(ProxyError::Denied {
-                    reason,
-                    provider: provider.name.clone(),
-                    model: model.clone(),
-                })
-            }
-        };
-        ctx.record.policy = Some(policy);
         let upstream = snapshot.upstream(&provider.name).ok_or_else(|| {
             ProxyError::Route(domain::RouteError::UnknownProvider(provider.name.clone()))
         })?;
+        let admitted = self.admit(&snapshot, &principal, upstream, endpoint, &facts)?;
+        ctx.record.policy = Some(admitted.policy.clone());
+        let groups = admitted.groups;
         let (auth_name, auth_value) = upstream
             .auth
             .clone()
@@ -249,22 +270,18 @@ impl Gateway {
             endpoint == Endpoint::ChatCompletions && facts.stream && !facts.include_usage;
         let mut forward_body = body;
         if inject_usage {
-            forward_body = llm::inject_include_usage(&forward_body)
-                .map(Bytes::from)
-                .map_err(|e| ProxyError::BadRequest {
-                    reason: "invalid_json",
-                    message: e.to_string(),
+            forward_body =
+                llm::inject_include_usage(&forward_body).map(Bytes::from).map_err(|e| {
+                    ProxyError::BadRequest { reason: "invalid_json", message: e.to_string() }
                 })?;
         }
         if provider.stamping.enabled
             && provider.stamping.preset == domain::GatewayPreset::OpenRouter
         {
-            forward_body = llm::set_user_field(&forward_body, &principal.name)
-                .map(Bytes::from)
-                .map_err(|e| ProxyError::BadRequest {
-                    reason: "invalid_json",
-                    message: e.to_string(),
-                })?;
+            forward_body =
+                llm::set_user_field(&forward_body, &principal.name).map(Bytes::from).map_err(
+                    |e| ProxyError::BadRequest { reason: "invalid_json", message: e.to_string() },
+                )?;
         }
 
         let uri = upstream::upstream_uri(
@@ -284,19 +301,10 @@ impl Gateway {
         headers.insert(auth_name, auth_value);
         if provider.stamping.enabled {
             let assertion = self.signer.as_ref().and_then(|s| {
-                s.sign(
-                    &principal,
-                    &groups,
-                    &provider.name,
-                    &ctx.record.id,
-                    SystemTime::now(),
-                )
+                s.sign(&principal, &groups, &provider.name, &ctx.record.id, SystemTime::now())
             });
-            let stamp = Stamp {
-                principal: &principal,
-                groups: &groups,
-                request_id: &ctx.record.id,
-            };
+            let stamp =
+                Stamp { principal: &principal, groups: &groups, request_id: &ctx.record.id };
             stamp::stamp_headers(&mut headers, &stamp, provider.stamping.preset, assertion);
         }
         let mut upstream_req = Request::builder()
@@ -306,26 +314,21 @@ impl Gateway {
             .map_err(|e| ProxyError::Internal(Box::new(e)))?;
         *upstream_req.headers_mut() = headers;
 
-        let response = tokio::time::timeout(
-            self.settings.response_timeout,
-            self.client.request(upstream_req),
-        )
-        .await
-        .map_err(|_| ProxyError::UpstreamTimeout {
-            provider: provider.name.clone(),
-            seconds: self.settings.response_timeout.as_secs(),
-        })?
-        .map_err(|source| ProxyError::UpstreamUnreachable {
-            provider: provider.name.clone(),
-            source,
-        })?;
+        let response =
+            tokio::time::timeout(self.settings.response_timeout, self.client.request(upstream_req))
+                .await
+                .map_err(|_| ProxyError::UpstreamTimeout {
+                    provider: provider.name.clone(),
+                    seconds: self.settings.response_timeout.as_secs(),
+                })?
+                .map_err(|source| ProxyError::UpstreamUnreachable {
+                    provider: provider.name.clone(),
+                    source,
+                })?;
 
         let (mut parts, incoming) = response.into_parts();
         ctx.record.status = parts.status.as_u16();
-        let encoding = parts
-            .headers
-            .get(header::CONTENT_ENCODING)
-            .and_then(|v| v.to_str().ok());
+        let encoding = parts.headers.get(header::CONTENT_ENCODING).and_then(|v| v.to_str().ok());
         let decoder = TapDecoder::for_encoding(encoding);
         let is_sse = parts
             .headers
@@ -343,15 +346,15 @@ impl Gateway {
         };
         let filtering = matches!(tapping, Tapping::Filter(_));
         parts.headers = upstream::response_headers(&parts.headers, filtering);
-        parts
-            .headers
-            .insert("x-agentnet-request-id", header_value(&ctx.record.id));
+        parts.headers.insert("x-agentnet-request-id", header_value(&ctx.record.id));
+        budget::headroom_headers(&admitted.headroom, &admitted.policy, &mut parts.headers);
         let meter = Meter {
             sink: self.sink.clone(),
             snapshot,
             record: std::mem::take(&mut ctx.record),
             started: ctx.started,
             tapping,
+            hold: admitted.hold,
         };
         let body = MeteredBody::new(
             incoming,
@@ -360,6 +363,54 @@ impl Gateway {
             self.settings.disconnect_drain_timeout,
         );
         Ok(Response::from_parts(parts, body.boxed_unsync()))
+    }
+
+    /// Policies, then limits: picks the policy to charge and reserves the request's estimate.
+    /// Token counting is free: it needs a policy but is not charged to limits.
+    fn admit(
+        &self,
+        snapshot: &Snapshot,
+        principal: &Principal,
+        upstream: &SnapshotProvider,
+        endpoint: Endpoint,
+        facts: &llm::RequestFacts,
+    ) -> Result<Admitted, ProxyError> {
+        let provider = upstream.provider.name.as_str();
+        let model = facts.model.as_deref();
+        let denied = |reason| ProxyError::Denied {
+            reason,
+            provider: provider.to_owned(),
+            model: facts.model.clone(),
+        };
+        if !endpoint.is_metered() {
+            return match domain::evaluate(snapshot.rules.policies(), principal, provider, model) {
+                Decision::Allow { policy, groups } => {
+                    Ok(Admitted { policy, groups, hold: None, headroom: Vec::new() })
+                }
+                Decision::Deny { reason } => Err(denied(reason)),
+            };
+        }
+        let price = model.and_then(|m| upstream.prices.price(m));
+        let request = domain::limits::Request {
+            principal,
+            provider,
+            model,
+            max_tokens: facts.max_tokens,
+            estimate: budget::estimate(facts, endpoint, price),
+        };
+        let now = budget::now_secs();
+        let ledger = self.ledger.load_full();
+        let result = budget::lock(&ledger).admit(now, &snapshot.rules, &request);
+        match result {
+            Ok(admission) => Ok(Admitted {
+                policy: admission.policy,
+                groups: admission.groups,
+                hold: Some(Hold::new(ledger, admission.reservation)),
+                headroom: admission.headroom,
+            }),
+            Err(Refusal::Policy(reason)) => Err(denied(reason)),
+            Err(refusal) => Err(ProxyError::Refused { refusal, now }),
+        }
     }
 
     /// Resolves the caller from the bearer token; agents get the groups an admin gave them.
@@ -374,13 +425,10 @@ impl Gateway {
         let token = identity::bearer_token(headers)
             .ok_or(ProxyError::Unauthenticated(AuthError::Missing))?;
         let mut principal =
-            verifier
-                .verify(token, SystemTime::now())
-                .await
-                .map_err(|e| match e {
-                    AuthError::IdpUnavailable => ProxyError::IdpUnavailable(e),
-                    e => ProxyError::Unauthenticated(e),
-                })?;
+            verifier.verify(token, SystemTime::now()).await.map_err(|e| match e {
+                AuthError::IdpUnavailable => ProxyError::IdpUnavailable(e),
+                e => ProxyError::Unauthenticated(e),
+            })?;
         if principal.kind == domain::PrincipalKind::Agent {
             if let Some(groups) = snapshot.agent_groups.get(&principal.name) {
                 principal.groups.extend(groups.iter().cloned());
@@ -426,9 +474,7 @@ fn session_id(headers: &HeaderMap) -> Option<String> {
 }
 
 fn unix_ms(t: SystemTime) -> i64 {
-    t.duration_since(UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(0))
-        .unwrap_or(0)
+    t.duration_since(UNIX_EPOCH).map(|d| i64::try_from(d.as_millis()).unwrap_or(0)).unwrap_or(0)
 }
 
 fn header_value(s: &str) -> HeaderValue {
@@ -436,19 +482,14 @@ fn header_value(s: &str) -> HeaderValue {
 }
 
 fn full(bytes: impl Into<Bytes>) -> ProxyBody {
-    Full::new(bytes.into())
-        .map_err(|never| match never {})
-        .boxed_unsync()
+    Full::new(bytes.into()).map_err(|never| match never {}).boxed_unsync()
 }
 
 fn json_response(status: StatusCode, body: Vec<u8>, request_id: &str) -> Response<ProxyBody> {
     let mut response = Response::new(full(body));
     *response.status_mut() = status;
     let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     headers.insert("x-agentnet-request-id", header_value(request_id));
     response
 }
@@ -460,22 +501,16 @@ fn error_response(err: &ProxyError, api: Api, request_id: &str) -> Response<Prox
     if err.status() == StatusCode::UNAUTHORIZED {
         headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
     }
-    if err.status() == StatusCode::SERVICE_UNAVAILABLE {
-        headers.insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+    if let Some(secs) = err.retry_after() {
+        headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
     }
     response
 }
 
 fn probe_response(method: &Method) -> Response<ProxyBody> {
-    let body: &'static [u8] = if method == Method::HEAD {
-        b""
-    } else {
-        b"agentnet AI endpoint\n"
-    };
+    let body: &'static [u8] = if method == Method::HEAD { b"" } else { b"agentnet AI endpoint\n" };
     let mut response = Response::new(full(body));
-    response
-        .headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
     response
 }
 
@@ -505,9 +540,8 @@ pub async fn run_ai_listener(
             let gateway = gateway.clone();
             async move { Ok::<_, std::convert::Infallible>(gateway.handle(req).await) }
         });
-        let conn = builder
-            .serve_connection_with_upgrades(TokioIo::new(stream), service)
-            .into_owned();
+        let conn =
+            builder.serve_connection_with_upgrades(TokioIo::new(stream), service).into_owned();
         let conn = graceful.watch(conn);
         tokio::spawn(async move {
             if let Err(err) = conn.await {
@@ -515,10 +549,7 @@ pub async fn run_ai_listener(
             }
         });
     }
-    if tokio::time::timeout(Duration::from_secs(30), graceful.shutdown())
-        .await
-        .is_err()
-    {
+    if tokio::time::timeout(Duration::from_secs(30), graceful.shutdown()).await.is_err() {
         tracing::warn!("in-flight AI requests did not finish within 30 s of shutdown");
     }
 }

@@ -9,10 +9,7 @@ pub(crate) enum Operation {
     /// `HEAD /` or `GET /`: Claude Code probes its base URL.
     Probe,
     /// An AI operation, with the provider named in `/p/{provider}/…` if any.
-    Ai {
-        endpoint: Endpoint,
-        explicit_provider: Option<String>,
-    },
+    Ai { endpoint: Endpoint, explicit_provider: Option<String> },
     /// Anything else: 404 in the API's error shape.
     Unknown,
 }
@@ -52,10 +49,7 @@ pub(crate) fn classify(method: &Method, path: &str, headers: &HeaderMap) -> Oper
         (&Method::GET, "v1/models") => Endpoint::Models(guess_api(headers)),
         _ => return Operation::Unknown,
     };
-    Operation::Ai {
-        endpoint,
-        explicit_provider,
-    }
+    Operation::Ai { endpoint, explicit_provider }
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@
 //!   streams get `stream_options.include_usage`, and the opt-in OpenRouter preset sets `user`);
 //! - client credentials and client-sent identity headers never reach an upstream.
 
+mod budget;
 mod error;
 mod gateway;
 mod ingress;
@@ -19,6 +20,7 @@ mod snapshot;
 mod stamp;
 mod upstream;
 
+pub use budget::DEFAULT_OUTPUT_ESTIMATE;
 pub use error::{ErrorSource, ProxyError};
 pub use gateway::{run_ai_listener, Gateway, GatewaySettings};
 pub use sink::{run_usage_writer, UsageSink, UsageSinkStats};

@@ -25,7 +25,12 @@ use llm::{ChatUsageFilter, TapOutcome, UsageTap};
 use store::UsageRecord;
 use tokio::time::Sleep;
 
-use crate::{sink::UsageSink, snapshot::Snapshot, BoxError};
+use crate::{
+    budget::{self, Hold},
+    sink::UsageSink,
+    snapshot::Snapshot,
+    BoxError,
+};
 
 /// Decodes a compressed response for the tap (the client gets the original bytes).
 pub(crate) enum TapDecoder {
@@ -103,6 +108,8 @@ pub(crate) struct Meter {
     pub(crate) record: UsageRecord,
     pub(crate) started: Instant,
     pub(crate) tapping: Tapping,
+    /// The budget reservation, settled with the actual consumption.
+    pub(crate) hold: Option<Hold>,
 }
 
 /// How a response body ended.
@@ -151,13 +158,7 @@ impl Meter {
     pub(crate) fn settle(self, ending: Ending, outcome: Option<TapOutcome>) {
         let metered = outcome.is_some();
         let outcome = outcome.unwrap_or_default();
-        let Meter {
-            sink,
-            snapshot,
-            mut record,
-            started,
-            ..
-        } = self;
+        let Meter { sink, snapshot, mut record, started, hold, .. } = self;
         record.latency_ms = millis(started.elapsed());
         if let Some(model) = outcome.model.filter(|m| !m.is_empty()) {
             record.model = Some(model);
@@ -172,11 +173,8 @@ impl Meter {
             Ending::ClientDisconnected => "client_disconnected",
         }
         .to_owned();
-        let prices = record
-            .provider
-            .as_deref()
-            .and_then(|name| snapshot.upstream(name))
-            .map(|u| &u.prices);
+        let prices =
+            record.provider.as_deref().and_then(|name| snapshot.upstream(name)).map(|u| &u.prices);
         match outcome.usage {
             Some(usage) => {
                 record.input_tokens = to_i64(usage.input_tokens);
@@ -194,11 +192,14 @@ impl Meter {
                 record.usage_reported = false;
                 // Nothing billable happened on a refused or non-metered call; a successful
                 // metered call without a usage report has an unknown cost, never zero.
-                record.cost_micro_usd = if !upstream_ok || !metered {
-                    Some(0)
-                } else {
-                    None
-                };
+                record.cost_micro_usd = if !upstream_ok || !metered { Some(0) } else { None };
+            }
+        }
+        if let Some(hold) = hold {
+            // A failed or refused upstream call releases the reservation (the hold's drop);
+            // anything that produced output is charged what it used.
+            if upstream_ok {
+                hold.settle(budget::actual(&record));
             }
         }
         tracing::info!(
@@ -296,11 +297,7 @@ impl Body for MeteredBody {
                     };
                     // A body with a known length may never be polled past its last byte:
                     // settle as soon as the upstream says it is complete.
-                    if this
-                        .inner
-                        .as_ref()
-                        .is_some_and(http_body::Body::is_end_stream)
-                    {
+                    if this.inner.as_ref().is_some_and(http_body::Body::is_end_stream) {
                         let rest = this.settle(Ending::Complete);
                         if !rest.is_empty() {
                             let mut joined = bytes::BytesMut::from(&out[..]);

@@ -32,7 +32,7 @@ pub(crate) async fn list(
         u.provider.serves(api)
             && explicit.is_none_or(|name| u.provider.name == name)
             && matches!(
-                domain::evaluate(&snapshot.policies, principal, &u.provider.name, None),
+                domain::evaluate(snapshot.rules.policies(), principal, &u.provider.name, None),
                 Decision::Allow { .. }
             )
     });
@@ -41,17 +41,11 @@ pub(crate) async fn list(
     for (upstream, listed) in futures_util::future::join_all(fetches).await {
         let provider = &upstream.provider;
         let mut ids = listed.unwrap_or_default();
-        ids.extend(
-            provider
-                .models
-                .iter()
-                .filter(|p| p.is_exact())
-                .map(|p| p.as_str().to_owned()),
-        );
+        ids.extend(provider.models.iter().filter(|p| p.is_exact()).map(|p| p.as_str().to_owned()));
         for id in ids {
             let served = provider.is_catch_all() || provider.models.iter().any(|p| p.matches(&id));
             if served
-                && model_visible(&snapshot.policies, principal, &provider.name, &id)
+                && model_visible(snapshot.rules.policies(), principal, &provider.name, &id)
                 && !entries.iter().any(|e| e.id == id)
             {
                 entries.push(ModelEntry {
@@ -83,18 +77,12 @@ async fn fetch(gateway: &Gateway, upstream: &SnapshotProvider, api: Api) -> Opti
         request = request.header("anthropic-version", "2023-06-01");
     }
     let request = request.body(Full::new(Bytes::new())).ok()?;
-    let response = tokio::time::timeout(FETCH_TIMEOUT, gateway.client().request(request))
-        .await
-        .ok()?
-        .ok()?;
+    let response =
+        tokio::time::timeout(FETCH_TIMEOUT, gateway.client().request(request)).await.ok()?.ok()?;
     if !response.status().is_success() {
         tracing::debug!(provider = %provider.name, status = %response.status(), "model list refused");
         return None;
     }
-    let body = Limited::new(response.into_body(), MAX_LIST_BYTES)
-        .collect()
-        .await
-        .ok()?
-        .to_bytes();
+    let body = Limited::new(response.into_body(), MAX_LIST_BYTES).collect().await.ok()?.to_bytes();
     Some(llm::parse_models_list(api, &body))
 }

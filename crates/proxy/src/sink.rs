@@ -36,13 +36,7 @@ pub struct UsageSinkStats {
 impl UsageSink {
     pub fn new(capacity: usize) -> (Self, mpsc::Receiver<UsageRecord>) {
         let (tx, rx) = mpsc::channel(capacity);
-        (
-            Self {
-                tx,
-                stats: Arc::default(),
-            },
-            rx,
-        )
+        (Self { tx, stats: Arc::default() }, rx)
     }
 
     pub fn stats(&self) -> Arc<UsageSinkStats> {
@@ -83,9 +77,7 @@ pub async fn run_usage_writer(
         loop {
             match store.insert_usage(&batch).await {
                 Ok(()) => {
-                    stats
-                        .written
-                        .fetch_add(batch.len() as u64, Ordering::Relaxed);
+                    stats.written.fetch_add(batch.len() as u64, Ordering::Relaxed);
                     break;
                 }
                 Err(err) => {

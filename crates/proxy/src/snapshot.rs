@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use domain::{Policy, PriceTable, Provider};
+use domain::{GlobalLimit, Policy, PriceTable, Provider, Rules};
 use http::{HeaderName, HeaderValue};
 use secrecy::SecretString;
 
@@ -25,7 +25,8 @@ pub struct Snapshot {
     /// Domain providers, for `domain::route`; `upstreams[i]` belongs to `providers[i]`.
     pub(crate) providers: Vec<Provider>,
     pub(crate) upstreams: Vec<SnapshotProvider>,
-    pub(crate) policies: Vec<Policy>,
+    /// Policies and global limits, indexed for admission.
+    pub(crate) rules: Rules,
     /// Groups an admin put each agent in, merged with its token's groups.
     pub(crate) agent_groups: HashMap<String, Vec<String>>,
 }
@@ -34,6 +35,7 @@ impl Snapshot {
     pub fn new(
         providers: Vec<(Provider, Option<SecretString>)>,
         policies: Vec<Policy>,
+        globals: Vec<GlobalLimit>,
         agent_groups: HashMap<String, Vec<String>>,
     ) -> Self {
         let built_in = PriceTable::built_in();
@@ -48,9 +50,35 @@ impl Snapshot {
         Self {
             providers: upstreams.iter().map(|u| u.provider.clone()).collect(),
             upstreams,
-            policies,
+            rules: Rules::new(policies, globals),
             agent_groups,
         }
+    }
+
+    /// The longest window of any limit: how far back counters must be rebuilt from records.
+    pub fn longest_window_secs(&self) -> u64 {
+        let policy_windows = self.rules.policies().iter().flat_map(|p| p.limits.iter());
+        let global_windows = self.rules.globals().iter().map(|g| &g.limit);
+        policy_windows.chain(global_windows).map(|l| l.window_secs).max().unwrap_or(0)
+    }
+
+    /// Whether `other` has the same limits (so counters can carry over as they are).
+    pub fn same_limits(&self, other: &Snapshot) -> bool {
+        let policy_limits = |s: &Snapshot| {
+            s.rules
+                .policies()
+                .iter()
+                .map(|p| (p.name.clone(), p.sources.clone(), p.limits.clone()))
+                .collect::<Vec<_>>()
+        };
+        let globals = |s: &Snapshot| {
+            s.rules
+                .globals()
+                .iter()
+                .map(|g| (g.name.clone(), g.targets.clone(), g.limit))
+                .collect::<Vec<_>>()
+        };
+        policy_limits(self) == policy_limits(other) && globals(self) == globals(other)
     }
 
     pub(crate) fn upstream(&self, name: &str) -> Option<&SnapshotProvider> {

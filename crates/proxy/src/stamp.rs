@@ -97,10 +97,7 @@ impl AssertionSigner {
         request_id: &str,
         now: SystemTime,
     ) -> Option<String> {
-        let iat = now
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
+        let iat = now.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
         let mut header = Header::new(Algorithm::EdDSA);
         header.kid = Some(self.kid.clone());
         let mut claims = json!({

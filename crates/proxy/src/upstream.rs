@@ -81,11 +81,7 @@ pub(crate) fn upstream_uri(
             _ => format!("{base}/openai/{}", path.trim_start_matches('/')),
         }
     } else {
-        let path = if base.ends_with("/v1") {
-            &path[3..]
-        } else {
-            path
-        };
+        let path = if base.ends_with("/v1") { &path[3..] } else { path };
         match client_query {
             Some(q) if !q.is_empty() => format!("{base}{path}?{q}"),
             _ => format!("{base}{path}"),
@@ -115,10 +111,7 @@ fn is_hop_by_hop(name: &HeaderName) -> bool {
 
 /// Client credentials, in every header that any provider or gateway reads one from.
 fn is_credential(name: &HeaderName) -> bool {
-    matches!(
-        name.as_str(),
-        "authorization" | "x-api-key" | "api-key" | "cookie"
-    )
+    matches!(name.as_str(), "authorization" | "x-api-key" | "api-key" | "cookie")
 }
 
 /// The client's headers as they may go upstream: no credentials, no identity claims, no
@@ -136,10 +129,7 @@ pub(crate) fn forward_headers(client: &HeaderMap) -> HeaderMap {
         }
         out.append(name.clone(), value.clone());
     }
-    out.insert(
-        header::ACCEPT_ENCODING,
-        HeaderValue::from_static("identity"),
-    );
+    out.insert(header::ACCEPT_ENCODING, HeaderValue::from_static("identity"));
     out
 }
 

@@ -17,19 +17,13 @@ pub(crate) fn public_routes(signer: Arc<AssertionSigner>) -> Router {
     let jwks = signer.jwks();
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
-        .route(
-            "/.well-known/jwks.json",
-            get(move || async move { Json(jwks) }),
-        )
+        .route("/.well-known/jwks.json", get(move || async move { Json(jwks) }))
 }
 
 /// The TCP admin listener. The admin API needs an admin session, which arrives with remote
 /// admin sign-in; until then it is served only on the Unix socket.
 pub(crate) fn tcp_router_from(public: Router) -> Router {
-    public.route(
-        "/api/v1/{*rest}",
-        axum::routing::any(remote_admin_unavailable),
-    )
+    public.route("/api/v1/{*rest}", axum::routing::any(remote_admin_unavailable))
 }
 
 async fn remote_admin_unavailable() -> impl IntoResponse {
@@ -45,10 +39,7 @@ pub(crate) fn bind_socket(path: &Path) -> anyhow::Result<UnixListener> {
     if path.exists() {
         // A socket left by a previous run; a live server would still be answering on it.
         if std::os::unix::net::UnixStream::connect(path).is_ok() {
-            anyhow::bail!(
-                "another agentnet server is already serving {}",
-                path.display()
-            );
+            anyhow::bail!("another agentnet server is already serving {}", path.display());
         }
         std::fs::remove_file(path)
             .with_context(|| format!("cannot remove stale socket {}", path.display()))?;
@@ -69,9 +60,8 @@ pub(crate) async fn run_admin<L>(
     L: axum::serve::Listener,
     L::Addr: std::fmt::Debug,
 {
-    let served = axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown.cancelled_owned())
-        .await;
+    let served =
+        axum::serve(listener, router).with_graceful_shutdown(shutdown.cancelled_owned()).await;
     if let Err(err) = served {
         tracing::error!(error = %err, listener = what, "admin listener stopped");
     }

@@ -42,19 +42,14 @@ impl App {
             Some(path) => Store::open(&path, &master)
                 .await
                 .with_context(|| format!("cannot open database {}", path.display()))?,
-            None => Store::in_memory(&master)
-                .await
-                .context("cannot open in-memory database")?,
+            None => Store::in_memory(&master).await.context("cannot open in-memory database")?,
         };
         provision::apply_config(&store, &config, env)
             .await
             .context("cannot apply the config file")?;
-        let signer = provision::signer(
-            &store,
-            &config.stamping.issuer,
-            config.stamping.assertion_ttl,
-        )
-        .await?;
+        let signer =
+            provision::signer(&store, &config.stamping.issuer, config.stamping.assertion_ttl)
+                .await?;
 
         let verifier = match &config.oidc.issuer {
             Some(issuer) => {
@@ -77,7 +72,10 @@ impl App {
             disconnect_drain_timeout: config.limits.disconnect_drain_timeout,
         };
         let gateway = Gateway::new(settings, verifier, sink.clone(), Some(signer.clone()));
-        gateway.swap_snapshot(provision::build_snapshot(&store).await?);
+        let snapshot = provision::build_snapshot(&store).await?;
+        let history = provision::history(&store, &snapshot).await?;
+        tracing::info!(records = history.len(), "budget counters rebuilt from usage records");
+        gateway.install(snapshot, Some(&history));
 
         let changed = Arc::new(Notify::new());
         let notify = changed.clone();
@@ -153,40 +151,22 @@ impl App {
             sink,
         } = self;
         let mut tasks = JoinSet::new();
-        let writer = tokio::spawn(proxy::run_usage_writer(
-            store.clone(),
-            usage_rx,
-            sink.stats(),
-        ));
+        let writer = tokio::spawn(proxy::run_usage_writer(store.clone(), usage_rx, sink.stats()));
         drop(sink);
 
         if let Some(listener) = ai {
             tracing::info!(addr = %listener.local_addr()?, "AI endpoint listening");
-            tasks.spawn(proxy::run_ai_listener(
-                gateway.clone(),
-                listener,
-                shutdown.clone(),
-            ));
+            tasks.spawn(proxy::run_ai_listener(gateway.clone(), listener, shutdown.clone()));
         }
         if let Some(listener) = admin_tcp {
             tracing::info!(addr = %listener.local_addr()?, "admin listener listening");
             let router = admin::tcp_router_from(public.clone());
-            tasks.spawn(admin::run_admin(
-                listener,
-                router,
-                shutdown.clone(),
-                "admin tcp",
-            ));
+            tasks.spawn(admin::run_admin(listener, router, shutdown.clone(), "admin tcp"));
         }
         if let Some(listener) = admin_socket {
             tracing::info!(path = %socket_path.as_deref().map(|p| p.display().to_string()).unwrap_or_default(), "admin API on Unix socket");
             let router = control.merge(public);
-            tasks.spawn(admin::run_admin(
-                listener,
-                router,
-                shutdown.clone(),
-                "admin socket",
-            ));
+            tasks.spawn(admin::run_admin(listener, router, shutdown.clone(), "admin socket"));
         }
         tasks.spawn(run_snapshot_reloader(
             store.clone(),
@@ -232,15 +212,24 @@ async fn run_snapshot_reloader(
             () = changed.notified() => {}
             () = shutdown.cancelled() => return,
         }
-        match provision::build_snapshot(&store).await {
-            Ok(snapshot) => {
-                gateway.swap_snapshot(snapshot);
-                tracing::info!("configuration reloaded");
-            }
+        match reload(&store, &gateway).await {
+            Ok(()) => tracing::info!("configuration reloaded"),
             Err(err) => tracing::error!(
                 error = format!("{err:#}"),
                 "could not reload configuration; keeping the previous one"
             ),
         }
     }
+}
+
+/// Builds a new snapshot; when its limits differ, rebuilds the counters from the records too.
+async fn reload(store: &Store, gateway: &Gateway) -> anyhow::Result<()> {
+    let snapshot = provision::build_snapshot(store).await?;
+    if gateway.limits_changed(&snapshot) {
+        let history = provision::history(store, &snapshot).await?;
+        gateway.install(snapshot, Some(&history));
+    } else {
+        gateway.install(snapshot, None);
+    }
+    Ok(())
 }

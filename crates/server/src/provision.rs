@@ -18,9 +18,7 @@ pub(crate) async fn apply_config(
     env: &dyn Source,
 ) -> anyhow::Result<()> {
     for p in &config.providers {
-        let provider = p
-            .to_domain()
-            .with_context(|| format!("provider '{}'", p.name))?;
+        let provider = p.to_domain().with_context(|| format!("provider '{}'", p.name))?;
         store.put_provider(&provider, ManagedBy::Config).await?;
         if let Some(key) = provider_key(p, env)? {
             store.set_provider_key(&p.name, &key).await?;
@@ -44,33 +42,22 @@ pub(crate) async fn apply_config(
         store.put_agent(&record).await?;
     }
     for p in &config.policies {
-        store.put_policy(&p.to_domain(), ManagedBy::Config).await?;
+        store.put_policy(&p.to_domain()?, ManagedBy::Config).await?;
     }
-    let names = |it: &mut dyn Iterator<Item = &String>| it.cloned().collect::<Vec<_>>();
-    store
-        .prune_config_managed(
-            ConfigTable::Providers,
-            &names(&mut config.providers.iter().map(|p| &p.name)),
-        )
-        .await?;
-    store
-        .prune_config_managed(
-            ConfigTable::Groups,
-            &names(&mut config.groups.iter().map(|g| &g.name)),
-        )
-        .await?;
-    store
-        .prune_config_managed(
-            ConfigTable::Agents,
-            &names(&mut config.agents.iter().map(|a| &a.name)),
-        )
-        .await?;
-    store
-        .prune_config_managed(
-            ConfigTable::Policies,
-            &names(&mut config.policies.iter().map(|p| &p.name)),
-        )
-        .await?;
+    for l in &config.global_limits {
+        store.put_global_limit(&l.to_domain()?, ManagedBy::Config).await?;
+    }
+    let names = |names: Vec<&String>| names.into_iter().cloned().collect::<Vec<_>>();
+    let declared = [
+        (ConfigTable::Providers, names(config.providers.iter().map(|p| &p.name).collect())),
+        (ConfigTable::Groups, names(config.groups.iter().map(|g| &g.name).collect())),
+        (ConfigTable::Agents, names(config.agents.iter().map(|a| &a.name).collect())),
+        (ConfigTable::Policies, names(config.policies.iter().map(|p| &p.name).collect())),
+        (ConfigTable::GlobalLimits, names(config.global_limits.iter().map(|l| &l.name).collect())),
+    ];
+    for (table, keep) in declared {
+        store.prune_config_managed(table, &keep).await?;
+    }
     Ok(())
 }
 
@@ -82,19 +69,12 @@ fn provider_key(
 ) -> anyhow::Result<Option<SecretString>> {
     let key = if let Some(var) = &p.api_key_env {
         let value = env.var(var).with_context(|| {
-            format!(
-                "provider '{}': environment variable {var} (api_key_env) is not set",
-                p.name
-            )
+            format!("provider '{}': environment variable {var} (api_key_env) is not set", p.name)
         })?;
         value
     } else if let Some(path) = &p.api_key_file {
         std::fs::read_to_string(path).with_context(|| {
-            format!(
-                "provider '{}': cannot read api_key_file {}",
-                p.name,
-                path.display()
-            )
+            format!("provider '{}': cannot read api_key_file {}", p.name, path.display())
         })?
     } else {
         return Ok(None);
@@ -119,19 +99,28 @@ pub(crate) async fn build_snapshot(store: &Store) -> anyhow::Result<Snapshot> {
             (r.provider, key)
         })
         .collect();
-    let policies = store
-        .policies()
-        .await?
-        .into_iter()
-        .map(|r| r.policy)
-        .collect();
-    let agents = store
-        .agents()
-        .await?
-        .into_iter()
-        .map(|a| (a.name, a.groups))
-        .collect();
-    Ok(Snapshot::new(providers, policies, agents))
+    let policies = store.policies().await?.into_iter().map(|r| r.policy).collect();
+    let agents = store.agents().await?.into_iter().map(|a| (a.name, a.groups)).collect();
+    let globals = store.global_limits().await?.into_iter().map(|r| r.limit).collect();
+    Ok(Snapshot::new(providers, policies, globals, agents))
+}
+
+/// The usage records that budget counters are rebuilt from: those of the longest window.
+pub(crate) async fn history(
+    store: &Store,
+    snapshot: &Snapshot,
+) -> anyhow::Result<Vec<store::UsageRecord>> {
+    let window = snapshot.longest_window_secs();
+    if window == 0 {
+        return Ok(Vec::new());
+    }
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0);
+    let since =
+        now_ms.saturating_sub(i64::try_from(window.saturating_mul(1000)).unwrap_or(i64::MAX));
+    Ok(store.settled_since(since).await?)
 }
 
 /// Loads the assertion-signing key, creating one on first start.

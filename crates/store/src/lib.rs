@@ -20,7 +20,8 @@ use sqlx::{
 };
 
 pub use records::{
-    AgentRecord, ConfigTable, GroupRecord, ManagedBy, PolicyRecord, ProviderRecord, SigningKey,
+    AgentRecord, ConfigTable, GlobalLimitRecord, GroupRecord, ManagedBy, PolicyRecord,
+    ProviderRecord, SigningKey,
 };
 pub use secrets::{fingerprint, MasterKey, SecretError};
 pub use usage::{PrincipalTotals, UsageQuery, UsageRecord};

@@ -8,8 +8,10 @@ use sqlx::{
 };
 
 /// Every migration, in order. Append; never edit one that has shipped (sqlx checks checksums).
-const MIGRATIONS: &[(i64, &str, &str)] =
-    &[(1, "init", include_str!("../migrations/0001_init.sql"))];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "init", include_str!("../migrations/0001_init.sql")),
+    (2, "limits", include_str!("../migrations/0002_limits.sql")),
+];
 
 /// The migrations compiled into the binary, so a deployment needs no migrations directory.
 #[derive(Debug)]

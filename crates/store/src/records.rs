@@ -3,7 +3,8 @@
 //! domain types stay free of serde.
 
 use domain::{
-    Api, GatewayPreset, ModelPattern, Policy, Price, Provider, ProviderKind, Source, Stamping,
+    Api, GatewayPreset, GlobalLimit, Limit, Metric, ModelPattern, Per, Policy, Price, Provider,
+    ProviderKind, Source, Stamping,
 };
 use secrecy::{SecretBox, SecretString};
 use serde::{Deserialize, Serialize};
@@ -61,6 +62,13 @@ pub struct AgentRecord {
 }
 
 #[derive(Debug, Clone)]
+pub struct GlobalLimitRecord {
+    pub limit: GlobalLimit,
+    pub managed_by: ManagedBy,
+    pub updated_at_ms: i64,
+}
+
+#[derive(Debug, Clone)]
 pub struct PolicyRecord {
     pub policy: Policy,
     pub managed_by: ManagedBy,
@@ -105,6 +113,89 @@ struct PolicySpecJson {
     sources: Vec<SourceJson>,
     providers: Vec<String>,
     models: Vec<String>,
+    #[serde(default)]
+    max_tokens: Option<u64>,
+    #[serde(default)]
+    limits: Vec<LimitJson>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct LimitJson {
+    metric: String,
+    per: String,
+    cap: u64,
+    window_secs: u64,
+}
+
+#[derive(Serialize, Deserialize)]
+struct GlobalLimitJson {
+    targets: Vec<SourceJson>,
+    #[serde(flatten)]
+    limit: LimitJson,
+}
+
+fn limit_to_json(l: &Limit) -> LimitJson {
+    LimitJson {
+        metric: match l.metric {
+            Metric::Spend => "spend",
+            Metric::Tokens => "tokens",
+            Metric::Requests => "requests",
+        }
+        .to_owned(),
+        per: match l.per {
+            Per::User => "user",
+            Per::Group => "group",
+        }
+        .to_owned(),
+        cap: l.cap,
+        window_secs: l.window_secs,
+    }
+}
+
+fn limit_from_json(what: &str, l: LimitJson) -> Result<Limit> {
+    let bad = |field: &str| Error::Corrupt {
+        what: what.to_owned(),
+        source: serde::de::Error::custom(format!("unknown {field}")),
+    };
+    Ok(Limit {
+        metric: match l.metric.as_str() {
+            "spend" => Metric::Spend,
+            "tokens" => Metric::Tokens,
+            "requests" => Metric::Requests,
+            _ => return Err(bad("metric")),
+        },
+        per: match l.per.as_str() {
+            "user" => Per::User,
+            "group" => Per::Group,
+            _ => return Err(bad("per")),
+        },
+        cap: l.cap,
+        window_secs: l.window_secs,
+    })
+}
+
+fn sources_to_json(sources: &[Source]) -> Vec<SourceJson> {
+    sources
+        .iter()
+        .map(|s| match s {
+            Source::Group(g) => SourceJson::Group(g.clone()),
+            Source::User(u) => SourceJson::User(u.clone()),
+            Source::Agent(a) => SourceJson::Agent(a.clone()),
+            Source::Everyone => SourceJson::Everyone,
+        })
+        .collect()
+}
+
+fn sources_from_json(sources: Vec<SourceJson>) -> Vec<Source> {
+    sources
+        .into_iter()
+        .map(|s| match s {
+            SourceJson::Group(g) => Source::Group(g),
+            SourceJson::User(u) => Source::User(u),
+            SourceJson::Agent(a) => Source::Agent(a),
+            SourceJson::Everyone => Source::Everyone,
+        })
+        .collect()
 }
 
 #[derive(Serialize, Deserialize)]
@@ -186,38 +277,38 @@ fn provider_from_json(name: String, json: &str) -> Result<Provider> {
 
 fn policy_to_json(p: &Policy) -> PolicySpecJson {
     PolicySpecJson {
-        sources: p
-            .sources
-            .iter()
-            .map(|s| match s {
-                Source::Group(g) => SourceJson::Group(g.clone()),
-                Source::User(u) => SourceJson::User(u.clone()),
-                Source::Agent(a) => SourceJson::Agent(a.clone()),
-                Source::Everyone => SourceJson::Everyone,
-            })
-            .collect(),
+        sources: sources_to_json(&p.sources),
         providers: p.providers.clone(),
         models: p.models.iter().map(|m| m.as_str().to_owned()).collect(),
+        max_tokens: p.max_tokens,
+        limits: p.limits.iter().map(limit_to_json).collect(),
     }
 }
 
 fn policy_from_json(name: String, json: &str) -> Result<Policy> {
-    let spec: PolicySpecJson =
-        serde_json::from_str(json).map_err(corrupt(format!("policy '{name}'")))?;
+    let what = format!("policy '{name}'");
+    let spec: PolicySpecJson = serde_json::from_str(json).map_err(corrupt(what.clone()))?;
     Ok(Policy {
         name,
-        sources: spec
-            .sources
-            .into_iter()
-            .map(|s| match s {
-                SourceJson::Group(g) => Source::Group(g),
-                SourceJson::User(u) => Source::User(u),
-                SourceJson::Agent(a) => Source::Agent(a),
-                SourceJson::Everyone => Source::Everyone,
-            })
-            .collect(),
+        sources: sources_from_json(spec.sources),
         providers: spec.providers,
         models: spec.models.into_iter().map(ModelPattern::new).collect(),
+        max_tokens: spec.max_tokens,
+        limits: spec
+            .limits
+            .into_iter()
+            .map(|l| limit_from_json(&what, l))
+            .collect::<Result<_>>()?,
+    })
+}
+
+fn global_from_json(name: String, json: &str) -> Result<GlobalLimit> {
+    let what = format!("global limit '{name}'");
+    let spec: GlobalLimitJson = serde_json::from_str(json).map_err(corrupt(what.clone()))?;
+    Ok(GlobalLimit {
+        name,
+        targets: sources_from_json(spec.targets),
+        limit: limit_from_json(&what, spec.limit)?,
     })
 }
 
@@ -598,6 +689,77 @@ impl Store {
         .await?;
         Ok(())
     }
+    /// Creates or replaces a global limit (API writes never replace a config-managed one).
+    pub async fn put_global_limit(&self, limit: &GlobalLimit, managed_by: ManagedBy) -> Result<()> {
+        self.write_global_limit(limit, managed_by, Conflict::Replace)
+            .await
+    }
+
+    /// Creates a global limit; `Error::AlreadyExists` if one has that name.
+    pub async fn create_global_limit(
+        &self,
+        limit: &GlobalLimit,
+        managed_by: ManagedBy,
+    ) -> Result<()> {
+        self.write_global_limit(limit, managed_by, Conflict::Fail)
+            .await
+    }
+
+    async fn write_global_limit(
+        &self,
+        limit: &GlobalLimit,
+        managed_by: ManagedBy,
+        conflict: Conflict,
+    ) -> Result<()> {
+        let spec = to_json(&GlobalLimitJson {
+            targets: sources_to_json(&limit.targets),
+            limit: limit_to_json(&limit.limit),
+        });
+        self.write_spec(
+            "global_limits",
+            "global limit",
+            &limit.name,
+            spec,
+            managed_by,
+            conflict,
+        )
+        .await
+    }
+
+    pub async fn global_limits(&self) -> Result<Vec<GlobalLimitRecord>> {
+        let rows = sqlx::query(
+            "SELECT name, spec, managed_by, updated_at_ms FROM global_limits ORDER BY name",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(|row| {
+                let name: String = row.try_get("name")?;
+                let spec: String = row.try_get("spec")?;
+                Ok(GlobalLimitRecord {
+                    limit: global_from_json(name, &spec)?,
+                    managed_by: ManagedBy::parse(row.try_get("managed_by")?),
+                    updated_at_ms: row.try_get("updated_at_ms")?,
+                })
+            })
+            .collect()
+    }
+
+    pub async fn global_limit(&self, name: &str) -> Result<Option<GlobalLimitRecord>> {
+        Ok(self
+            .global_limits()
+            .await?
+            .into_iter()
+            .find(|g| g.limit.name == name))
+    }
+
+    /// Deletes an API-managed global limit: `Ok(false)` if there is none by that name,
+    /// `Error::ManagedByConfig` if the config file owns it.
+    pub async fn delete_global_limit(&self, name: &str) -> Result<bool> {
+        self.delete_api_managed("global_limits", "global limit", name)
+            .await
+    }
+
     async fn delete_api_managed(
         &self,
         table: &str,
@@ -674,6 +836,7 @@ pub enum ConfigTable {
     Groups,
     Agents,
     Policies,
+    GlobalLimits,
 }
 
 impl ConfigTable {
@@ -683,6 +846,7 @@ impl ConfigTable {
             ConfigTable::Groups => "groups",
             ConfigTable::Agents => "agents",
             ConfigTable::Policies => "policies",
+            ConfigTable::GlobalLimits => "global_limits",
         }
     }
 }

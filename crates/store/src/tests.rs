@@ -53,7 +53,8 @@ async fn provider_round_trip_and_encrypted_key() {
     // The key is nowhere in the database files in plaintext.
     store.close().await;
     for entry in std::fs::read_dir(&dir).unwrap() {
-        let bytes = std::fs::read(entry.unwrap().path()).unwrap();
+        // The -wal and -shm files may vanish as the pool closes: read what is there.
+        let Ok(bytes) = std::fs::read(entry.unwrap().path()) else { continue };
         assert!(!bytes.windows(secret.len()).any(|w| w == secret.as_bytes()));
         assert!(!bytes.windows(10).any(|w| w == b"VERYSECRET"));
     }
@@ -91,6 +92,13 @@ async fn policies_groups_agents_and_pruning() {
         sources: vec![Source::Group("engineering".into()), Source::Everyone],
         providers: vec!["anthropic".into()],
         models: vec![ModelPattern::new("claude-sonnet-*")],
+        max_tokens: Some(8192),
+        limits: vec![domain::Limit {
+            metric: domain::Metric::Spend,
+            per: domain::Per::Group,
+            cap: 500_000_000,
+            window_secs: 30 * 86_400,
+        }],
     };
     store.put_policy(&policy, ManagedBy::Config).await.unwrap();
     let mut api_policy = policy.clone();
@@ -99,6 +107,29 @@ async fn policies_groups_agents_and_pruning() {
     let stored = store.policies().await.unwrap();
     assert_eq!(stored[0].policy.sources, policy.sources);
     assert_eq!(stored[0].policy.models, policy.models);
+    assert_eq!(stored[0].policy.limits, policy.limits);
+    assert_eq!(stored[0].policy.max_tokens, Some(8192));
+
+    let global = domain::GlobalLimit {
+        name: "org".into(),
+        targets: vec![Source::Everyone, Source::Group("eng".into())],
+        limit: domain::Limit {
+            metric: domain::Metric::Requests,
+            per: domain::Per::User,
+            cap: 60,
+            window_secs: 60,
+        },
+    };
+    store
+        .put_global_limit(&global, ManagedBy::Api)
+        .await
+        .unwrap();
+    let got = store.global_limit("org").await.unwrap().unwrap();
+    assert_eq!(
+        (got.limit.targets, got.limit.limit),
+        (global.targets.clone(), global.limit)
+    );
+    assert!(store.delete_global_limit("org").await.unwrap());
 
     store
         .put_agent(&AgentRecord {

@@ -159,6 +159,19 @@ impl Store {
             .collect()
     }
 
+    /// Every record of a forwarded request (2xx) since `since_ms`, oldest first: what budget
+    /// counters are rebuilt from after a restart.
+    pub async fn settled_since(&self, since_ms: i64) -> Result<Vec<UsageRecord>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM usage_records
+             WHERE at_ms >= ?1 AND status >= 200 AND status < 300 ORDER BY at_ms, id"
+        ))
+        .bind(since_ms)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter().map(|row| record_from_row(&row)).collect()
+    }
+
     /// Records matching `q`, newest first (at most 1000, default 100).
     pub async fn usage(&self, q: &UsageQuery) -> Result<Vec<UsageRecord>> {
         let mut query: QueryBuilder<Sqlite> =
@@ -169,38 +182,7 @@ impl Store {
             .push(" ORDER BY at_ms DESC, id DESC LIMIT ")
             .push_bind(limit);
         let rows = query.build().fetch_all(&self.pool).await?;
-        rows.into_iter()
-            .map(|row| {
-                let groups: String = row.try_get("groups")?;
-                let status: i64 = row.try_get("status")?;
-                Ok(UsageRecord {
-                    id: row.try_get("id")?,
-                    at_ms: row.try_get("at_ms")?,
-                    principal_kind: row.try_get("principal_kind")?,
-                    principal: row.try_get("principal")?,
-                    subject: row.try_get("subject")?,
-                    groups: serde_json::from_str(&groups).unwrap_or_default(),
-                    policy: row.try_get("policy")?,
-                    provider: row.try_get("provider")?,
-                    api: row.try_get("api")?,
-                    endpoint: row.try_get("endpoint")?,
-                    model: row.try_get("model")?,
-                    stream: row.try_get("stream")?,
-                    status: u16::try_from(status).unwrap_or(0),
-                    reason: row.try_get("reason")?,
-                    latency_ms: row.try_get("latency_ms")?,
-                    ttfb_ms: row.try_get("ttfb_ms")?,
-                    input_tokens: row.try_get("input_tokens")?,
-                    output_tokens: row.try_get("output_tokens")?,
-                    cache_creation_tokens: row.try_get("cache_creation_tokens")?,
-                    cache_read_tokens: row.try_get("cache_read_tokens")?,
-                    reasoning_tokens: row.try_get("reasoning_tokens")?,
-                    cost_micro_usd: row.try_get("cost_micro_usd")?,
-                    usage_reported: row.try_get("usage_reported")?,
-                    session_id: row.try_get("session_id")?,
-                })
-            })
-            .collect()
+        rows.into_iter().map(|row| record_from_row(&row)).collect()
     }
 }
 
@@ -230,4 +212,35 @@ fn push_filters<'a>(query: &mut QueryBuilder<'a, Sqlite>, q: &'a UsageQuery) {
     if let Some(t) = q.until_ms {
         query.push(" AND at_ms < ").push_bind(t);
     }
+}
+
+fn record_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<UsageRecord> {
+    let groups: String = row.try_get("groups")?;
+    let status: i64 = row.try_get("status")?;
+    Ok(UsageRecord {
+        id: row.try_get("id")?,
+        at_ms: row.try_get("at_ms")?,
+        principal_kind: row.try_get("principal_kind")?,
+        principal: row.try_get("principal")?,
+        subject: row.try_get("subject")?,
+        groups: serde_json::from_str(&groups).unwrap_or_default(),
+        policy: row.try_get("policy")?,
+        provider: row.try_get("provider")?,
+        api: row.try_get("api")?,
+        endpoint: row.try_get("endpoint")?,
+        model: row.try_get("model")?,
+        stream: row.try_get("stream")?,
+        status: u16::try_from(status).unwrap_or(0),
+        reason: row.try_get("reason")?,
+        latency_ms: row.try_get("latency_ms")?,
+        ttfb_ms: row.try_get("ttfb_ms")?,
+        input_tokens: row.try_get("input_tokens")?,
+        output_tokens: row.try_get("output_tokens")?,
+        cache_creation_tokens: row.try_get("cache_creation_tokens")?,
+        cache_read_tokens: row.try_get("cache_read_tokens")?,
+        reasoning_tokens: row.try_get("reasoning_tokens")?,
+        cost_micro_usd: row.try_get("cost_micro_usd")?,
+        usage_reported: row.try_get("usage_reported")?,
+        session_id: row.try_get("session_id")?,
+    })
 }

@@ -18,11 +18,7 @@ fn exact_and_glob() {
         ("a*b*c", "aXbYbZ", false),
     ];
     for (pattern, name, want) in cases {
-        assert_eq!(
-            ModelPattern::new(pattern).matches(name),
-            want,
-            "{pattern} vs {name}"
-        );
+        assert_eq!(ModelPattern::new(pattern).matches(name), want, "{pattern} vs {name}");
     }
 }
 

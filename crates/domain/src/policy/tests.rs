@@ -9,66 +9,39 @@ fn policy(name: &str, sources: Vec<Source>, providers: &[&str], models: &[&str])
         sources,
         providers: providers.iter().map(|s| s.to_string()).collect(),
         models: models.iter().map(|m| ModelPattern::new(*m)).collect(),
+        max_tokens: None,
+        limits: vec![],
     }
 }
 
 fn alice() -> Principal {
-    Principal::user(
-        "sub-1",
-        "alice@example.com",
-        vec!["engineering".into(), "all".into()],
-    )
+    Principal::user("sub-1", "alice@example.com", vec!["engineering".into(), "all".into()])
 }
 
 #[test]
 fn default_deny() {
     assert_eq!(
         evaluate(&[], &alice(), "anthropic", Some("claude-sonnet-4-5")),
-        Decision::Deny {
-            reason: DenyReason::NoPolicy
-        }
+        Decision::Deny { reason: DenyReason::NoPolicy }
     );
-    let other_group = policy(
-        "p",
-        vec![Source::Group("sales".into())],
-        &["anthropic"],
-        &[],
-    );
+    let other_group = policy("p", vec![Source::Group("sales".into())], &["anthropic"], &[]);
     assert_eq!(
         evaluate(&[other_group], &alice(), "anthropic", None),
-        Decision::Deny {
-            reason: DenyReason::NoPolicy
-        }
+        Decision::Deny { reason: DenyReason::NoPolicy }
     );
 }
 
 #[test]
 fn group_user_agent_and_everyone_sources() {
-    let by_group = policy(
-        "g",
-        vec![Source::Group("engineering".into())],
-        &["anthropic"],
-        &[],
-    );
+    let by_group = policy("g", vec![Source::Group("engineering".into())], &["anthropic"], &[]);
     assert_eq!(
         evaluate(&[by_group], &alice(), "anthropic", Some("x")),
-        Decision::Allow {
-            policy: "g".into(),
-            groups: vec!["engineering".into()]
-        }
+        Decision::Allow { policy: "g".into(), groups: vec!["engineering".into()] }
     );
-    let by_user = policy(
-        "u",
-        vec![Source::User("ALICE@example.com".into())],
-        &["anthropic"],
-        &[],
-    );
+    let by_user = policy("u", vec![Source::User("ALICE@example.com".into())], &["anthropic"], &[]);
     assert_eq!(
         evaluate(&[by_user], &alice(), "anthropic", Some("x")),
-        Decision::Allow {
-            policy: "u".into(),
-            groups: vec![]
-        }
+        Decision::Allow { policy: "u".into(), groups: vec![] }
     );
     let bot = Principal::agent("ci-bot", vec![]);
     let by_agent = policy("a", vec![Source::Agent("ci-bot".into())], &["openai"], &[]);
@@ -76,15 +49,9 @@ fn group_user_agent_and_everyone_sources() {
         evaluate(std::slice::from_ref(&by_agent), &bot, "openai", None),
         Decision::Allow { .. }
     ));
-    assert!(matches!(
-        evaluate(&[by_agent], &alice(), "openai", None),
-        Decision::Deny { .. }
-    ));
+    assert!(matches!(evaluate(&[by_agent], &alice(), "openai", None), Decision::Deny { .. }));
     let everyone = policy("e", vec![Source::Everyone], &["openai"], &[]);
-    assert!(matches!(
-        evaluate(&[everyone], &bot, "openai", None),
-        Decision::Allow { .. }
-    ));
+    assert!(matches!(evaluate(&[everyone], &bot, "openai", None), Decision::Allow { .. }));
 }
 
 #[test]
@@ -97,37 +64,17 @@ fn model_allowlist() {
     );
     let policies = [p];
     assert!(matches!(
-        evaluate(
-            &policies,
-            &alice(),
-            "anthropic",
-            Some("claude-sonnet-4-5-20250929")
-        ),
+        evaluate(&policies, &alice(), "anthropic", Some("claude-sonnet-4-5-20250929")),
         Decision::Allow { .. }
     ));
     assert_eq!(
         evaluate(&policies, &alice(), "anthropic", Some("claude-opus-4-5")),
-        Decision::Deny {
-            reason: DenyReason::ModelNotAllowed
-        }
+        Decision::Deny { reason: DenyReason::ModelNotAllowed }
     );
     // Listing models needs only a policy that opens the provider.
-    assert!(matches!(
-        evaluate(&policies, &alice(), "anthropic", None),
-        Decision::Allow { .. }
-    ));
-    assert!(model_visible(
-        &policies,
-        &alice(),
-        "anthropic",
-        "claude-haiku-4-5"
-    ));
-    assert!(!model_visible(
-        &policies,
-        &alice(),
-        "anthropic",
-        "claude-opus-4-5"
-    ));
+    assert!(matches!(evaluate(&policies, &alice(), "anthropic", None), Decision::Allow { .. }));
+    assert!(model_visible(&policies, &alice(), "anthropic", "claude-haiku-4-5"));
+    assert!(!model_visible(&policies, &alice(), "anthropic", "claude-opus-4-5"));
 }
 
 proptest! {

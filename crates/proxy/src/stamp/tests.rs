@@ -4,11 +4,7 @@ use super::*;
 use jsonwebtoken::{DecodingKey, Validation};
 
 fn alice() -> Principal {
-    Principal::user(
-        "sub-1",
-        "alice@example.com",
-        vec!["eng".into(), "all".into()],
-    )
+    Principal::user("sub-1", "alice@example.com", vec!["eng".into(), "all".into()])
 }
 
 #[test]
@@ -21,15 +17,8 @@ fn assertion_verifies_against_jwks() {
         Duration::from_secs(300),
     )
     .unwrap();
-    let token = signer
-        .sign(
-            &alice(),
-            &["eng".into()],
-            "anthropic",
-            "req-1",
-            SystemTime::now(),
-        )
-        .unwrap();
+    let token =
+        signer.sign(&alice(), &["eng".into()], "anthropic", "req-1", SystemTime::now()).unwrap();
     let jwks: jsonwebtoken::jwk::JwkSet = serde_json::from_value(signer.jwks()).unwrap();
     let jwk = jwks.find("k1").unwrap();
     let mut validation = Validation::new(Algorithm::EdDSA);
@@ -51,11 +40,7 @@ fn assertion_verifies_against_jwks() {
 fn presets() {
     let principal = alice();
     let groups = vec!["all".to_string(), "eng".to_string()];
-    let stamp = Stamp {
-        principal: &principal,
-        groups: &groups,
-        request_id: "r1",
-    };
+    let stamp = Stamp { principal: &principal, groups: &groups, request_id: "r1" };
     let mut h = HeaderMap::new();
     stamp_headers(&mut h, &stamp, GatewayPreset::LiteLlm, None);
     assert_eq!(h["x-agentnet-user"], "alice@example.com");
@@ -72,10 +57,7 @@ fn presets() {
 
     let mut h = HeaderMap::new();
     stamp_headers(&mut h, &stamp, GatewayPreset::CloudflareAiGateway, None);
-    assert!(h["cf-aig-metadata"]
-        .to_str()
-        .unwrap()
-        .contains("\"user\":\"alice@example.com\""));
+    assert!(h["cf-aig-metadata"].to_str().unwrap().contains("\"user\":\"alice@example.com\""));
 
     let mut h = HeaderMap::new();
     stamp_headers(&mut h, &stamp, GatewayPreset::Bifrost, None);
@@ -84,22 +66,11 @@ fn presets() {
 
 #[test]
 fn identity_header_names() {
-    for name in [
-        "x-agentnet-user",
-        "x-agentnet-anything",
-        "x-litellm-end-user-id",
-        "x-bf-dim-team",
-    ] {
+    for name in ["x-agentnet-user", "x-agentnet-anything", "x-litellm-end-user-id", "x-bf-dim-team"]
+    {
         assert!(is_identity_header(&HeaderName::from_static(name)), "{name}");
     }
-    for name in [
-        "anthropic-version",
-        "content-type",
-        "x-claude-code-session-id",
-    ] {
-        assert!(
-            !is_identity_header(&HeaderName::from_static(name)),
-            "{name}"
-        );
+    for name in ["anthropic-version", "content-type", "x-claude-code-session-id"] {
+        assert!(!is_identity_header(&HeaderName::from_static(name)), "{name}");
     }
 }

@@ -5,9 +5,7 @@ use super::*;
 #[test]
 fn urls() {
     let uri = |kind, base, endpoint, model, query| {
-        upstream_uri(kind, base, Some("2024-10-21"), endpoint, model, query)
-            .unwrap()
-            .to_string()
+        upstream_uri(kind, base, Some("2024-10-21"), endpoint, model, query).unwrap().to_string()
     };
     assert_eq!(
         uri(
@@ -30,13 +28,7 @@ fn urls() {
         "https://openrouter.ai/api/v1/chat/completions"
     );
     assert_eq!(
-        uri(
-            ProviderKind::OpenAi,
-            "http://127.0.0.1:9000",
-            Endpoint::Responses,
-            None,
-            None
-        ),
+        uri(ProviderKind::OpenAi, "http://127.0.0.1:9000", Endpoint::Responses, None, None),
         "http://127.0.0.1:9000/v1/responses"
     );
     assert_eq!(
@@ -70,10 +62,7 @@ fn credentials_identity_and_hop_headers_are_removed() {
         ("content-length", "10"),
         ("accept-encoding", "gzip, deflate, br, zstd"),
         ("anthropic-version", "2023-06-01"),
-        (
-            "anthropic-beta",
-            "claude-code-20250219,interleaved-thinking-2025-05-14",
-        ),
+        ("anthropic-beta", "claude-code-20250219,interleaved-thinking-2025-05-14"),
         ("x-claude-code-session-id", "s1"),
         ("content-type", "application/json"),
     ] {
@@ -98,17 +87,11 @@ fn credentials_identity_and_hop_headers_are_removed() {
 fn auth_header_per_kind_is_sensitive() {
     let key = SecretString::from("sk-test");
     let (name, value) = auth_header(ProviderKind::Anthropic, &key).unwrap();
-    assert_eq!(
-        (name.as_str(), value.to_str().unwrap()),
-        ("x-api-key", "sk-test")
-    );
+    assert_eq!((name.as_str(), value.to_str().unwrap()), ("x-api-key", "sk-test"));
     assert!(value.is_sensitive());
     assert_eq!(format!("{value:?}"), "Sensitive");
     let (name, value) = auth_header(ProviderKind::OpenAi, &key).unwrap();
-    assert_eq!(
-        (name.as_str(), value.to_str().unwrap()),
-        ("authorization", "Bearer sk-test")
-    );
+    assert_eq!((name.as_str(), value.to_str().unwrap()), ("authorization", "Bearer sk-test"));
     let (name, _) = auth_header(ProviderKind::AzureOpenAi, &key).unwrap();
     assert_eq!(name.as_str(), "api-key");
 }

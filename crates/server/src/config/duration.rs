@@ -7,9 +7,7 @@ use std::time::Duration;
 
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
+    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
     let n: u64 = number
         .parse()
@@ -21,11 +19,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         "m" => seconds(60),
         "h" => seconds(3600),
         "d" => seconds(86_400),
-        other => {
-            return Err(format!(
-                "'{text}': unknown unit '{other}' (use ms, s, m, h or d)"
-            ))
-        }
+        other => return Err(format!("'{text}': unknown unit '{other}' (use ms, s, m, h or d)")),
     };
     duration.ok_or_else(|| format!("'{text}' is too large"))
 }

@@ -15,7 +15,10 @@ use anyhow::{bail, Context as _};
 use serde::Deserialize;
 
 pub use duration::parse_duration;
-pub use entities::{AgentConfig, GroupConfig, PolicyConfig, PriceConfig, ProviderConfig};
+pub use entities::{
+    AgentConfig, GlobalLimitConfig, GroupConfig, LimitConfig, PolicyConfig, PriceConfig,
+    ProviderConfig,
+};
 pub use sections::{Limits, Listen, Log, LogFormat, Oidc, Stamping};
 
 /// Where configuration values come from besides the file: the process environment in
@@ -32,9 +35,7 @@ pub struct ProcessEnv;
 
 impl Source for ProcessEnv {
     fn vars_with_prefix(&self, prefix: &str) -> Vec<(String, String)> {
-        std::env::vars()
-            .filter(|(k, _)| k.starts_with(prefix))
-            .collect()
+        std::env::vars().filter(|(k, _)| k.starts_with(prefix)).collect()
     }
 
     fn var(&self, name: &str) -> Option<String> {
@@ -91,6 +92,9 @@ pub struct Config {
     pub agents: Vec<AgentConfig>,
     #[serde(default)]
     pub policies: Vec<PolicyConfig>,
+    /// Budget and rate limits checked before policies, for everyone they target.
+    #[serde(default)]
+    pub global_limits: Vec<GlobalLimitConfig>,
 }
 
 fn default_version() -> u32 {
@@ -117,23 +121,15 @@ impl Config {
             }
             None => toml::Table::new(),
         };
-        let origin = path
-            .map(|p| p.display().to_string())
-            .unwrap_or_else(|| "defaults".into());
+        let origin = path.map(|p| p.display().to_string()).unwrap_or_else(|| "defaults".into());
         let overridden = apply_env(&mut table, env)?;
         let config = Config::deserialize(toml::Value::Table(table)).map_err(|e| {
             let hint = if overridden.is_empty() {
                 String::new()
             } else {
-                format!(
-                    " (environment overrides applied: {})",
-                    overridden.join(", ")
-                )
+                format!(" (environment overrides applied: {})", overridden.join(", "))
             };
-            anyhow::anyhow!(
-                "invalid configuration in {origin}{hint}: {}",
-                e.message().trim()
-            )
+            anyhow::anyhow!("invalid configuration in {origin}{hint}: {}", e.message().trim())
         })?;
         config.validate()?;
         Ok(config)
@@ -142,10 +138,7 @@ impl Config {
     /// Checks what types alone cannot: versions, names, references.
     pub fn validate(&self) -> anyhow::Result<()> {
         if self.version != 1 {
-            bail!(
-                "unsupported config version {}; this agentnet reads version 1",
-                self.version
-            );
+            bail!("unsupported config version {}; this agentnet reads version 1", self.version);
         }
         self.limits.validate()?;
         entities::validate(self)?;
@@ -164,10 +157,8 @@ impl Config {
 fn apply_env(table: &mut toml::Table, env: &dyn Source) -> anyhow::Result<Vec<String>> {
     let mut applied = Vec::new();
     for (name, raw) in env.vars_with_prefix(ENV_PREFIX) {
-        let path: Vec<String> = name[ENV_PREFIX.len()..]
-            .split("__")
-            .map(|s| s.to_ascii_lowercase())
-            .collect();
+        let path: Vec<String> =
+            name[ENV_PREFIX.len()..].split("__").map(|s| s.to_ascii_lowercase()).collect();
         if path.iter().any(String::is_empty) {
             bail!("environment variable {name} has an empty key segment");
         }

@@ -29,10 +29,7 @@ fn default_admin() -> Option<SocketAddr> {
 
 impl Default for Listen {
     fn default() -> Self {
-        Self {
-            ai: default_ai(),
-            admin: default_admin(),
-        }
+        Self { ai: default_ai(), admin: default_admin() }
     }
 }
 
@@ -60,10 +57,7 @@ fn default_level() -> String {
 
 impl Default for Log {
     fn default() -> Self {
-        Self {
-            level: default_level(),
-            format: LogFormat::Text,
-        }
+        Self { level: default_level(), format: LogFormat::Text }
     }
 }
 
@@ -92,11 +86,7 @@ fn default_groups_claim() -> String {
 
 impl Default for Oidc {
     fn default() -> Self {
-        Self {
-            issuer: None,
-            audiences: default_audiences(),
-            groups_claim: default_groups_claim(),
-        }
+        Self { issuer: None, audiences: default_audiences(), groups_claim: default_groups_claim() }
     }
 }
 
@@ -183,9 +173,6 @@ fn default_assertion_ttl() -> Duration {
 
 impl Default for Stamping {
     fn default() -> Self {
-        Self {
-            issuer: default_issuer(),
-            assertion_ttl: default_assertion_ttl(),
-        }
+        Self { issuer: default_issuer(), assertion_ttl: default_assertion_ttl() }
     }
 }

@@ -5,10 +5,7 @@ use std::collections::HashMap;
 use super::*;
 
 fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-    pairs
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
+    pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
 }
 
 fn load(text: &str, pairs: &[(&str, &str)]) -> anyhow::Result<Config> {
@@ -26,9 +23,7 @@ fn load(text: &str, pairs: &[(&str, &str)]) -> anyhow::Result<Config> {
 }
 
 fn line_hash(text: &str) -> u64 {
-    text.bytes().fold(1469598103934665603u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(1099511628211)
-    })
+    text.bytes().fold(1469598103934665603u64, |h, b| (h ^ u64::from(b)).wrapping_mul(1099511628211))
 }
 
 #[test]
@@ -37,10 +32,7 @@ fn defaults_without_a_file() {
     assert_eq!(config.data_dir, PathBuf::from("./agentnet-data"));
     assert_eq!(config.listen.ai.unwrap().to_string(), "127.0.0.1:4000");
     assert_eq!(config.limits.max_request_bytes, 32 * 1024 * 1024);
-    assert_eq!(
-        config.database_path().unwrap(),
-        PathBuf::from("./agentnet-data/agentnet.db")
-    );
+    assert_eq!(config.database_path().unwrap(), PathBuf::from("./agentnet-data/agentnet.db"));
 }
 
 #[test]
@@ -69,32 +61,20 @@ fn file_and_env_overrides() {
     assert_eq!(config.oidc.issuer.as_deref(), Some("http://127.0.0.1:9999"));
     assert_eq!(config.oidc.audiences, vec!["a", "b"]);
     assert_eq!(config.limits.max_request_bytes, 2048);
-    assert_eq!(
-        config.limits.response_timeout,
-        std::time::Duration::from_secs(120)
-    );
-    assert_eq!(
-        config.providers[0].to_domain().unwrap().base_url,
-        "https://api.anthropic.com"
-    );
+    assert_eq!(config.limits.response_timeout, std::time::Duration::from_secs(120));
+    assert_eq!(config.providers[0].to_domain().unwrap().base_url, "https://api.anthropic.com");
 }
 
 #[test]
 fn unknown_keys_are_named() {
-    let err = load("[listen]\nai = \"127.0.0.1:1\"\nbogus = 1\n", &[])
-        .unwrap_err()
-        .to_string();
+    let err = load("[listen]\nai = \"127.0.0.1:1\"\nbogus = 1\n", &[]).unwrap_err().to_string();
     assert!(err.contains("unknown field `bogus`"), "{err}");
-    let err = Config::load(None, &env(&[("AGENTNET__LISTEN__NOPE", "1")]))
-        .unwrap_err()
-        .to_string();
+    let err = Config::load(None, &env(&[("AGENTNET__LISTEN__NOPE", "1")])).unwrap_err().to_string();
     assert!(
         err.contains("unknown field `nope`") && err.contains("AGENTNET__LISTEN__NOPE"),
         "{err}"
     );
-    let err = Config::load(None, &env(&[("AGENTNET__TYPO", "1")]))
-        .unwrap_err()
-        .to_string();
+    let err = Config::load(None, &env(&[("AGENTNET__TYPO", "1")])).unwrap_err().to_string();
     assert!(err.contains("unknown field `typo`"), "{err}");
 }
 
@@ -121,14 +101,8 @@ fn validation_errors_are_specific() {
 
 #[test]
 fn durations() {
-    assert_eq!(
-        parse_duration("250ms").unwrap(),
-        std::time::Duration::from_millis(250)
-    );
-    assert_eq!(
-        parse_duration("7d").unwrap(),
-        std::time::Duration::from_secs(7 * 86400)
-    );
+    assert_eq!(parse_duration("250ms").unwrap(), std::time::Duration::from_millis(250));
+    assert_eq!(parse_duration("7d").unwrap(), std::time::Duration::from_secs(7 * 86400));
     assert!(parse_duration("").is_err());
     assert!(parse_duration("99999999999999999999d").is_err());
 }

@@ -35,28 +35,15 @@ async fn anthropic_request_carries_server_key_and_identity_not_client_credential
     assert_eq!(seen.header("x-api-key"), Some(ANTHROPIC_KEY));
     assert_eq!(seen.header("authorization"), None);
     assert_eq!(seen.header("anthropic-version"), Some("2023-06-01"));
-    assert_eq!(
-        seen.header("anthropic-beta"),
-        Some("interleaved-thinking-2025-05-14")
-    );
+    assert_eq!(seen.header("anthropic-beta"), Some("interleaved-thinking-2025-05-14"));
     assert_eq!(seen.header("x-agentnet-user"), Some("alice@example.com"));
     assert_eq!(seen.header("x-agentnet-groups"), Some("engineering"));
-    assert_eq!(
-        seen.header("x-agentnet-request-id"),
-        Some(resp.request_id().as_str())
-    );
-    assert_eq!(
-        seen.header("x-litellm-end-user-id"),
-        None,
-        "client-sent identity header passed"
-    );
+    assert_eq!(seen.header("x-agentnet-request-id"), Some(resp.request_id().as_str()));
+    assert_eq!(seen.header("x-litellm-end-user-id"), None, "client-sent identity header passed");
     assert_eq!(seen.header_all("x-agentnet-user").len(), 1);
     for (name, value) in seen.headers.iter() {
         let value = value.to_str().unwrap_or_default();
-        assert!(
-            !value.contains(&token),
-            "client token reached upstream in {name}"
-        );
+        assert!(!value.contains(&token), "client token reached upstream in {name}");
     }
 
     // The response never carries the provider key.
@@ -80,9 +67,7 @@ async fn body_is_forwarded_byte_for_byte() {
         \"thinking\":{\"type\":\"adaptive\"},\"x_unknown\":{\"deep\":[1,2.50,\"\\u00e9\"]},\
         \"messages\":[{\"role\":\"assistant\",\"content\":[{\"type\":\"thinking\",\"thinking\":\"hm\",\
         \"signature\":\"EqQBCkYIARgCIkBz+/==\"}]},{\"role\":\"user\",\"content\":\"hi\"}] }";
-    let resp = gw
-        .post("/v1/messages", &gw.alice(), &[ANTHROPIC_VERSION], body)
-        .await;
+    let resp = gw.post("/v1/messages", &gw.alice(), &[ANTHROPIC_VERSION], body).await;
     assert_eq!(resp.status, StatusCode::OK, "{}", resp.text());
     assert_eq!(gw.anthropic.last_request().unwrap().body, body.as_bytes());
     gw.stop().await;
@@ -101,30 +86,19 @@ async fn openai_preset_and_assertion_verify_against_jwks() {
         .await;
     assert_eq!(resp.status, StatusCode::OK, "{}", resp.text());
     let seen = gw.openai.last_request().unwrap();
-    assert_eq!(
-        seen.header("authorization"),
-        Some(format!("Bearer {OPENAI_KEY}").as_str())
-    );
-    assert_eq!(
-        seen.header("x-litellm-end-user-id"),
-        Some("alice@example.com")
-    );
+    assert_eq!(seen.header("authorization"), Some(format!("Bearer {OPENAI_KEY}").as_str()));
+    assert_eq!(seen.header("x-litellm-end-user-id"), Some("alice@example.com"));
     assert_eq!(seen.header("x-litellm-tags"), Some("engineering"));
 
     let jwks = gw
         .admin
         .clone()
         .oneshot(
-            http::Request::get("/.well-known/jwks.json")
-                .body(axum::body::Body::empty())
-                .unwrap(),
+            http::Request::get("/.well-known/jwks.json").body(axum::body::Body::empty()).unwrap(),
         )
         .await
         .unwrap();
-    let jwks = http_body_util::BodyExt::collect(jwks.into_body())
-        .await
-        .unwrap()
-        .to_bytes();
+    let jwks = http_body_util::BodyExt::collect(jwks.into_body()).await.unwrap().to_bytes();
     let jwks: JwkSet = serde_json::from_slice(&jwks).unwrap();
     let assertion = seen.header("x-agentnet-assertion").unwrap();
     let header = jsonwebtoken::decode_header(assertion).unwrap();
@@ -165,10 +139,7 @@ async fn upstream_errors_pass_through_with_their_status() {
     assert_eq!(resp.headers["retry-after"], "7");
     assert_eq!(resp.json()["type"], "error");
     let record = gw.record(&resp.request_id()).await;
-    assert_eq!(
-        (record.status, record.reason.as_str()),
-        (429, "upstream_error")
-    );
+    assert_eq!((record.status, record.reason.as_str()), (429, "upstream_error"));
     assert_eq!(record.cost_micro_usd, Some(0));
     gw.stop().await;
 }
@@ -176,51 +147,29 @@ async fn upstream_errors_pass_through_with_their_status() {
 #[tokio::test]
 async fn probes_routing_and_unknown_paths() {
     let gw = TestGateway::start().await;
-    assert_eq!(
-        gw.send(Method::HEAD, "/", &[], "").await.status,
-        StatusCode::OK
-    );
-    assert_eq!(
-        gw.send(Method::GET, "/", &[], "").await.status,
-        StatusCode::OK
-    );
+    assert_eq!(gw.send(Method::HEAD, "/", &[], "").await.status, StatusCode::OK);
+    assert_eq!(gw.send(Method::GET, "/", &[], "").await.status, StatusCode::OK);
 
-    let unknown = gw
-        .send(Method::POST, "/v1/nope", &[ANTHROPIC_VERSION], "{}")
-        .await;
+    let unknown = gw.send(Method::POST, "/v1/nope", &[ANTHROPIC_VERSION], "{}").await;
     assert_eq!(unknown.status, StatusCode::NOT_FOUND);
     assert_eq!(unknown.json()["error"]["type"], "not_found_error");
 
     // `/p/{provider}` selects a provider explicitly; one that does not speak the API is a 400.
     let token = gw.alice();
     let explicit = gw
-        .post(
-            "/p/openai/v1/chat/completions",
-            &token,
-            &[],
-            r#"{"model":"whatever","messages":[]}"#,
-        )
+        .post("/p/openai/v1/chat/completions", &token, &[], r#"{"model":"whatever","messages":[]}"#)
         .await;
     assert_eq!(explicit.status, StatusCode::OK, "{}", explicit.text());
     let wrong = gw
-        .post(
-            "/p/openai/v1/messages",
-            &token,
-            &[ANTHROPIC_VERSION],
-            &messages_body("m", false),
-        )
+        .post("/p/openai/v1/messages", &token, &[ANTHROPIC_VERSION], &messages_body("m", false))
         .await;
     assert_eq!(wrong.status, StatusCode::BAD_REQUEST);
     assert_eq!(wrong.json()["error"]["reason"], "wrong_api");
 
-    let bad_json = gw
-        .post("/v1/messages", &token, &[ANTHROPIC_VERSION], "{not json")
-        .await;
+    let bad_json = gw.post("/v1/messages", &token, &[ANTHROPIC_VERSION], "{not json").await;
     assert_eq!(bad_json.status, StatusCode::BAD_REQUEST);
     assert_eq!(bad_json.json()["type"], "error");
-    let no_model = gw
-        .post("/v1/chat/completions", &token, &[], r#"{"messages":[]}"#)
-        .await;
+    let no_model = gw.post("/v1/chat/completions", &token, &[], r#"{"messages":[]}"#).await;
     assert_eq!(no_model.status, StatusCode::BAD_REQUEST);
     assert_eq!(no_model.json()["error"]["code"], "model_missing");
     gw.stop().await;
@@ -236,9 +185,7 @@ async fn request_size_limit() {
         r#"{{"model":"gpt-5","messages":[{{"role":"user","content":"{}"}}]}}"#,
         "x".repeat(33 * 1024 * 1024)
     );
-    let resp = gw
-        .post("/v1/chat/completions", &gw.alice(), &[], &big)
-        .await;
+    let resp = gw.post("/v1/chat/completions", &gw.alice(), &[], &big).await;
     assert_eq!(resp.status, StatusCode::PAYLOAD_TOO_LARGE);
     assert_eq!(resp.json()["error"]["code"], "request_too_large");
     gw.stop().await;
@@ -254,9 +201,7 @@ async fn models_are_filtered_by_policy_and_shaped_by_api() {
     .await;
     let bob = gw.token(testkit::idp::TokenSpec::user("bob@example.com").groups(["sales"]));
     let auth = format!("Bearer {bob}");
-    let openai = gw
-        .send(Method::GET, "/v1/models", &[("authorization", &auth)], "")
-        .await;
+    let openai = gw.send(Method::GET, "/v1/models", &[("authorization", &auth)], "").await;
     assert_eq!(openai.status, StatusCode::OK, "{}", openai.text());
     let ids: Vec<_> = openai.json()["data"]
         .as_array()
@@ -268,12 +213,7 @@ async fn models_are_filtered_by_policy_and_shaped_by_api() {
     assert_eq!(openai.json()["object"], "list");
 
     let anthropic = gw
-        .send(
-            Method::GET,
-            "/v1/models",
-            &[("authorization", &auth), ANTHROPIC_VERSION],
-            "",
-        )
+        .send(Method::GET, "/v1/models", &[("authorization", &auth), ANTHROPIC_VERSION], "")
         .await;
     assert_eq!(
         anthropic.json()["data"].as_array().unwrap().len(),
@@ -283,12 +223,7 @@ async fn models_are_filtered_by_policy_and_shaped_by_api() {
 
     let alice = format!("Bearer {}", gw.alice());
     let anthropic = gw
-        .send(
-            Method::GET,
-            "/v1/models",
-            &[("authorization", &alice), ANTHROPIC_VERSION],
-            "",
-        )
+        .send(Method::GET, "/v1/models", &[("authorization", &alice), ANTHROPIC_VERSION], "")
         .await;
     let ids: Vec<_> = anthropic.json()["data"]
         .as_array()
@@ -316,9 +251,10 @@ async fn sse_events_are_forwarded_as_they_arrive() {
     let req = http::Request::post(format!("{}/v1/messages", gw.ai))
         .header("authorization", format!("Bearer {}", gw.alice()))
         .header("anthropic-version", "2023-06-01")
-        .body(http_body_util::Full::new(bytes::Bytes::from(
-            messages_body("claude-sonnet-4-5", true),
-        )))
+        .body(http_body_util::Full::new(bytes::Bytes::from(messages_body(
+            "claude-sonnet-4-5",
+            true,
+        ))))
         .unwrap();
     let started = std::time::Instant::now();
     let mut body = client.request(req).await.unwrap().into_body();
@@ -367,9 +303,7 @@ async fn openrouter_preset_sets_the_body_user_and_stamping_can_be_off() {
     })
     .await;
     let body = r#"{"model":"openrouter/auto","user":"spoofed","messages":[]}"#;
-    let resp = gw
-        .post("/v1/chat/completions", &gw.alice(), &[], body)
-        .await;
+    let resp = gw.post("/v1/chat/completions", &gw.alice(), &[], body).await;
     assert_eq!(resp.status, StatusCode::OK, "{}", resp.text());
     let seen = gw.openai.last_request().unwrap();
     assert_eq!(seen.path, "/v1/chat/completions", "no doubled /v1");
@@ -386,9 +320,7 @@ async fn openrouter_preset_sets_the_body_user_and_stamping_can_be_off() {
     assert_eq!(resp.status, StatusCode::OK);
     let seen = gw.anthropic.last_request().unwrap();
     assert!(
-        seen.headers
-            .keys()
-            .all(|k| !k.as_str().starts_with("x-agentnet-")),
+        seen.headers.keys().all(|k| !k.as_str().starts_with("x-agentnet-")),
         "{:?}",
         seen.headers
     );

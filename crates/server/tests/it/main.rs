@@ -3,6 +3,7 @@
 
 mod admin;
 mod auth;
+mod budgets;
 mod forward;
 mod metering;
 mod startup;

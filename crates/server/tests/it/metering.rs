@@ -34,20 +34,11 @@ async fn anthropic_stream_and_json_are_metered_exactly() {
             .await;
         assert_eq!(resp.status, StatusCode::OK);
         if stream {
-            assert!(
-                resp.text().contains("event: message_stop"),
-                "{}",
-                resp.text()
-            );
+            assert!(resp.text().contains("event: message_stop"), "{}", resp.text());
         }
         let r = gw.record(&resp.request_id()).await;
         assert_eq!(
-            (
-                r.input_tokens,
-                r.output_tokens,
-                r.cache_read_tokens,
-                r.cache_creation_tokens
-            ),
+            (r.input_tokens, r.output_tokens, r.cache_read_tokens, r.cache_creation_tokens),
             (1200, 345, 300, 40),
             "stream={stream}"
         );
@@ -74,36 +65,24 @@ async fn chat_stream_usage_chunk_is_requested_and_hidden() {
     )
     .await;
     let body = r#"{"model":"gpt-5","stream":true,"messages":[{"role":"user","content":"hi"}]}"#;
-    let resp = gw
-        .post("/v1/chat/completions", &gw.alice(), &[], body)
-        .await;
+    let resp = gw.post("/v1/chat/completions", &gw.alice(), &[], body).await;
     assert_eq!(resp.status, StatusCode::OK);
     let seen = gw.openai.last_request().unwrap().json().unwrap();
     assert_eq!(seen["stream_options"]["include_usage"], true);
     let text = resp.text();
     assert!(text.contains("data: [DONE]"));
-    assert!(
-        !text.contains("\"usage\":{"),
-        "the client did not ask for usage: {text}"
-    );
+    assert!(!text.contains("\"usage\":{"), "the client did not ask for usage: {text}");
     let r = gw.record(&resp.request_id()).await;
     // OpenAI's prompt_tokens (50) include the cached ones (20); records keep kinds apart.
     assert_eq!(
-        (
-            r.input_tokens,
-            r.cache_read_tokens,
-            r.output_tokens,
-            r.reasoning_tokens
-        ),
+        (r.input_tokens, r.cache_read_tokens, r.output_tokens, r.reasoning_tokens),
         (30, 20, 7, 3)
     );
 
     // A client that asked for usage gets the chunk, untouched.
     let body =
         r#"{"model":"gpt-5","stream":true,"stream_options":{"include_usage":true},"messages":[]}"#;
-    let resp = gw
-        .post("/v1/chat/completions", &gw.alice(), &[], body)
-        .await;
+    let resp = gw.post("/v1/chat/completions", &gw.alice(), &[], body).await;
     assert!(resp.text().contains("\"usage\":{"));
     assert_eq!(gw.openai.last_request().unwrap().body, body.as_bytes());
     gw.stop().await;
@@ -118,23 +97,13 @@ async fn responses_and_embeddings_are_metered() {
     )
     .await;
     let resp = gw
-        .post(
-            "/v1/responses",
-            &gw.alice(),
-            &[],
-            r#"{"model":"gpt-5","stream":true,"input":"hi"}"#,
-        )
+        .post("/v1/responses", &gw.alice(), &[], r#"{"model":"gpt-5","stream":true,"input":"hi"}"#)
         .await;
     assert!(resp.text().contains("response.completed"));
     let r = gw.record(&resp.request_id()).await;
     // input_tokens (90) include the cached ones (10).
     assert_eq!(
-        (
-            r.input_tokens,
-            r.cache_read_tokens,
-            r.output_tokens,
-            r.reasoning_tokens
-        ),
+        (r.input_tokens, r.cache_read_tokens, r.output_tokens, r.reasoning_tokens),
         (80, 10, 12, 4)
     );
 
@@ -156,12 +125,7 @@ async fn responses_and_embeddings_are_metered() {
 async fn unknown_model_cost_is_unknown_not_zero() {
     let gw = TestGateway::start().await;
     let resp = gw
-        .post(
-            "/v1/chat/completions",
-            &gw.alice(),
-            &[],
-            r#"{"model":"my-finetune","messages":[]}"#,
-        )
+        .post("/v1/chat/completions", &gw.alice(), &[], r#"{"model":"my-finetune","messages":[]}"#)
         .await;
     assert_eq!(resp.status, StatusCode::OK);
     let r = gw.record(&resp.request_id()).await;
@@ -182,21 +146,12 @@ async fn compressed_upstream_is_still_metered_and_streamed() {
         .post(
             "/v1/messages",
             &gw.alice(),
-            &[
-                ANTHROPIC_VERSION,
-                ("accept-encoding", "gzip, deflate, br, zstd"),
-            ],
+            &[ANTHROPIC_VERSION, ("accept-encoding", "gzip, deflate, br, zstd")],
             &messages_body("claude-sonnet-4-5", true),
         )
         .await;
     assert_eq!(resp.status, StatusCode::OK);
-    assert_eq!(
-        gw.anthropic
-            .last_request()
-            .unwrap()
-            .header("accept-encoding"),
-        Some("identity")
-    );
+    assert_eq!(gw.anthropic.last_request().unwrap().header("accept-encoding"), Some("identity"));
     assert_eq!(resp.headers["content-encoding"], "gzip");
     let r = gw.record(&resp.request_id()).await;
     assert_eq!((r.input_tokens, r.output_tokens), (1200, 345));
@@ -217,16 +172,10 @@ async fn client_disconnect_mid_stream_is_still_billed() {
     let req = Request::post(format!("{}/v1/messages", gw.ai))
         .header("authorization", format!("Bearer {}", gw.alice()))
         .header("anthropic-version", "2023-06-01")
-        .body(Full::new(Bytes::from(messages_body(
-            "claude-sonnet-4-5",
-            true,
-        ))))
+        .body(Full::new(Bytes::from(messages_body("claude-sonnet-4-5", true))))
         .unwrap();
     let resp = client.request(req).await.unwrap();
-    let request_id = resp.headers()["x-agentnet-request-id"]
-        .to_str()
-        .unwrap()
-        .to_owned();
+    let request_id = resp.headers()["x-agentnet-request-id"].to_str().unwrap().to_owned();
     let mut body = resp.into_body();
     // Read the first event, then hang up.
     let first = body.frame().await.unwrap().unwrap();
@@ -257,16 +206,10 @@ async fn upstream_cut_mid_stream_is_recorded_as_such() {
     let req = Request::post(format!("{}/v1/messages", gw.ai))
         .header("authorization", format!("Bearer {}", gw.alice()))
         .header("anthropic-version", "2023-06-01")
-        .body(Full::new(Bytes::from(messages_body(
-            "claude-sonnet-4-5",
-            true,
-        ))))
+        .body(Full::new(Bytes::from(messages_body("claude-sonnet-4-5", true))))
         .unwrap();
     let resp = client.request(req).await.unwrap();
-    let request_id = resp.headers()["x-agentnet-request-id"]
-        .to_str()
-        .unwrap()
-        .to_owned();
+    let request_id = resp.headers()["x-agentnet-request-id"].to_str().unwrap().to_owned();
     assert!(
         resp.into_body().collect().await.is_err(),
         "the client must see the cut, not a clean end"
@@ -303,10 +246,6 @@ async fn provider_key_is_never_stored_in_plaintext() {
                 path.display()
             );
         }
-        assert!(
-            !bytes.windows(10).any(|w| w == b"SERVERSIDE"),
-            "{}",
-            path.display()
-        );
+        assert!(!bytes.windows(10).any(|w| w == b"SERVERSIDE"), "{}", path.display());
     }
 }

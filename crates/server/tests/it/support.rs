@@ -26,6 +26,8 @@ pub(crate) struct TestGateway {
     pub(crate) openai: MockLlm,
     pub(crate) idp: MockIdp,
     pub(crate) data_dir: PathBuf,
+    config_path: PathBuf,
+    env: HashMap<String, String>,
     shutdown: CancellationToken,
     task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
 }
@@ -71,14 +73,15 @@ pub(crate) fn default_config(anthropic: &str, openai: &str) -> String {
     )
 }
 
+type Launched =
+    (String, axum::Router, Store, CancellationToken, tokio::task::JoinHandle<anyhow::Result<()>>);
+
 static NEXT: AtomicU32 = AtomicU32::new(0);
 
 impl TestGateway {
     pub(crate) async fn start() -> Self {
-        Self::start_with(MockConfig::default(), MockConfig::default(), |a, o| {
-            default_config(a, o)
-        })
-        .await
+        Self::start_with(MockConfig::default(), MockConfig::default(), |a, o| default_config(a, o))
+            .await
     }
 
     pub(crate) async fn start_with(
@@ -116,13 +119,7 @@ impl TestGateway {
             ("TEST_OPENAI_KEY".to_owned(), OPENAI_KEY.to_owned()),
         ]
         .into();
-        let config = Config::load(Some(&path), &env).unwrap();
-        let app = App::build(config, &env).await.unwrap();
-        let ai = format!("http://{}", app.ai_addr().unwrap());
-        let admin = app.admin_router();
-        let store = app.store().clone();
-        let shutdown = CancellationToken::new();
-        let task = tokio::spawn(app.run(shutdown.clone()));
+        let (ai, admin, store, shutdown, task) = Self::launch(&path, &env).await;
         Self {
             ai,
             admin,
@@ -131,9 +128,38 @@ impl TestGateway {
             openai,
             idp,
             data_dir,
+            config_path: path,
+            env,
             shutdown,
             task: Some(task),
         }
+    }
+
+    async fn launch(path: &std::path::Path, env: &HashMap<String, String>) -> Launched {
+        let config = Config::load(Some(path), env).unwrap();
+        let app = App::build(config, env).await.unwrap();
+        let ai = format!("http://{}", app.ai_addr().unwrap());
+        let admin = app.admin_router();
+        let store = app.store().clone();
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(app.run(shutdown.clone()));
+        (ai, admin, store, shutdown, task)
+    }
+
+    /// Stops the server and starts a new one on the same data directory and config (the
+    /// mocks keep running): what a process restart looks like.
+    pub(crate) async fn restart(mut self) -> Self {
+        self.shutdown.cancel();
+        if let Some(task) = self.task.take() {
+            task.await.unwrap().unwrap();
+        }
+        let (ai, admin, store, shutdown, task) = Self::launch(&self.config_path, &self.env).await;
+        self.ai = ai;
+        self.admin = admin;
+        self.store = store;
+        self.shutdown = shutdown;
+        self.task = Some(task);
+        self
     }
 
     pub(crate) fn token(&self, spec: TokenSpec) -> String {
@@ -153,9 +179,7 @@ impl TestGateway {
         body: &str,
     ) -> Response {
         let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
-        let mut req = Request::builder()
-            .method(method)
-            .uri(format!("{}{path}", self.ai));
+        let mut req = Request::builder().method(method).uri(format!("{}{path}", self.ai));
         for (k, v) in headers {
             req = req.header(*k, *v);
         }
@@ -166,11 +190,7 @@ impl TestGateway {
         let status = resp.status();
         let headers = resp.headers().clone();
         let body = resp.into_body().collect().await.unwrap().to_bytes();
-        Response {
-            status,
-            headers,
-            body,
-        }
+        Response { status, headers, body }
     }
 
     pub(crate) async fn post(
@@ -181,10 +201,8 @@ impl TestGateway {
         body: &str,
     ) -> Response {
         let auth = format!("Bearer {token}");
-        let mut headers = vec![
-            ("authorization", auth.as_str()),
-            ("content-type", "application/json"),
-        ];
+        let mut headers =
+            vec![("authorization", auth.as_str()), ("content-type", "application/json")];
         headers.extend_from_slice(extra);
         self.send(Method::POST, path, &headers, body).await
     }
@@ -194,10 +212,7 @@ impl TestGateway {
         for _ in 0..200 {
             let records = self
                 .store
-                .usage(&UsageQuery {
-                    limit: Some(1000),
-                    ..Default::default()
-                })
+                .usage(&UsageQuery { limit: Some(1000), ..Default::default() })
                 .await
                 .unwrap();
             if records.len() >= n {
@@ -212,10 +227,7 @@ impl TestGateway {
         for _ in 0..400 {
             let records = self
                 .store
-                .usage(&UsageQuery {
-                    limit: Some(1000),
-                    ..Default::default()
-                })
+                .usage(&UsageQuery { limit: Some(1000), ..Default::default() })
                 .await
                 .unwrap();
             if let Some(r) = records.into_iter().find(|r| r.id == request_id) {
@@ -257,10 +269,7 @@ impl Response {
     }
 
     pub(crate) fn request_id(&self) -> String {
-        self.headers["x-agentnet-request-id"]
-            .to_str()
-            .unwrap()
-            .to_owned()
+        self.headers["x-agentnet-request-id"].to_str().unwrap().to_owned()
     }
 }
 
