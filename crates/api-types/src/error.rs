@@ -52,13 +52,7 @@ impl ErrorCode {
 
 impl ErrorBody {
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        Self {
-            error: ErrorDetail {
-                code,
-                message: message.into(),
-                field: None,
-            },
-        }
+        Self { error: ErrorDetail { code, message: message.into(), field: None } }
     }
 
     pub fn with_field(mut self, field: impl Into<String>) -> Self {

@@ -9,6 +9,7 @@
 
 mod directory;
 mod error;
+mod limit;
 mod policy;
 mod provider;
 pub mod time;
@@ -19,6 +20,9 @@ mod tests;
 
 pub use directory::{Agent, AgentInput, Group, GroupInput};
 pub use error::{ErrorBody, ErrorCode, ErrorDetail};
+pub use limit::{
+    format_window, parse_window, GlobalLimit, GlobalLimitInput, Limit, LimitPer, WindowError,
+};
 pub use policy::{Policy, PolicyInput, PolicySources};
 pub use provider::{
     Api, ApiKey, GatewayPreset, ModelPrice, Provider, ProviderInput, ProviderKind, SetKeyRequest,

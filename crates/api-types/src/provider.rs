@@ -126,10 +126,7 @@ pub struct Stamping {
 
 impl Default for Stamping {
     fn default() -> Self {
-        Self {
-            enabled: true,
-            preset: GatewayPreset::None,
-        }
+        Self { enabled: true, preset: GatewayPreset::None }
     }
 }
 

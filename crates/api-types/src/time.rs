@@ -34,10 +34,7 @@ pub fn format_rfc3339(unix_ms: i64) -> String {
 /// Parses an RFC 3339 timestamp (`Z` or a `±HH:MM` offset, optional fraction, `T`, `t` or a
 /// space between date and time) into unix milliseconds. Digits past milliseconds are dropped.
 pub fn parse_rfc3339(input: &str) -> Result<i64, TimeError> {
-    let fail = |problem| TimeError {
-        input: input.to_owned(),
-        problem,
-    };
+    let fail = |problem| TimeError { input: input.to_owned(), problem };
     let s = input.trim().as_bytes();
     let num = |range: std::ops::Range<usize>| -> Result<i64, TimeError> {
         let digits = s.get(range).ok_or_else(|| fail("it is too short"))?;

@@ -1,4 +1,5 @@
-//! `agentnet admin …`: providers, groups, agents, policies, usage and logs, through the admin
+//! `agentnet admin …`: providers, groups, agents, policies, global limits, usage and logs,
+//! through the admin
 //! API on the server's Unix socket. Human output is aligned tables; `--json` prints the server's
 //! JSON as is.
 
@@ -13,13 +14,14 @@ use std::io::{IsTerminal, Read};
 
 use anyhow::{bail, Context};
 use api_types::{
-    Agent, AgentInput, ApiKey, Group, GroupInput, Policy, PolicyInput, PolicySources, Provider,
-    ProviderInput, SetKeyRequest, SetKeyResponse, Stamping, UsageQuery, UsageRecord, UsageSummary,
+    Agent, AgentInput, ApiKey, GlobalLimit, GlobalLimitInput, Group, GroupInput, Policy,
+    PolicyInput, PolicySources, Provider, ProviderInput, SetKeyRequest, SetKeyResponse, Stamping,
+    UsageQuery, UsageRecord, UsageSummary,
 };
 
 use crate::args::{
-    AdminArgs, AdminCommand, AgentsCommand, GroupsCommand, PoliciesCommand, PolicyAdd, ProviderAdd,
-    ProvidersCommand, UsageFilters,
+    AdminArgs, AdminCommand, AgentsCommand, GroupsCommand, LimitAdd, LimitsCommand,
+    PoliciesCommand, PolicyAdd, ProviderAdd, ProvidersCommand, UsageFilters,
 };
 use client::{segment, Answer, Client};
 use table::Table;
@@ -45,12 +47,11 @@ async fn execute(client: &Client, command: AdminCommand, json: bool) -> anyhow::
             ProvidersCommand::List => out(client.get("/providers").await?, &|a| {
                 Ok(providers_table(&a.decode::<Vec<Provider>>()?))
             }),
-            ProvidersCommand::Show { name } => out(
-                client
-                    .get(&format!("/providers/{}", segment(&name)))
-                    .await?,
-                &|a| Ok(provider_details(&a.decode()?)),
-            ),
+            ProvidersCommand::Show { name } => {
+                out(client.get(&format!("/providers/{}", segment(&name))).await?, &|a| {
+                    Ok(provider_details(&a.decode()?))
+                })
+            }
             ProvidersCommand::Add(add) => {
                 let answer = client.post("/providers", &provider_input(add)).await?;
                 out(answer, &|a| {
@@ -63,92 +64,58 @@ async fn execute(client: &Client, command: AdminCommand, json: bool) -> anyhow::
             }
             ProvidersCommand::SetKey { name, from_env } => {
                 let key = read_key(&name, from_env.as_deref())?;
-                let request = SetKeyRequest {
-                    api_key: ApiKey::new(key),
-                };
-                let answer = client
-                    .put(&format!("/providers/{}/key", segment(&name)), &request)
-                    .await?;
+                let request = SetKeyRequest { api_key: ApiKey::new(key) };
+                let answer =
+                    client.put(&format!("/providers/{}/key", segment(&name)), &request).await?;
                 out(answer, &|a| {
                     let r: SetKeyResponse = a.decode()?;
-                    Ok(format!(
-                        "stored the key of provider '{}' ({})\n",
-                        r.name, r.key_fingerprint
-                    ))
+                    Ok(format!("stored the key of provider '{}' ({})\n", r.name, r.key_fingerprint))
                 })
             }
             ProvidersCommand::Rm { name } => {
-                client
-                    .delete(&format!("/providers/{}", segment(&name)))
-                    .await?;
-                Ok(if json {
-                    String::new()
-                } else {
-                    format!("removed provider '{name}'\n")
-                })
+                client.delete(&format!("/providers/{}", segment(&name))).await?;
+                Ok(if json { String::new() } else { format!("removed provider '{name}'\n") })
             }
         },
         AdminCommand::Groups(cmd) => match cmd {
-            GroupsCommand::List => out(client.get("/groups").await?, &|a| {
-                Ok(groups_table(&a.decode::<Vec<Group>>()?))
-            }),
+            GroupsCommand::List => {
+                out(client.get("/groups").await?, &|a| Ok(groups_table(&a.decode::<Vec<Group>>()?)))
+            }
             GroupsCommand::Add { name, description } => {
-                let input = GroupInput {
-                    name: Some(name),
-                    description,
-                };
+                let input = GroupInput { name: Some(name), description };
                 out(client.post("/groups", &input).await?, &|a| {
                     Ok(format!("added group '{}'\n", a.decode::<Group>()?.name))
                 })
             }
             GroupsCommand::Rm { name } => {
-                client
-                    .delete(&format!("/groups/{}", segment(&name)))
-                    .await?;
-                Ok(if json {
-                    String::new()
-                } else {
-                    format!("removed group '{name}'\n")
-                })
+                client.delete(&format!("/groups/{}", segment(&name))).await?;
+                Ok(if json { String::new() } else { format!("removed group '{name}'\n") })
             }
         },
         AdminCommand::Agents(cmd) => match cmd {
-            AgentsCommand::List => out(client.get("/agents").await?, &|a| {
-                Ok(agents_table(&a.decode::<Vec<Agent>>()?))
-            }),
-            AgentsCommand::Add {
-                name,
-                groups,
-                description,
-            } => {
-                let input = AgentInput {
-                    name: Some(name),
-                    description,
-                    groups,
-                };
+            AgentsCommand::List => {
+                out(client.get("/agents").await?, &|a| Ok(agents_table(&a.decode::<Vec<Agent>>()?)))
+            }
+            AgentsCommand::Add { name, groups, description } => {
+                let input = AgentInput { name: Some(name), description, groups };
                 out(client.post("/agents", &input).await?, &|a| {
                     Ok(format!("added agent '{}'\n", a.decode::<Agent>()?.name))
                 })
             }
             AgentsCommand::Rm { name } => {
-                client
-                    .delete(&format!("/agents/{}", segment(&name)))
-                    .await?;
-                Ok(if json {
-                    String::new()
-                } else {
-                    format!("removed agent '{name}'\n")
-                })
+                client.delete(&format!("/agents/{}", segment(&name))).await?;
+                Ok(if json { String::new() } else { format!("removed agent '{name}'\n") })
             }
         },
         AdminCommand::Policies(cmd) => match cmd {
             PoliciesCommand::List => out(client.get("/policies").await?, &|a| {
                 Ok(policies_table(&a.decode::<Vec<Policy>>()?))
             }),
-            PoliciesCommand::Show { name } => out(
-                client.get(&format!("/policies/{}", segment(&name))).await?,
-                &|a| Ok(policy_details(&a.decode()?)),
-            ),
+            PoliciesCommand::Show { name } => {
+                out(client.get(&format!("/policies/{}", segment(&name))).await?, &|a| {
+                    Ok(policy_details(&a.decode()?))
+                })
+            }
             PoliciesCommand::Add(add) => {
                 if add.groups.is_empty()
                     && add.users.is_empty()
@@ -162,14 +129,35 @@ async fn execute(client: &Client, command: AdminCommand, json: bool) -> anyhow::
                 })
             }
             PoliciesCommand::Rm { name } => {
-                client
-                    .delete(&format!("/policies/{}", segment(&name)))
-                    .await?;
-                Ok(if json {
-                    String::new()
-                } else {
-                    format!("removed policy '{name}'\n")
+                client.delete(&format!("/policies/{}", segment(&name))).await?;
+                Ok(if json { String::new() } else { format!("removed policy '{name}'\n") })
+            }
+        },
+        AdminCommand::Limits(cmd) => match cmd {
+            LimitsCommand::List => out(client.get("/limits").await?, &|a| {
+                Ok(limits_table(&a.decode::<Vec<GlobalLimit>>()?))
+            }),
+            LimitsCommand::Show { name } => {
+                out(client.get(&format!("/limits/{}", segment(&name))).await?, &|a| {
+                    Ok(limit_details(&a.decode()?))
                 })
+            }
+            LimitsCommand::Add(add) => {
+                if add.groups.is_empty()
+                    && add.users.is_empty()
+                    && add.agents.is_empty()
+                    && !add.everyone
+                {
+                    bail!("a global limit needs at least one target: --group, --user, --agent or --everyone");
+                }
+                out(client.post("/limits", &limit_input(add)).await?, &|a| {
+                    let l: GlobalLimit = a.decode()?;
+                    Ok(format!("added global limit '{}': {}\n", l.name, l.limit().describe()))
+                })
+            }
+            LimitsCommand::Rm { name } => {
+                client.delete(&format!("/limits/{}", segment(&name))).await?;
+                Ok(if json { String::new() } else { format!("removed global limit '{name}'\n") })
             }
         },
         AdminCommand::Usage(filters) => {
@@ -181,9 +169,7 @@ async fn execute(client: &Client, command: AdminCommand, json: bool) -> anyhow::
         AdminCommand::Logs(filters) => {
             let query = usage_query(filters, when::now_ms()?)?;
             let answer = client.get(&with_query("/logs", &query)).await?;
-            out(answer, &|a| {
-                Ok(logs_table(&a.decode::<Vec<UsageRecord>>()?))
-            })
+            out(answer, &|a| Ok(logs_table(&a.decode::<Vec<UsageRecord>>()?)))
         }
     }
 }
@@ -205,10 +191,7 @@ fn provider_input(add: ProviderAdd) -> ProviderInput {
         apis: add.apis,
         models: add.models,
         prices: Vec::new(),
-        stamping: Stamping {
-            enabled: !add.no_stamping,
-            preset: add.preset,
-        },
+        stamping: Stamping { enabled: !add.no_stamping, preset: add.preset },
         azure_api_version: add.azure_api_version,
         api_key: None,
     }
@@ -225,7 +208,22 @@ fn policy_input(add: PolicyAdd) -> PolicyInput {
         },
         providers: add.providers,
         models: add.models,
+        max_tokens: add.max_tokens,
+        limits: add.limits,
     }
+}
+
+fn limit_input(add: LimitAdd) -> GlobalLimitInput {
+    GlobalLimitInput::new(
+        Some(add.name),
+        PolicySources {
+            groups: add.groups,
+            users: add.users,
+            agents: add.agents,
+            everyone: add.everyone,
+        },
+        add.limit,
+    )
 }
 
 pub(crate) fn usage_query(f: UsageFilters, now_ms: i64) -> anyhow::Result<UsageQuery> {
@@ -235,14 +233,8 @@ pub(crate) fn usage_query(f: UsageFilters, now_ms: i64) -> anyhow::Result<UsageQ
         provider: f.provider,
         model: f.model,
         reason: f.reason,
-        since: f
-            .since
-            .map(|v| when::resolve("since", &v, now_ms))
-            .transpose()?,
-        until: f
-            .until
-            .map(|v| when::resolve("until", &v, now_ms))
-            .transpose()?,
+        since: f.since.map(|v| when::resolve("since", &v, now_ms)).transpose()?,
+        until: f.until.map(|v| when::resolve("until", &v, now_ms)).transpose()?,
         limit: f.limit,
     })
 }
@@ -264,9 +256,7 @@ fn read_key(provider: &str, var: Option<&str>) -> anyhow::Result<String> {
         }
         None => {
             let mut all = String::new();
-            std::io::stdin()
-                .read_to_string(&mut all)
-                .context("cannot read the key from stdin")?;
+            std::io::stdin().read_to_string(&mut all).context("cannot read the key from stdin")?;
             all
         }
     };
@@ -323,25 +313,14 @@ fn usd(cost: Option<f64>) -> String {
 }
 
 fn providers_table(providers: &[Provider]) -> String {
-    let mut t = Table::new(&[
-        "NAME",
-        "KIND",
-        "BASE URL",
-        "MODELS",
-        "KEY",
-        "STAMPING",
-        "MANAGED BY",
-    ]);
+    let mut t =
+        Table::new(&["NAME", "KIND", "BASE URL", "MODELS", "KEY", "STAMPING", "MANAGED BY"]);
     for p in providers {
         t.row(vec![
             p.name.clone(),
             p.kind.as_str().to_owned(),
             p.base_url.clone(),
-            if p.models.is_empty() {
-                "*".to_owned()
-            } else {
-                p.models.join(",")
-            },
+            if p.models.is_empty() { "*".to_owned() } else { p.models.join(",") },
             or_dash(p.key_fingerprint.as_deref()),
             stamping(&p.stamping),
             p.managed_by.as_str().to_owned(),
@@ -367,28 +346,9 @@ fn provider_details(p: &Provider) -> String {
     line("name", p.name.clone());
     line("kind", p.kind.as_str().to_owned());
     line("base url", p.base_url.clone());
-    line(
-        "apis",
-        p.apis
-            .iter()
-            .map(|a| a.as_str())
-            .collect::<Vec<_>>()
-            .join(","),
-    );
-    line(
-        "models",
-        if p.models.is_empty() {
-            "* (any)".to_owned()
-        } else {
-            p.models.join(", ")
-        },
-    );
-    line(
-        "key",
-        p.key_fingerprint
-            .clone()
-            .unwrap_or_else(|| "not set".to_owned()),
-    );
+    line("apis", p.apis.iter().map(|a| a.as_str()).collect::<Vec<_>>().join(","));
+    line("models", if p.models.is_empty() { "* (any)".to_owned() } else { p.models.join(", ") });
+    line("key", p.key_fingerprint.clone().unwrap_or_else(|| "not set".to_owned()));
     line("stamping", stamping(&p.stamping));
     if let Some(v) = &p.azure_api_version {
         line("azure api version", v.clone());
@@ -396,14 +356,9 @@ fn provider_details(p: &Provider) -> String {
     line("managed by", p.managed_by.as_str().to_owned());
     line("updated", p.updated_at.clone());
     if !p.prices.is_empty() {
-        let mut t = Table::new(&[
-            "MODEL",
-            "INPUT $/MTOK",
-            "OUTPUT $/MTOK",
-            "CACHE WRITE",
-            "CACHE READ",
-        ])
-        .align_right(&[1, 2, 3, 4]);
+        let mut t =
+            Table::new(&["MODEL", "INPUT $/MTOK", "OUTPUT $/MTOK", "CACHE WRITE", "CACHE READ"])
+                .align_right(&[1, 2, 3, 4]);
         for price in &p.prices {
             let f = |v: Option<f64>| v.map_or("-".to_owned(), |v| format!("{v}"));
             t.row(vec![
@@ -469,11 +424,7 @@ fn policies_table(policies: &[Policy]) -> String {
             p.name.clone(),
             sources(&p.sources),
             list(&p.providers),
-            if p.models.is_empty() {
-                "*".to_owned()
-            } else {
-                p.models.join(",")
-            },
+            if p.models.is_empty() { "*".to_owned() } else { p.models.join(",") },
             p.managed_by.as_str().to_owned(),
         ]);
     }
@@ -493,16 +444,47 @@ fn policy_details(p: &Policy) -> String {
     line("users", list(&s.users));
     line("agents", list(&s.agents));
     line("providers", list(&p.providers));
-    line(
-        "models",
-        if p.models.is_empty() {
-            "* (any)".to_owned()
-        } else {
-            p.models.join(", ")
-        },
-    );
+    line("models", if p.models.is_empty() { "* (any)".to_owned() } else { p.models.join(", ") });
+    line("max tokens", p.max_tokens.map_or_else(|| "-".to_owned(), |n| n.to_string()));
+    if p.limits.is_empty() {
+        line("limits", "-".to_owned());
+    }
+    for (i, limit) in p.limits.iter().enumerate() {
+        line(if i == 0 { "limits" } else { "" }, limit.describe());
+    }
     line("managed by", p.managed_by.as_str().to_owned());
     line("updated", p.updated_at.clone());
+    out
+}
+
+fn limits_table(limits: &[GlobalLimit]) -> String {
+    let mut t = Table::new(&["NAME", "TARGETS", "LIMIT", "MANAGED BY"]);
+    for l in limits {
+        t.row(vec![
+            l.name.clone(),
+            sources(&l.targets),
+            l.limit().describe(),
+            l.managed_by.as_str().to_owned(),
+        ]);
+    }
+    if t.is_empty() {
+        return "no global limits\n".to_owned();
+    }
+    t.render()
+}
+
+fn limit_details(l: &GlobalLimit) -> String {
+    let s = &l.targets;
+    let mut out = String::new();
+    let mut line = |k: &str, v: String| out.push_str(&format!("{k:<11} {v}\n"));
+    line("name", l.name.clone());
+    line("everyone", if s.everyone { "yes" } else { "no" }.to_owned());
+    line("groups", list(&s.groups));
+    line("users", list(&s.users));
+    line("agents", list(&s.agents));
+    line("limit", l.limit().describe());
+    line("managed by", l.managed_by.as_str().to_owned());
+    line("updated", l.updated_at.clone());
     out
 }
 
@@ -534,12 +516,7 @@ fn summary_table(summary: &UsageSummary, limit: Option<u32>) -> String {
         ]);
     };
     for p in summary.principals.iter().take(shown) {
-        row(
-            p.principal
-                .clone()
-                .unwrap_or_else(|| "(unidentified)".to_owned()),
-            &p.totals,
-        );
+        row(p.principal.clone().unwrap_or_else(|| "(unidentified)".to_owned()), &p.totals);
     }
     if summary.principals.is_empty() {
         return "no usage in this range\n".to_owned();

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use api_types::{GatewayPreset, ProviderKind};
+use api_types::{GatewayPreset, Limit, LimitPer, ProviderKind};
 use clap::{builder::PossibleValuesParser, builder::TypedValueParser, Args, Parser, Subcommand};
 
 /// Where the gateway's AI endpoint listens by default.
@@ -63,9 +63,7 @@ pub(crate) struct AdminArgs {
 
 impl AdminArgs {
     pub(crate) fn socket_path(&self) -> PathBuf {
-        self.socket
-            .clone()
-            .unwrap_or_else(|| self.data_dir.join("admin.sock"))
+        self.socket.clone().unwrap_or_else(|| self.data_dir.join("admin.sock"))
     }
 }
 
@@ -80,9 +78,12 @@ pub(crate) enum AdminCommand {
     /// Non-human identities.
     #[command(subcommand)]
     Agents(AgentsCommand),
-    /// Who may use which provider and model (default deny).
+    /// Who may use which provider and model (default deny), with their caps.
     #[command(subcommand)]
     Policies(PoliciesCommand),
+    /// Global limits: spend, token and rate caps checked before any policy.
+    #[command(subcommand)]
+    Limits(LimitsCommand),
     /// Requests, tokens and cost per principal.
     Usage(UsageFilters),
     /// The request log: one line per request, with status and reason.
@@ -199,6 +200,46 @@ pub(crate) struct PolicyAdd {
     /// An allowed model or `*` pattern (repeatable); none means every model.
     #[arg(long = "model", value_name = "MODEL")]
     pub(crate) models: Vec<String>,
+    /// The largest `max_tokens` a request may ask for (requests that set none are refused).
+    #[arg(long, value_name = "N")]
+    pub(crate) max_tokens: Option<u64>,
+    /// A cap (repeatable), e.g. spend=500,per=user,window=30d or tokens=400000,window=1m or
+    /// requests=60,per=group,window=1m; per defaults to user.
+    #[arg(long = "limit", value_name = "SPEC", value_parser = limit_spec)]
+    pub(crate) limits: Vec<Limit>,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum LimitsCommand {
+    /// List global limits.
+    List,
+    /// Show one global limit.
+    Show { name: String },
+    /// Add a global limit: a cap for everyone it targets, checked before any policy.
+    Add(LimitAdd),
+    /// Remove a global limit.
+    Rm { name: String },
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct LimitAdd {
+    pub(crate) name: String,
+    /// Every authenticated caller.
+    #[arg(long)]
+    pub(crate) everyone: bool,
+    /// A target group (repeatable).
+    #[arg(long = "group", value_name = "GROUP")]
+    pub(crate) groups: Vec<String>,
+    /// A target user, by email (repeatable).
+    #[arg(long = "user", value_name = "EMAIL")]
+    pub(crate) users: Vec<String>,
+    /// A target agent (repeatable).
+    #[arg(long = "agent", value_name = "AGENT")]
+    pub(crate) agents: Vec<String>,
+    /// The cap, e.g. spend=500,per=user,window=30d or requests=60,per=group,window=1m; per
+    /// defaults to user.
+    #[arg(long = "limit", value_name = "SPEC", value_parser = limit_spec, required = true)]
+    pub(crate) limit: Limit,
 }
 
 #[derive(Debug, Clone, Default, Args)]
@@ -269,6 +310,72 @@ fn preset_parser() -> impl TypedValueParser<Value = GatewayPreset> {
 fn api_parser() -> impl TypedValueParser<Value = api_types::Api> {
     PossibleValuesParser::new(api_types::Api::ALL.map(api_types::Api::as_str))
         .map(|s| api_types::Api::parse(&s).unwrap_or(api_types::Api::OpenAi))
+}
+
+/// Parses a limit SPEC: comma-separated `key=value` pairs, exactly one of `spend` (USD, also
+/// `spend_usd`), `tokens` or `requests`, then `window` (required: `1m`, `24h`, `30d`, …) and
+/// `per` (`user` or `group`, default `user`). Ranges (a window of at least a minute, the
+/// spend's maximum) are the server's to check.
+pub(crate) fn limit_spec(spec: &str) -> Result<Limit, String> {
+    const KEYS: &str = "spend, tokens, requests, per, window";
+    let mut limit = Limit {
+        spend_usd: None,
+        tokens: None,
+        requests: None,
+        per: LimitPer::User,
+        window: String::new(),
+    };
+    let mut seen: Vec<&str> = Vec::new();
+    for part in spec.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (key, value) = part
+            .split_once('=')
+            .map(|(k, v)| (k.trim(), v.trim()))
+            .ok_or_else(|| format!("'{part}' is not key=value (keys: {KEYS})"))?;
+        let key = if key == "spend_usd" { "spend" } else { key };
+        if seen.contains(&key) {
+            return Err(format!("'{key}' is given twice"));
+        }
+        seen.push(key);
+        let count = |what: &str| {
+            value.parse::<u64>().map_err(|_| format!("{what}={value}: expected a whole number"))
+        };
+        match key {
+            "spend" => {
+                let usd: f64 = value
+                    .strip_prefix('$')
+                    .unwrap_or(value)
+                    .parse()
+                    .ok()
+                    .filter(|usd: &f64| usd.is_finite() && *usd >= 0.0)
+                    .ok_or_else(|| {
+                        format!("spend={value}: expected an amount of USD, e.g. 500 or 12.50")
+                    })?;
+                limit.spend_usd = Some(usd);
+            }
+            "tokens" => limit.tokens = Some(count("tokens")?),
+            "requests" => limit.requests = Some(count("requests")?),
+            "per" => {
+                limit.per = LimitPer::parse(value)
+                    .ok_or_else(|| format!("per={value}: expected user or group"))?;
+            }
+            "window" => {
+                api_types::parse_window(value).map_err(|e| format!("window: {e}"))?;
+                limit.window = value.to_owned();
+            }
+            other => return Err(format!("unknown key '{other}' (keys: {KEYS})")),
+        }
+    }
+    let metrics = ["spend", "tokens", "requests"].into_iter().filter(|m| seen.contains(m)).count();
+    if metrics != 1 {
+        return Err(
+            "set exactly one of spend=USD, tokens=N or requests=N, e.g. spend=500,window=30d"
+                .to_owned(),
+        );
+    }
+    if limit.window.is_empty() {
+        return Err("window is required, e.g. window=30d (units s, m, h, d)".to_owned());
+    }
+    Ok(limit)
 }
 
 #[cfg(test)]

@@ -22,23 +22,13 @@ use crate::args::SetupTool;
 
 pub(crate) fn run(tool: SetupTool) -> anyhow::Result<()> {
     match tool {
-        SetupTool::ClaudeCode {
-            endpoint,
-            token_command,
-            dry_run,
-        } => {
+        SetupTool::ClaudeCode { endpoint, token_command, dry_run } => {
             let endpoint = Endpoint::parse(&endpoint)?;
             let path = claude_code::settings_path()?;
             let helper = token_command.unwrap_or_else(|| claude_code::DUMMY_KEY_HELPER.to_owned());
-            apply(&path, dry_run, |existing| {
-                claude_code::merge(existing, &endpoint, &helper)
-            })
+            apply(&path, dry_run, |existing| claude_code::merge(existing, &endpoint, &helper))
         }
-        SetupTool::Codex {
-            endpoint,
-            token_env,
-            dry_run,
-        } => {
+        SetupTool::Codex { endpoint, token_env, dry_run } => {
             let endpoint = Endpoint::parse(&endpoint)?;
             let path = codex::config_path()?;
             apply(&path, dry_run, |existing| {
@@ -63,10 +53,7 @@ impl Endpoint {
             bail!("--endpoint '{value}' has no host");
         }
         let base = value.trim_end_matches('/');
-        let base = base
-            .strip_suffix("/v1")
-            .unwrap_or(base)
-            .trim_end_matches('/');
+        let base = base.strip_suffix("/v1").unwrap_or(base).trim_end_matches('/');
         Ok(Self(base.to_owned()))
     }
 
@@ -151,9 +138,7 @@ pub(crate) fn write_atomically(path: &Path, text: &str) -> anyhow::Result<()> {
         Ok(real) => real,
         Err(_) => path.to_owned(),
     };
-    let dir = target
-        .parent()
-        .context("the config file has no parent directory")?;
+    let dir = target.parent().context("the config file has no parent directory")?;
     if !dir.exists() {
         std::fs::DirBuilder::new()
             .recursive(true)
@@ -161,13 +146,8 @@ pub(crate) fn write_atomically(path: &Path, text: &str) -> anyhow::Result<()> {
             .create(dir)
             .with_context(|| format!("cannot create {}", dir.display()))?;
     }
-    let mode = std::fs::metadata(&target)
-        .map(|m| m.permissions().mode() & 0o7777)
-        .unwrap_or(0o600);
-    let name = target
-        .file_name()
-        .and_then(|n| n.to_str())
-        .unwrap_or("config");
+    let mode = std::fs::metadata(&target).map(|m| m.permissions().mode() & 0o7777).unwrap_or(0o600);
+    let name = target.file_name().and_then(|n| n.to_str()).unwrap_or("config");
     let tmp = dir.join(format!(".{name}.agentnet-{}.tmp", std::process::id()));
     let write = || -> std::io::Result<()> {
         let mut file = std::fs::OpenOptions::new()

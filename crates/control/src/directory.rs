@@ -23,15 +23,7 @@ const AGENT: &str = "agent";
 pub(crate) async fn list_groups(
     State(state): State<ControlState>,
 ) -> Result<Json<Vec<Group>>, Error> {
-    Ok(Json(
-        state
-            .store
-            .groups()
-            .await?
-            .into_iter()
-            .map(group_to_dto)
-            .collect(),
-    ))
+    Ok(Json(state.store.groups().await?.into_iter().map(group_to_dto).collect()))
 }
 
 #[utoipa::path(
@@ -43,11 +35,7 @@ pub(crate) async fn show_group(
     State(state): State<ControlState>,
     Path(name): Path<String>,
 ) -> Result<Json<Group>, Error> {
-    let group = state
-        .store
-        .group(&name)
-        .await?
-        .ok_or(Error::NotFound { kind: GROUP, name })?;
+    let group = state.store.group(&name).await?.ok_or(Error::NotFound { kind: GROUP, name })?;
     Ok(Json(group_to_dto(group)))
 }
 
@@ -66,10 +54,7 @@ pub(crate) async fn create_group(
 ) -> Result<(StatusCode, Json<Group>), Error> {
     let name = input.name.clone().unwrap_or_default();
     validate::name("name", &name)?;
-    Ok((
-        StatusCode::CREATED,
-        Json(save_group(&state, name, input, Write::Create).await?),
-    ))
+    Ok((StatusCode::CREATED, Json(save_group(&state, name, input, Write::Create).await?)))
 }
 
 #[utoipa::path(
@@ -122,11 +107,7 @@ async fn save_group(
     write: Write,
 ) -> Result<Group, Error> {
     validate::text("description", &input.description)?;
-    let record = GroupRecord {
-        name,
-        description: input.description,
-        managed_by: ManagedBy::Api,
-    };
+    let record = GroupRecord { name, description: input.description, managed_by: ManagedBy::Api };
     match write {
         Write::Create => state.store.create_group(&record).await?,
         Write::Replace => state.store.put_group(&record).await?,
@@ -137,11 +118,7 @@ async fn save_group(
 }
 
 fn group_to_dto(g: GroupRecord) -> Group {
-    Group {
-        name: g.name,
-        description: g.description,
-        managed_by: managed_by_to_dto(g.managed_by),
-    }
+    Group { name: g.name, description: g.description, managed_by: managed_by_to_dto(g.managed_by) }
 }
 
 #[utoipa::path(
@@ -151,15 +128,7 @@ fn group_to_dto(g: GroupRecord) -> Group {
 pub(crate) async fn list_agents(
     State(state): State<ControlState>,
 ) -> Result<Json<Vec<Agent>>, Error> {
-    Ok(Json(
-        state
-            .store
-            .agents()
-            .await?
-            .into_iter()
-            .map(agent_to_dto)
-            .collect(),
-    ))
+    Ok(Json(state.store.agents().await?.into_iter().map(agent_to_dto).collect()))
 }
 
 #[utoipa::path(
@@ -171,11 +140,7 @@ pub(crate) async fn show_agent(
     State(state): State<ControlState>,
     Path(name): Path<String>,
 ) -> Result<Json<Agent>, Error> {
-    let agent = state
-        .store
-        .agent(&name)
-        .await?
-        .ok_or(Error::NotFound { kind: AGENT, name })?;
+    let agent = state.store.agent(&name).await?.ok_or(Error::NotFound { kind: AGENT, name })?;
     Ok(Json(agent_to_dto(agent)))
 }
 
@@ -194,10 +159,7 @@ pub(crate) async fn create_agent(
 ) -> Result<(StatusCode, Json<Agent>), Error> {
     let name = input.name.clone().unwrap_or_default();
     validate::name("name", &name)?;
-    Ok((
-        StatusCode::CREATED,
-        Json(save_agent(&state, name, input, Write::Create).await?),
-    ))
+    Ok((StatusCode::CREATED, Json(save_agent(&state, name, input, Write::Create).await?)))
 }
 
 #[utoipa::path(

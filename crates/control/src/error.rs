@@ -18,10 +18,7 @@ pub enum Error {
     Invalid { field: String, message: String },
     /// The body or query string could not be decoded.
     #[error("{message}")]
-    Malformed {
-        field: Option<String>,
-        message: String,
-    },
+    Malformed { field: Option<String>, message: String },
     #[error("{kind} '{name}' does not exist")]
     NotFound { kind: &'static str, name: String },
     #[error("{kind} '{name}' already exists")]
@@ -49,10 +46,7 @@ impl From<store::Error> for Error {
 
 impl Error {
     pub(crate) fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
-        Error::Invalid {
-            field: field.into(),
-            message: message.into(),
-        }
+        Error::Invalid { field: field.into(), message: message.into() }
     }
 
     fn code(&self) -> ErrorCode {

@@ -21,15 +21,13 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Error> {
         let bytes =
-            Bytes::from_request(req, state)
-                .await
-                .map_err(|rejection| Error::Malformed {
-                    field: None,
-                    message: format!(
-                        "cannot read the request body: {}",
-                        rejection.body_text().to_lowercase()
-                    ),
-                })?;
+            Bytes::from_request(req, state).await.map_err(|rejection| Error::Malformed {
+                field: None,
+                message: format!(
+                    "cannot read the request body: {}",
+                    rejection.body_text().to_lowercase()
+                ),
+            })?;
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Err(Error::Malformed {
                 field: None,
@@ -60,11 +58,9 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Query<T> {
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Error> {
         let query = parts.uri.query().unwrap_or_default();
-        serde_urlencoded::from_str(query)
-            .map(Query)
-            .map_err(|err| Error::Malformed {
-                field: None,
-                message: format!("invalid query string: {err}"),
-            })
+        serde_urlencoded::from_str(query).map(Query).map_err(|err| Error::Malformed {
+            field: None,
+            message: format!("invalid query string: {err}"),
+        })
     }
 }

@@ -1,5 +1,6 @@
 //! The admin REST API v1, served under `/api/v1`: providers (with write-only keys), groups,
-//! agents, policies, usage records, per-principal summaries, and the OpenAPI document.
+//! agents, policies (with their limits), global limits, usage records, per-principal summaries,
+//! and the OpenAPI document.
 //!
 //! API boundary: requests and responses are `api-types` DTOs only; this crate maps them to and
 //! from `domain` and `store` types. Every successful mutation calls `ControlState::on_change` so
@@ -10,6 +11,7 @@
 mod directory;
 mod error;
 mod extract;
+mod limits;
 mod openapi;
 mod policies;
 mod providers;
@@ -39,10 +41,7 @@ pub struct ControlState {
 
 impl ControlState {
     pub fn new(store: store::Store, on_change: impl Fn() + Send + Sync + 'static) -> Self {
-        Self {
-            store,
-            on_change: Arc::new(on_change),
-        }
+        Self { store, on_change: Arc::new(on_change) }
     }
 
     fn changed(&self) {
@@ -75,46 +74,35 @@ fn put_status(existed: bool) -> http::StatusCode {
 pub fn router(state: ControlState) -> Router {
     let api = |path: &str| format!("{}{path}", api_types::API_PREFIX);
     Router::new()
-        .route(
-            &api("/providers"),
-            get(providers::list).post(providers::create),
-        )
+        .route(&api("/providers"), get(providers::list).post(providers::create))
         .route(
             &api("/providers/{name}"),
-            get(providers::show)
-                .put(providers::replace)
-                .delete(providers::remove),
+            get(providers::show).put(providers::replace).delete(providers::remove),
         )
         .route(&api("/providers/{name}/key"), put(providers::set_key))
-        .route(
-            &api("/groups"),
-            get(directory::list_groups).post(directory::create_group),
-        )
+        .route(&api("/groups"), get(directory::list_groups).post(directory::create_group))
         .route(
             &api("/groups/{name}"),
             get(directory::show_group)
                 .put(directory::replace_group)
                 .delete(directory::remove_group),
         )
-        .route(
-            &api("/agents"),
-            get(directory::list_agents).post(directory::create_agent),
-        )
+        .route(&api("/agents"), get(directory::list_agents).post(directory::create_agent))
         .route(
             &api("/agents/{name}"),
             get(directory::show_agent)
                 .put(directory::replace_agent)
                 .delete(directory::remove_agent),
         )
-        .route(
-            &api("/policies"),
-            get(policies::list).post(policies::create),
-        )
+        .route(&api("/policies"), get(policies::list).post(policies::create))
         .route(
             &api("/policies/{name}"),
-            get(policies::show)
-                .put(policies::replace)
-                .delete(policies::remove),
+            get(policies::show).put(policies::replace).delete(policies::remove),
+        )
+        .route(&api("/limits"), get(limits::list).post(limits::create))
+        .route(
+            &api("/limits/{name}"),
+            get(limits::show).put(limits::replace).delete(limits::remove),
         )
         .route(&api("/usage"), get(usage::records))
         .route(&api("/usage/summary"), get(usage::summary))

@@ -4,14 +4,14 @@
 use axum::Json;
 use utoipa::OpenApi;
 
-use crate::{directory, policies, providers, usage};
+use crate::{directory, limits, policies, providers, usage};
 
 #[derive(OpenApi)]
 #[openapi(
     info(
         title = "agentnet admin API",
         version = "1",
-        description = "Providers (with write-only keys), groups, agents, policies, usage and logs."
+        description = "Providers (with write-only keys), groups, agents, policies, global limits, usage and logs."
     ),
     paths(
         providers::list, providers::create, providers::show, providers::replace, providers::remove,
@@ -21,6 +21,7 @@ use crate::{directory, policies, providers, usage};
         directory::list_agents, directory::create_agent, directory::show_agent,
         directory::replace_agent, directory::remove_agent,
         policies::list, policies::create, policies::show, policies::replace, policies::remove,
+        limits::list, limits::create, limits::show, limits::replace, limits::remove,
         usage::records, usage::logs, usage::summary,
         document,
     ),
@@ -30,6 +31,7 @@ use crate::{directory, policies, providers, usage};
         api_types::SetKeyRequest, api_types::SetKeyResponse, api_types::ManagedBy,
         api_types::Group, api_types::GroupInput, api_types::Agent, api_types::AgentInput,
         api_types::Policy, api_types::PolicyInput, api_types::PolicySources,
+        api_types::Limit, api_types::LimitPer, api_types::GlobalLimit, api_types::GlobalLimitInput,
         api_types::UsageRecord, api_types::UsageQuery, api_types::UsageSummary,
         api_types::PrincipalUsage, api_types::UsageTotals,
         api_types::ErrorBody, api_types::ErrorDetail, api_types::ErrorCode,
@@ -38,7 +40,8 @@ use crate::{directory, policies, providers, usage};
         (name = "providers", description = "upstream LLM APIs and their keys"),
         (name = "groups", description = "the local directory's groups"),
         (name = "agents", description = "non-human identities"),
-        (name = "policies", description = "default-deny allow rules"),
+        (name = "policies", description = "default-deny allow rules, with their limits"),
+        (name = "limits", description = "global limits: caps checked before any policy"),
         (name = "usage", description = "usage records, logs and summaries"),
         (name = "meta", description = "this document"),
     )

@@ -1,5 +1,6 @@
 //! `/policies`: default-deny allow rules from sources (groups, users, agents, everyone) to
-//! providers, with an optional model allowlist.
+//! providers, with an optional model allowlist, an optional `max_tokens` ceiling and limits
+//! (spend, token and rate caps; see `limits`).
 
 use api_types::{ErrorBody, Policy, PolicyInput, PolicySources};
 use axum::{
@@ -11,7 +12,10 @@ use domain::{ModelPattern, Source};
 use store::{ManagedBy, PolicyRecord};
 
 use crate::{
-    extract::Body, providers::managed_by_to_dto, put_status, validate, ControlState, Error, Write,
+    extract::Body,
+    limits::{limit_to_dto, limits_from_dto},
+    providers::managed_by_to_dto,
+    put_status, validate, ControlState, Error, Write,
 };
 
 const KIND: &str = "policy";
@@ -21,9 +25,7 @@ const KIND: &str = "policy";
     responses((status = 200, description = "every policy, by name", body = Vec<Policy>))
 )]
 pub(crate) async fn list(State(state): State<ControlState>) -> Result<Json<Vec<Policy>>, Error> {
-    Ok(Json(
-        state.store.policies().await?.iter().map(to_dto).collect(),
-    ))
+    Ok(Json(state.store.policies().await?.iter().map(to_dto).collect()))
 }
 
 #[utoipa::path(
@@ -53,10 +55,7 @@ pub(crate) async fn create(
 ) -> Result<(StatusCode, Json<Policy>), Error> {
     let name = input.name.clone().unwrap_or_default();
     validate::name("name", &name)?;
-    Ok((
-        StatusCode::CREATED,
-        Json(save(&state, name, input, Write::Create).await?),
-    ))
+    Ok((StatusCode::CREATED, Json(save(&state, name, input, Write::Create).await?)))
 }
 
 #[utoipa::path(
@@ -107,10 +106,7 @@ async fn find(state: &ControlState, name: &str) -> Result<PolicyRecord, Error> {
         .store
         .policy(name)
         .await?
-        .ok_or_else(|| Error::NotFound {
-            kind: KIND,
-            name: name.to_owned(),
-        })
+        .ok_or_else(|| Error::NotFound { kind: KIND, name: name.to_owned() })
 }
 
 async fn save(
@@ -131,70 +127,88 @@ async fn save(
 
 /// The domain policy for validated `input`.
 pub(crate) fn from_input(name: String, input: PolicyInput) -> Result<domain::Policy, Error> {
-    let s = input.sources;
-    if s.is_empty() {
+    if input.sources.is_empty() {
         return Err(Error::invalid(
             "sources",
             "a policy needs at least one source: groups, users, agents, or everyone",
         ));
     }
-    let mut sources = Vec::new();
-    if s.everyone {
-        sources.push(Source::Everyone);
-    }
-    sources.extend(
-        validate::references("sources.groups", s.groups, true)?
-            .into_iter()
-            .map(Source::Group),
-    );
-    sources.extend(
-        validate::references("sources.users", s.users, false)?
-            .into_iter()
-            .map(Source::User),
-    );
-    for (i, agent) in s.agents.iter().enumerate() {
-        validate::name(&format!("sources.agents[{i}]"), agent)?;
-    }
-    sources.extend(
-        validate::references("sources.agents", s.agents, false)?
-            .into_iter()
-            .map(Source::Agent),
-    );
+    let sources = sources_from_dto("sources", input.sources)?;
     if input.providers.is_empty() {
-        return Err(Error::invalid(
-            "providers",
-            "a policy needs at least one provider to open",
-        ));
+        return Err(Error::invalid("providers", "a policy needs at least one provider to open"));
     }
     for (i, provider) in input.providers.iter().enumerate() {
         validate::name(&format!("providers[{i}]"), provider)?;
     }
     let providers = validate::references("providers", input.providers, false)?;
     let models = validate::references("models", input.models, false)?;
+    if input.max_tokens == Some(0) {
+        return Err(Error::invalid(
+            "max_tokens",
+            "must be at least 1; leave it out for no ceiling",
+        ));
+    }
+    let limits = limits_from_dto(&input.limits)?;
     Ok(domain::Policy {
         name,
         sources,
         providers,
         models: models.into_iter().map(ModelPattern::new).collect(),
+        max_tokens: input.max_tokens,
+        limits,
     })
+}
+
+/// Validated sources (of a policy) or targets (of a global limit); `field` is where they sit in
+/// the body. Emptiness is the caller's check, with its own wording.
+pub(crate) fn sources_from_dto(field: &str, s: PolicySources) -> Result<Vec<Source>, Error> {
+    let mut sources = Vec::new();
+    if s.everyone {
+        sources.push(Source::Everyone);
+    }
+    sources.extend(
+        validate::references(&format!("{field}.groups"), s.groups, true)?
+            .into_iter()
+            .map(Source::Group),
+    );
+    sources.extend(
+        validate::references(&format!("{field}.users"), s.users, false)?
+            .into_iter()
+            .map(Source::User),
+    );
+    for (i, agent) in s.agents.iter().enumerate() {
+        validate::name(&format!("{field}.agents[{i}]"), agent)?;
+    }
+    sources.extend(
+        validate::references(&format!("{field}.agents"), s.agents, false)?
+            .into_iter()
+            .map(Source::Agent),
+    );
+    Ok(sources)
+}
+
+pub(crate) fn sources_to_dto(sources: &[Source]) -> PolicySources {
+    let mut out = PolicySources::default();
+    for source in sources {
+        match source {
+            Source::Group(g) => out.groups.push(g.clone()),
+            Source::User(u) => out.users.push(u.clone()),
+            Source::Agent(a) => out.agents.push(a.clone()),
+            Source::Everyone => out.everyone = true,
+        }
+    }
+    out
 }
 
 fn to_dto(record: &PolicyRecord) -> Policy {
     let p = &record.policy;
-    let mut sources = PolicySources::default();
-    for source in &p.sources {
-        match source {
-            Source::Group(g) => sources.groups.push(g.clone()),
-            Source::User(u) => sources.users.push(u.clone()),
-            Source::Agent(a) => sources.agents.push(a.clone()),
-            Source::Everyone => sources.everyone = true,
-        }
-    }
     Policy {
         name: p.name.clone(),
-        sources,
+        sources: sources_to_dto(&p.sources),
         providers: p.providers.clone(),
         models: p.models.iter().map(|m| m.as_str().to_owned()).collect(),
+        max_tokens: p.max_tokens,
+        limits: p.limits.iter().map(limit_to_dto).collect(),
         managed_by: managed_by_to_dto(record.managed_by),
         updated_at: api_types::time::format_rfc3339(record.updated_at_ms),
     }

@@ -123,10 +123,7 @@ pub(crate) async fn set_key(
     state.store.set_provider_key(&name, &key).await?;
     tracing::info!(provider = %name, "provider key set through the admin api");
     state.changed();
-    Ok(Json(SetKeyResponse {
-        key_fingerprint: store::fingerprint(&key),
-        name,
-    }))
+    Ok(Json(SetKeyResponse { key_fingerprint: store::fingerprint(&key), name }))
 }
 
 async fn find(state: &ControlState, name: &str) -> Result<ProviderRecord, Error> {
@@ -134,10 +131,7 @@ async fn find(state: &ControlState, name: &str) -> Result<ProviderRecord, Error>
         .store
         .provider(name)
         .await?
-        .ok_or_else(|| Error::NotFound {
-            kind: KIND,
-            name: name.to_owned(),
-        })
+        .ok_or_else(|| Error::NotFound { kind: KIND, name: name.to_owned() })
 }
 
 /// Validates `input`, stores it as an API-managed provider (and its key, if given), and answers
@@ -161,12 +155,7 @@ async fn save(
     };
     let provider = from_input(name, input)?;
     match write {
-        Write::Create => {
-            state
-                .store
-                .create_provider(&provider, ManagedBy::Api)
-                .await?
-        }
+        Write::Create => state.store.create_provider(&provider, ManagedBy::Api).await?,
         Write::Replace => state.store.put_provider(&provider, ManagedBy::Api).await?,
     }
     if let Some(key) = &key {
@@ -236,19 +225,11 @@ pub(crate) fn from_input(name: String, input: ProviderInput) -> Result<domain::P
             price.cache_write_usd_per_mtok,
             default.cache_write,
         )?;
-        let cache_read = optional(
-            "cache_read_usd_per_mtok",
-            price.cache_read_usd_per_mtok,
-            default.cache_read,
-        )?;
+        let cache_read =
+            optional("cache_read_usd_per_mtok", price.cache_read_usd_per_mtok, default.cache_read)?;
         price_overrides.push((
             ModelPattern::new(price.model),
-            Price {
-                input: input_price,
-                output,
-                cache_write,
-                cache_read,
-            },
+            Price { input: input_price, output, cache_write, cache_read },
         ));
     }
     let azure_api_version = match input.azure_api_version {

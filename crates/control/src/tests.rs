@@ -22,9 +22,7 @@ struct Harness {
 }
 
 async fn harness() -> Harness {
-    let store = store::Store::in_memory(&store::MasterKey::generate().unwrap())
-        .await
-        .unwrap();
+    let store = store::Store::in_memory(&store::MasterKey::generate().unwrap()).await.unwrap();
     harness_on(store)
 }
 
@@ -34,11 +32,7 @@ fn harness_on(store: store::Store) -> Harness {
     let state = ControlState::new(store.clone(), move || {
         counter.fetch_add(1, Ordering::SeqCst);
     });
-    Harness {
-        router: router(state),
-        store,
-        changes,
-    }
+    Harness { router: router(state), store, changes }
 }
 
 impl Harness {
@@ -54,20 +48,14 @@ impl Harness {
         let response = self.router.clone().oneshot(request).await.unwrap();
         let status = response.status();
         let bytes = response.into_body().collect().await.unwrap().to_bytes();
-        let value = if bytes.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_slice(&bytes).unwrap()
-        };
+        let value =
+            if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).unwrap() };
         (status, value)
     }
 
     async fn raw(&self, method: Method, path: &str, body: &str) -> (StatusCode, Value) {
-        let request = Request::builder()
-            .method(method)
-            .uri(path)
-            .body(Body::from(body.to_owned()))
-            .unwrap();
+        let request =
+            Request::builder().method(method).uri(path).body(Body::from(body.to_owned())).unwrap();
         let response = self.router.clone().oneshot(request).await.unwrap();
         let status = response.status();
         let bytes = response.into_body().collect().await.unwrap().to_bytes();
@@ -82,10 +70,7 @@ impl Harness {
 /// Checks status and the error's `code`, `field` and `message`.
 fn check_error((status, body): (StatusCode, Value), expect: Expect) {
     let e = &body["error"];
-    let field = e["field"]
-        .as_str()
-        .map(|f| format!(" [{f}]"))
-        .unwrap_or_default();
+    let field = e["field"].as_str().map(|f| format!(" [{f}]")).unwrap_or_default();
     let actual = format!(
         "{} {}{field}: {}",
         status.as_u16(),
@@ -109,9 +94,8 @@ fn anthropic_input() -> Value {
 #[tokio::test]
 async fn provider_crud_and_the_key_is_never_returned() {
     let h = harness().await;
-    let (status, created) = h
-        .call(Method::POST, "/api/v1/providers", Some(anthropic_input()))
-        .await;
+    let (status, created) =
+        h.call(Method::POST, "/api/v1/providers", Some(anthropic_input())).await;
     assert_eq!(status, StatusCode::CREATED);
     assert_eq!(h.changes(), 1);
     assert!(!created.to_string().contains("SECRET"));
@@ -128,10 +112,7 @@ async fn provider_crud_and_the_key_is_never_returned() {
         domain::Price::anthropic(3_000_000, 15_000_000)
     );
     let keys = h.store.provider_keys().await.unwrap();
-    assert_eq!(
-        secrecy::ExposeSecret::expose_secret(&keys[0].1),
-        "sk-ant-api03-SECRETSECRET-wxyz"
-    );
+    assert_eq!(secrecy::ExposeSecret::expose_secret(&keys[0].1), "sk-ant-api03-SECRETSECRET-wxyz");
 
     let (status, list) = h.call(Method::GET, "/api/v1/providers", None).await;
     assert_eq!(status, StatusCode::OK);
@@ -140,8 +121,7 @@ async fn provider_crud_and_the_key_is_never_returned() {
 
     // POST again: already exists.
     check_error(
-        h.call(Method::POST, "/api/v1/providers", Some(anthropic_input()))
-            .await,
+        h.call(Method::POST, "/api/v1/providers", Some(anthropic_input())).await,
         expect!["409 already_exists: provider 'anthropic' already exists"],
     );
 
@@ -150,19 +130,14 @@ async fn provider_crud_and_the_key_is_never_returned() {
         .call(
             Method::PUT,
             "/api/v1/providers/anthropic",
-            Some(
-                json!({"kind": "anthropic", "base_url": "https://proxy.example.com",
-                        "stamping": {"enabled": false}}),
-            ),
+            Some(json!({"kind": "anthropic", "base_url": "https://proxy.example.com",
+                        "stamping": {"enabled": false}})),
         )
         .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(replaced["base_url"], "https://proxy.example.com");
     assert_eq!(replaced["has_key"], true);
-    assert_eq!(
-        replaced["stamping"],
-        json!({"enabled": false, "preset": "none"})
-    );
+    assert_eq!(replaced["stamping"], json!({"enabled": false, "preset": "none"}));
     assert_eq!(h.changes(), 2);
 
     // PUT of a new name creates.
@@ -179,17 +154,14 @@ async fn provider_crud_and_the_key_is_never_returned() {
     assert_eq!(local["has_key"], false);
     assert_eq!(local["key_fingerprint"], Value::Null);
 
-    let (status, body) = h
-        .call(Method::DELETE, "/api/v1/providers/local", None)
-        .await;
+    let (status, body) = h.call(Method::DELETE, "/api/v1/providers/local", None).await;
     assert_eq!((status, body), (StatusCode::NO_CONTENT, Value::Null));
     check_error(
         h.call(Method::GET, "/api/v1/providers/local", None).await,
         expect!["404 not_found: provider 'local' does not exist"],
     );
     check_error(
-        h.call(Method::DELETE, "/api/v1/providers/local", None)
-            .await,
+        h.call(Method::DELETE, "/api/v1/providers/local", None).await,
         expect!["404 not_found: provider 'local' does not exist"],
     );
     assert_eq!(h.changes(), 4);
@@ -209,18 +181,10 @@ async fn set_key_answers_with_the_fingerprint_only() {
         )
         .await;
     assert_eq!(status, StatusCode::OK);
-    assert_eq!(
-        body,
-        json!({"name": "anthropic", "key_fingerprint": "…abcd"})
-    );
+    assert_eq!(body, json!({"name": "anthropic", "key_fingerprint": "…abcd"}));
     assert_eq!(h.changes(), 2);
     check_error(
-        h.call(
-            Method::PUT,
-            "/api/v1/providers/nope/key",
-            Some(json!({"api_key": "sk-x"})),
-        )
-        .await,
+        h.call(Method::PUT, "/api/v1/providers/nope/key", Some(json!({"api_key": "sk-x"}))).await,
         expect!["404 not_found: provider 'nope' does not exist"],
     );
     check_error(
@@ -228,12 +192,7 @@ async fn set_key_answers_with_the_fingerprint_only() {
         expect!["400 invalid_request [api_key]: api_key: must not contain whitespace or control characters (a trailing newline?)"],
     );
     check_error(
-        h.call(
-            Method::PUT,
-            "/api/v1/providers/anthropic/key",
-            Some(json!({"api_key": ""})),
-        )
-        .await,
+        h.call(Method::PUT, "/api/v1/providers/anthropic/key", Some(json!({"api_key": ""}))).await,
         expect!["400 invalid_request [api_key]: api_key: must not be empty"],
     );
     assert_eq!(h.changes(), 2);
@@ -243,10 +202,7 @@ async fn set_key_answers_with_the_fingerprint_only() {
 async fn config_managed_records_are_read_only_except_the_key() {
     let h = harness().await;
     let provider = controlled_provider();
-    h.store
-        .put_provider(&provider, store::ManagedBy::Config)
-        .await
-        .unwrap();
+    h.store.put_provider(&provider, store::ManagedBy::Config).await.unwrap();
     h.store
         .put_group(&store::GroupRecord {
             name: "eng".into(),
@@ -272,12 +228,7 @@ async fn config_managed_records_are_read_only_except_the_key() {
         ],
     );
     check_error(
-        h.call(
-            Method::PUT,
-            "/api/v1/groups/eng",
-            Some(json!({"description": "x"})),
-        )
-        .await,
+        h.call(Method::PUT, "/api/v1/groups/eng", Some(json!({"description": "x"}))).await,
         expect![
             "409 managed_by_config: group 'eng' is managed by the config file; change it there"
         ],
@@ -285,11 +236,7 @@ async fn config_managed_records_are_read_only_except_the_key() {
     assert_eq!(h.changes(), 0);
 
     let (status, body) = h
-        .call(
-            Method::PUT,
-            "/api/v1/providers/openai/key",
-            Some(json!({"api_key": "sk-proj-1234"})),
-        )
+        .call(Method::PUT, "/api/v1/providers/openai/key", Some(json!({"api_key": "sk-proj-1234"})))
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(h.changes(), 1);
@@ -391,10 +338,7 @@ async fn groups_and_agents_crud() {
         )
         .await;
     assert_eq!(status, StatusCode::CREATED);
-    assert_eq!(
-        group,
-        json!({"name": "eng", "description": "engineers", "managed_by": "api"})
-    );
+    assert_eq!(group, json!({"name": "eng", "description": "engineers", "managed_by": "api"}));
     let (status, agent) = h
         .call(
             Method::POST,
@@ -409,23 +353,13 @@ async fn groups_and_agents_crud() {
     );
     let (_, agents) = h.call(Method::GET, "/api/v1/agents", None).await;
     assert_eq!(agents, json!([agent]));
-    let (status, _) = h
-        .call(
-            Method::PUT,
-            "/api/v1/agents/ci-bot",
-            Some(json!({"groups": []})),
-        )
-        .await;
+    let (status, _) =
+        h.call(Method::PUT, "/api/v1/agents/ci-bot", Some(json!({"groups": []}))).await;
     assert_eq!(status, StatusCode::OK);
     let (_, shown) = h.call(Method::GET, "/api/v1/agents/ci-bot", None).await;
     assert_eq!(shown["groups"], json!([]));
     check_error(
-        h.call(
-            Method::POST,
-            "/api/v1/agents",
-            Some(json!({"name": "x", "groups": [""]})),
-        )
-        .await,
+        h.call(Method::POST, "/api/v1/agents", Some(json!({"name": "x", "groups": [""]}))).await,
         expect!["400 invalid_request [groups[0]]: groups[0]: must not be empty"],
     );
     check_error(
@@ -489,9 +423,7 @@ async fn policies_crud_and_validation() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(replaced["sources"]["everyone"], true);
     assert_eq!(replaced["models"], json!([]));
-    let (status, _) = h
-        .call(Method::DELETE, "/api/v1/policies/eng-claude", None)
-        .await;
+    let (status, _) = h.call(Method::DELETE, "/api/v1/policies/eng-claude", None).await;
     assert_eq!(status, StatusCode::NO_CONTENT);
     assert_eq!(h.changes(), 3);
 }
@@ -516,11 +448,7 @@ fn usage_record(
         model: Some("claude-sonnet-4-5".into()),
         stream: true,
         status: if principal.is_some() { 200 } else { 401 },
-        reason: if principal.is_some() {
-            "ok".into()
-        } else {
-            "unauthenticated".into()
-        },
+        reason: if principal.is_some() { "ok".into() } else { "unauthenticated".into() },
         latency_ms: 1200,
         ttfb_ms: Some(300),
         input_tokens: 100,
@@ -547,28 +475,14 @@ async fn usage_and_logs_with_filters() {
         .unwrap();
     let (status, all) = h.call(Method::GET, "/api/v1/usage", None).await;
     assert_eq!(status, StatusCode::OK);
-    let ids: Vec<&str> = all
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["id"].as_str().unwrap())
-        .collect();
+    let ids: Vec<&str> =
+        all.as_array().unwrap().iter().map(|r| r["id"].as_str().unwrap()).collect();
     assert_eq!(ids, ["c", "b", "a"]);
-    let (_, ada) = h
-        .call(
-            Method::GET,
-            "/api/v1/logs?principal=ada%40example.com",
-            None,
-        )
-        .await;
+    let (_, ada) = h.call(Method::GET, "/api/v1/logs?principal=ada%40example.com", None).await;
     let ada = &ada[0];
     assert_eq!(ada["at"], "2023-11-14T22:13:20.000Z");
     assert_eq!(
-        (
-            ada["cost_micro_usd"].clone(),
-            ada["cost_usd"].clone(),
-            ada["cost_known"].clone()
-        ),
+        (ada["cost_micro_usd"].clone(), ada["cost_usd"].clone(), ada["cost_known"].clone()),
         (json!(1500), json!(0.0015), json!(true))
     );
     let (_, bob) = h
@@ -580,16 +494,10 @@ async fn usage_and_logs_with_filters() {
         .await;
     assert_eq!(bob.as_array().unwrap().len(), 1);
     assert_eq!(
-        (
-            bob[0]["id"].clone(),
-            bob[0]["cost_usd"].clone(),
-            bob[0]["cost_known"].clone()
-        ),
+        (bob[0]["id"].clone(), bob[0]["cost_usd"].clone(), bob[0]["cost_known"].clone()),
         (json!("b"), Value::Null, json!(false))
     );
-    let (_, limited) = h
-        .call(Method::GET, "/api/v1/usage?limit=1&reason=ok", None)
-        .await;
+    let (_, limited) = h.call(Method::GET, "/api/v1/usage?limit=1&reason=ok", None).await;
     assert_eq!(limited.as_array().unwrap().len(), 1);
     assert_eq!(limited[0]["id"], "b");
     check_error(
@@ -618,12 +526,7 @@ async fn summary_groups_by_principal_over_many_records() {
             _ => Some("bob@example.com"),
         };
         let cost = if i % 10 == 3 { None } else { Some(100) };
-        records.push(usage_record(
-            &format!("r{i:05}"),
-            1_700_000_000_000 + i / 7,
-            who,
-            cost,
-        ));
+        records.push(usage_record(&format!("r{i:05}"), 1_700_000_000_000 + i / 7, who, cost));
     }
     h.store.insert_usage(&records).await.unwrap();
     let (status, summary) = h.call(Method::GET, "/api/v1/usage/summary", None).await;
@@ -653,13 +556,8 @@ async fn summary_groups_by_principal_over_many_records() {
     "#]]
     .assert_debug_eq(&rows);
 
-    let (_, ada) = h
-        .call(
-            Method::GET,
-            "/api/v1/usage/summary?principal=ada%40example.com",
-            None,
-        )
-        .await;
+    let (_, ada) =
+        h.call(Method::GET, "/api/v1/usage/summary?principal=ada%40example.com", None).await;
     assert_eq!(ada["principals"].as_array().unwrap().len(), 1);
     assert_eq!(ada["total"]["requests"], 1000);
 }
@@ -680,12 +578,15 @@ async fn openapi_document_covers_every_route() {
         [
             "DELETE /api/v1/agents/{name}",
             "DELETE /api/v1/groups/{name}",
+            "DELETE /api/v1/limits/{name}",
             "DELETE /api/v1/policies/{name}",
             "DELETE /api/v1/providers/{name}",
             "GET /api/v1/agents",
             "GET /api/v1/agents/{name}",
             "GET /api/v1/groups",
             "GET /api/v1/groups/{name}",
+            "GET /api/v1/limits",
+            "GET /api/v1/limits/{name}",
             "GET /api/v1/logs",
             "GET /api/v1/openapi.json",
             "GET /api/v1/policies",
@@ -696,10 +597,12 @@ async fn openapi_document_covers_every_route() {
             "GET /api/v1/usage/summary",
             "POST /api/v1/agents",
             "POST /api/v1/groups",
+            "POST /api/v1/limits",
             "POST /api/v1/policies",
             "POST /api/v1/providers",
             "PUT /api/v1/agents/{name}",
             "PUT /api/v1/groups/{name}",
+            "PUT /api/v1/limits/{name}",
             "PUT /api/v1/policies/{name}",
             "PUT /api/v1/providers/{name}",
             "PUT /api/v1/providers/{name}/key",
@@ -712,6 +615,10 @@ async fn openapi_document_covers_every_route() {
         "ProviderInput",
         "SetKeyRequest",
         "Policy",
+        "Limit",
+        "LimitPer",
+        "GlobalLimit",
+        "GlobalLimitInput",
         "UsageRecord",
         "UsageSummary",
         "ErrorBody",
@@ -752,16 +659,16 @@ fn post_cases(suffix: &str) -> Vec<(&'static str, Value)> {
             "/api/v1/policies",
             json!({"name": format!("pol{suffix}"), "sources": {"everyone": true}, "providers": ["p"]}),
         ),
+        (
+            "/api/v1/limits",
+            json!({"name": format!("lim{suffix}"), "targets": {"everyone": true}, "requests": 60, "window": "1m"}),
+        ),
     ]
 }
 
 /// Two answers to the same POST: exactly one 201 and one 409 `already_exists`.
 fn assert_one_created((a, b): ((StatusCode, Value), (StatusCode, Value)), path: &str) {
-    let (created, conflict) = if a.0 == StatusCode::CREATED {
-        (a, b)
-    } else {
-        (b, a)
-    };
+    let (created, conflict) = if a.0 == StatusCode::CREATED { (a, b) } else { (b, a) };
     assert_eq!(created.0, StatusCode::CREATED, "{path}: {}", created.1);
     assert_eq!(conflict.0, StatusCode::CONFLICT, "{path}: {}", conflict.1);
     assert_eq!(conflict.1["error"]["code"], "already_exists", "{path}");
@@ -790,12 +697,10 @@ async fn concurrent_posts_on_a_database_file_create_exactly_once() {
     let dir = std::env::temp_dir().join(format!("agentnet-control-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    let store = store::Store::open(
-        &dir.join("agentnet.db"),
-        &store::MasterKey::generate().unwrap(),
-    )
-    .await
-    .unwrap();
+    let store =
+        store::Store::open(&dir.join("agentnet.db"), &store::MasterKey::generate().unwrap())
+            .await
+            .unwrap();
     let h = Arc::new(harness_on(store.clone()));
     for round in 0..10 {
         for (path, body) in post_cases(&format!("-{round}")) {
@@ -807,7 +712,8 @@ async fn concurrent_posts_on_a_database_file_create_exactly_once() {
             assert_one_created((a.await.unwrap(), b.await.unwrap()), path);
         }
     }
-    assert_eq!(h.changes(), 10 * 5);
+    assert_eq!(h.changes(), 10 * 6);
+    assert_eq!(store.global_limits().await.unwrap().len(), 10);
     assert_eq!(store.providers().await.unwrap().len(), 20);
     store.close().await;
     std::fs::remove_dir_all(&dir).unwrap();
@@ -816,10 +722,7 @@ async fn concurrent_posts_on_a_database_file_create_exactly_once() {
 #[tokio::test]
 async fn config_managed_records_cannot_be_deleted_or_replaced() {
     let h = harness().await;
-    h.store
-        .put_provider(&controlled_provider(), store::ManagedBy::Config)
-        .await
-        .unwrap();
+    h.store.put_provider(&controlled_provider(), store::ManagedBy::Config).await.unwrap();
     h.store
         .put_group(&store::GroupRecord {
             name: "eng".into(),
@@ -844,6 +747,8 @@ async fn config_managed_records_cannot_be_deleted_or_replaced() {
                 sources: vec![domain::Source::Everyone],
                 providers: vec!["openai".into()],
                 models: vec![],
+                max_tokens: None,
+                limits: vec![],
             },
             store::ManagedBy::Config,
         )
@@ -858,10 +763,7 @@ async fn config_managed_records_cannot_be_deleted_or_replaced() {
         ),
         ("/api/v1/groups/eng", json!({"description": "x"})),
         ("/api/v1/agents/ci-bot", json!({"groups": ["x"]})),
-        (
-            "/api/v1/policies/all",
-            json!({"sources": {"groups": ["x"]}, "providers": ["openai"]}),
-        ),
+        ("/api/v1/policies/all", json!({"sources": {"groups": ["x"]}, "providers": ["openai"]})),
     ] {
         for (method, body) in [(Method::DELETE, None), (Method::PUT, Some(body))] {
             let (status, error) = h.call(method.clone(), path, body).await;
@@ -892,10 +794,7 @@ async fn config_managed_records_cannot_be_deleted_or_replaced() {
     assert_eq!(provider.provider.base_url, "https://api.openai.com");
     assert_eq!(provider.managed_by, store::ManagedBy::Config);
     assert_eq!(h.store.group("eng").await.unwrap().unwrap().description, "");
-    assert_eq!(
-        h.store.agent("ci-bot").await.unwrap().unwrap().groups,
-        Vec::<String>::new()
-    );
+    assert_eq!(h.store.agent("ci-bot").await.unwrap().unwrap().groups, Vec::<String>::new());
     assert_eq!(
         h.store.policy("all").await.unwrap().unwrap().policy.sources,
         vec![domain::Source::Everyone]
@@ -903,15 +802,12 @@ async fn config_managed_records_cannot_be_deleted_or_replaced() {
 
     // POST of a config-managed name is a conflict too.
     check_error(
-        h.call(Method::POST, "/api/v1/groups", Some(json!({"name": "eng"})))
-            .await,
+        h.call(Method::POST, "/api/v1/groups", Some(json!({"name": "eng"}))).await,
         expect!["409 already_exists: group 'eng' already exists"],
     );
     // DELETE of what does not exist is a 404 for every kind.
     for kind in ["providers", "groups", "agents", "policies"] {
-        let (status, body) = h
-            .call(Method::DELETE, &format!("/api/v1/{kind}/nope"), None)
-            .await;
+        let (status, body) = h.call(Method::DELETE, &format!("/api/v1/{kind}/nope"), None).await;
         assert_eq!(status, StatusCode::NOT_FOUND, "{kind}: {body}");
     }
     assert_eq!(h.changes(), 0);
@@ -1011,9 +907,7 @@ async fn summary_totals_are_exact() {
     .assert_eq(&serde_json::to_string_pretty(&summary).unwrap());
 
     // Filters narrow what is added up: a group, a time range.
-    let (_, bots) = h
-        .call(Method::GET, "/api/v1/usage/summary?group=bots", None)
-        .await;
+    let (_, bots) = h.call(Method::GET, "/api/v1/usage/summary?group=bots", None).await;
     assert_eq!(bots["principals"].as_array().unwrap().len(), 1);
     assert_eq!(bots["total"]["cost_micro_usd"], 2_000_000);
     let (_, range) = h
@@ -1028,16 +922,319 @@ async fn summary_totals_are_exact() {
     assert_eq!(range["total"]["cost_micro_usd"], 500);
     assert_eq!(range["total"]["unknown_cost_requests"], 1);
     // `limit` bounds records, not what a summary adds up.
-    let (_, limited) = h
-        .call(Method::GET, "/api/v1/usage/summary?limit=1", None)
-        .await;
+    let (_, limited) = h.call(Method::GET, "/api/v1/usage/summary?limit=1", None).await;
     assert_eq!(limited["total"]["requests"], 5);
 
-    let (status, empty) = h
-        .call(Method::GET, "/api/v1/usage/summary?principal=nobody", None)
-        .await;
+    let (status, empty) = h.call(Method::GET, "/api/v1/usage/summary?principal=nobody", None).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(empty["principals"], json!([]));
     assert_eq!(empty["total"]["requests"], 0);
     assert_eq!(empty["total"]["cost_micro_usd"], 0);
+}
+
+#[tokio::test]
+async fn policies_carry_max_tokens_and_limits() {
+    let h = harness().await;
+    let input = json!({
+        "name": "eng",
+        "sources": {"groups": ["eng"]},
+        "providers": ["anthropic"],
+        "max_tokens": 8192,
+        "limits": [
+            {"spend_usd": 500, "per": "user", "window": "30d"},
+            {"tokens": 400000, "window": "60s"},
+            {"requests": 60, "per": "group", "window": "1m"},
+        ]
+    });
+    let (status, created) = h.call(Method::POST, "/api/v1/policies", Some(input)).await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    expect![[r#"{"limits":[{"per":"user","spend_usd":500.0,"window":"30d"},{"per":"user","tokens":400000,"window":"1m"},{"per":"group","requests":60,"window":"1m"}],"max_tokens":8192}"#]]
+        .assert_eq(
+            &json!({"max_tokens": created["max_tokens"], "limits": created["limits"]}).to_string(),
+        );
+    let stored = h.store.policy("eng").await.unwrap().unwrap().policy;
+    assert_eq!(stored.max_tokens, Some(8192));
+    assert_eq!(
+        stored.limits,
+        vec![
+            domain::Limit {
+                metric: domain::Metric::Spend,
+                per: domain::Per::User,
+                cap: 500_000_000,
+                window_secs: 2_592_000
+            },
+            domain::Limit {
+                metric: domain::Metric::Tokens,
+                per: domain::Per::User,
+                cap: 400_000,
+                window_secs: 60
+            },
+            domain::Limit {
+                metric: domain::Metric::Requests,
+                per: domain::Per::Group,
+                cap: 60,
+                window_secs: 60
+            },
+        ]
+    );
+    // The answer is a valid input: PUT it back unchanged.
+    let mut again = created.clone();
+    for key in ["managed_by", "updated_at"] {
+        again.as_object_mut().unwrap().remove(key);
+    }
+    let (status, replaced) = h.call(Method::PUT, "/api/v1/policies/eng", Some(again)).await;
+    assert_eq!(status, StatusCode::OK, "{replaced}");
+    assert_eq!(replaced["limits"], created["limits"]);
+    // A PUT without them clears them.
+    let (_, cleared) = h
+        .call(
+            Method::PUT,
+            "/api/v1/policies/eng",
+            Some(json!({"sources": {"groups": ["eng"]}, "providers": ["anthropic"]})),
+        )
+        .await;
+    assert_eq!((&cleared["max_tokens"], &cleared["limits"]), (&Value::Null, &json!([])));
+    assert_eq!(h.changes(), 3);
+
+    let post = |extra: Value| {
+        let mut body = json!({"name": "p", "sources": {"everyone": true}, "providers": ["x"]});
+        body.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        h.call(Method::POST, "/api/v1/policies", Some(body))
+    };
+    check_error(
+        post(json!({"max_tokens": 0})).await,
+        expect!["400 invalid_request [max_tokens]: max_tokens: must be at least 1; leave it out for no ceiling"],
+    );
+    check_error(
+        post(json!({"limits": [{"tokens": 1, "window": "1h"}, {"window": "1h"}]})).await,
+        expect!["400 invalid_request [limits[1]]: limits[1]: a limit needs one of spend_usd, tokens or requests"],
+    );
+    check_error(
+        post(json!({"limits": [{"tokens": 1, "requests": 2, "window": "1h"}]})).await,
+        expect!["400 invalid_request [limits[0].requests]: limits[0].requests: a limit sets exactly one of spend_usd, tokens or requests, not tokens and requests"],
+    );
+    check_error(
+        post(json!({"limits": [{"spend_usd": 2e9, "window": "1h"}]})).await,
+        expect!["400 invalid_request [limits[0].spend_usd]: limits[0].spend_usd: must be between 0 and 1000000000 USD"],
+    );
+    check_error(
+        post(json!({"limits": [{"tokens": 5, "window": "30s"}]})).await,
+        expect!["400 invalid_request [limits[0].window]: limits[0].window: '30s' is shorter than one minute (1m), the shortest window"],
+    );
+    check_error(
+        post(json!({"limits": [{"tokens": 5}]})).await,
+        expect!["400 invalid_request [limits[0].window]: limits[0].window: is required: a whole number and a unit s, m, h or d, e.g. 1m, 24h, 30d"],
+    );
+    check_error(
+        post(json!({"limits": [{"tokens": -5, "window": "1h"}]})).await,
+        expect!["400 invalid_request [limits[0].tokens]: invalid request body: limits[0].tokens: invalid value: integer `-5`, expected u64 at line 1 column 23"],
+    );
+    check_error(
+        post(json!({"limits": [{"tokens": 5, "per": "team", "window": "1h"}]})).await,
+        expect!["400 invalid_request [limits[0].per]: invalid request body: limits[0].per: unknown variant `team`, expected `user` or `group` at line 1 column 24"],
+    );
+    assert_eq!(h.changes(), 3);
+}
+
+fn global_input() -> Value {
+    json!({
+        "name": "daily-spend",
+        "targets": {"everyone": true, "groups": ["contractors"]},
+        "spend_usd": 20.5,
+        "window": "24h"
+    })
+}
+
+#[tokio::test]
+async fn global_limits_crud() {
+    let h = harness().await;
+    let (_, list) = h.call(Method::GET, "/api/v1/limits", None).await;
+    assert_eq!(list, json!([]));
+
+    let (status, created) = h.call(Method::POST, "/api/v1/limits", Some(global_input())).await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    assert_eq!(h.changes(), 1);
+    let mut shown = created.clone();
+    shown["updated_at"] = json!("-");
+    expect![[r#"{"managed_by":"api","name":"daily-spend","per":"user","spend_usd":20.5,"targets":{"agents":[],"everyone":true,"groups":["contractors"],"users":[]},"updated_at":"-","window":"1d"}"#]]
+        .assert_eq(&shown.to_string());
+    let stored = h.store.global_limit("daily-spend").await.unwrap().unwrap();
+    assert_eq!(
+        stored.limit.targets,
+        vec![domain::Source::Everyone, domain::Source::Group("contractors".into())]
+    );
+    assert_eq!(
+        stored.limit.limit,
+        domain::Limit {
+            metric: domain::Metric::Spend,
+            per: domain::Per::User,
+            cap: 20_500_000,
+            window_secs: 86_400
+        }
+    );
+    assert_eq!(stored.managed_by, store::ManagedBy::Api);
+
+    let (status, one) = h.call(Method::GET, "/api/v1/limits/daily-spend", None).await;
+    assert_eq!((status, &one), (StatusCode::OK, &created));
+    let (_, list) = h.call(Method::GET, "/api/v1/limits", None).await;
+    assert_eq!(list, json!([created]));
+
+    check_error(
+        h.call(Method::POST, "/api/v1/limits", Some(global_input())).await,
+        expect!["409 already_exists: global limit 'daily-spend' already exists"],
+    );
+
+    // PUT replaces (the body's name may be left out).
+    let (status, replaced) = h
+        .call(
+            Method::PUT,
+            "/api/v1/limits/daily-spend",
+            Some(json!({"targets": {"agents": ["ci-bot"]}, "requests": 60, "per": "group", "window": "60m"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{replaced}");
+    assert_eq!(
+        (&replaced["requests"], &replaced["per"], &replaced["window"]),
+        (&json!(60), &json!("group"), &json!("1h"))
+    );
+    assert!(replaced.get("spend_usd").is_none());
+    assert_eq!(replaced["targets"]["agents"], json!(["ci-bot"]));
+    // PUT of a new name creates.
+    let (status, _) = h
+        .call(
+            Method::PUT,
+            "/api/v1/limits/bots",
+            Some(json!({"name": "bots", "targets": {"groups": ["bots"]}, "tokens": 0, "window": "1d"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    check_error(
+        h.call(
+            Method::PUT,
+            "/api/v1/limits/bots",
+            Some(json!({"name": "other", "targets": {"everyone": true}, "tokens": 1, "window": "1d"})),
+        )
+        .await,
+        expect!["400 invalid_request [name]: name: 'other' does not match the name in the path, 'bots'"],
+    );
+    assert_eq!(h.changes(), 3);
+
+    let (status, body) = h.call(Method::DELETE, "/api/v1/limits/bots", None).await;
+    assert_eq!((status, body), (StatusCode::NO_CONTENT, Value::Null));
+    check_error(
+        h.call(Method::GET, "/api/v1/limits/bots", None).await,
+        expect!["404 not_found: global limit 'bots' does not exist"],
+    );
+    check_error(
+        h.call(Method::DELETE, "/api/v1/limits/bots", None).await,
+        expect!["404 not_found: global limit 'bots' does not exist"],
+    );
+    assert_eq!(h.changes(), 4);
+}
+
+#[tokio::test]
+async fn global_limit_validation_names_the_field() {
+    let h = harness().await;
+    let post = |change: Value| {
+        let mut body = global_input();
+        for (k, v) in change.as_object().unwrap() {
+            if v.is_null() {
+                body.as_object_mut().unwrap().remove(k);
+            } else {
+                body[k] = v.clone();
+            }
+        }
+        h.call(Method::POST, "/api/v1/limits", Some(body))
+    };
+    check_error(
+        post(json!({"name": null})).await,
+        expect!["400 invalid_request [name]: name: must not be empty"],
+    );
+    check_error(
+        post(json!({"targets": null})).await,
+        expect!["400 invalid_request [targets]: targets: a global limit needs at least one target: groups, users, agents, or everyone"],
+    );
+    check_error(
+        post(json!({"targets": {"users": [" ada@example.com"]}})).await,
+        expect!["400 invalid_request [targets.users[0]]: targets.users[0]: ' ada@example.com' has surrounding whitespace"],
+    );
+    check_error(
+        post(json!({"spend_usd": null})).await,
+        expect!["400 invalid_request [limit]: limit: a limit needs one of spend_usd, tokens or requests"],
+    );
+    check_error(
+        post(json!({"tokens": 5})).await,
+        expect!["400 invalid_request [tokens]: tokens: a limit sets exactly one of spend_usd, tokens or requests, not spend_usd and tokens"],
+    );
+    check_error(
+        post(json!({"spend_usd": -0.01})).await,
+        expect!["400 invalid_request [spend_usd]: spend_usd: must be between 0 and 1000000000 USD"],
+    );
+    check_error(
+        post(json!({"window": "59s"})).await,
+        expect!["400 invalid_request [window]: window: '59s' is shorter than one minute (1m), the shortest window"],
+    );
+    check_error(
+        post(json!({"window": "1 day"})).await,
+        expect!["400 invalid_request [window]: window: '1 day' is not a window: use a whole number and a unit s, m, h or d, e.g. 1m, 24h, 30d"],
+    );
+    check_error(
+        post(json!({"window": null})).await,
+        expect!["400 invalid_request [window]: window: is required: a whole number and a unit s, m, h or d, e.g. 1m, 24h, 30d"],
+    );
+    check_error(
+        post(json!({"cap": 5})).await,
+        expect!["400 invalid_request [cap]: invalid request body: cap: unknown field `cap`, expected one of `name`, `targets`, `spend_usd`, `tokens`, `requests`, `per`, `window` at line 1 column 6"],
+    );
+    assert_eq!(h.changes(), 0);
+    assert!(h.store.global_limits().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn config_managed_global_limits_are_read_only() {
+    let h = harness().await;
+    h.store
+        .put_global_limit(
+            &domain::GlobalLimit {
+                name: "everyone".into(),
+                targets: vec![domain::Source::Everyone],
+                limit: domain::Limit {
+                    metric: domain::Metric::Requests,
+                    per: domain::Per::User,
+                    cap: 60,
+                    window_secs: 60,
+                },
+            },
+            store::ManagedBy::Config,
+        )
+        .await
+        .unwrap();
+    let (_, shown) = h.call(Method::GET, "/api/v1/limits/everyone", None).await;
+    assert_eq!(shown["managed_by"], "config");
+    check_error(
+        h.call(
+            Method::PUT,
+            "/api/v1/limits/everyone",
+            Some(json!({"targets": {"everyone": true}, "requests": 1000, "window": "1m"})),
+        )
+        .await,
+        expect!["409 managed_by_config: global limit 'everyone' is managed by the config file; change it there"],
+    );
+    check_error(
+        h.call(Method::DELETE, "/api/v1/limits/everyone", None).await,
+        expect!["409 managed_by_config: global limit 'everyone' is managed by the config file; change it there"],
+    );
+    check_error(
+        h.call(
+            Method::POST,
+            "/api/v1/limits",
+            Some(json!({"name": "everyone", "targets": {"everyone": true}, "requests": 1, "window": "1m"})),
+        )
+        .await,
+        expect!["409 already_exists: global limit 'everyone' already exists"],
+    );
+    assert_eq!(h.changes(), 0);
+    let stored = h.store.global_limit("everyone").await.unwrap().unwrap();
+    assert_eq!(stored.limit.limit.cap, 60);
+    assert_eq!(stored.managed_by, store::ManagedBy::Config);
 }

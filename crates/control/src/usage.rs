@@ -58,11 +58,7 @@ pub(crate) async fn summary(
         .map(|row| {
             let totals = totals_to_dto(&row);
             add_totals(&mut total, &totals);
-            PrincipalUsage {
-                principal: row.principal,
-                principal_kind: row.principal_kind,
-                totals,
-            }
+            PrincipalUsage { principal: row.principal, principal_kind: row.principal_kind, totals }
         })
         .collect();
     // The store orders by cost; equal costs go by request count, then name.
@@ -106,17 +102,13 @@ fn add_totals(sum: &mut UsageTotals, t: &UsageTotals) {
     sum.failed_requests = sum.failed_requests.saturating_add(t.failed_requests);
     sum.input_tokens = sum.input_tokens.saturating_add(t.input_tokens);
     sum.output_tokens = sum.output_tokens.saturating_add(t.output_tokens);
-    sum.cache_creation_tokens = sum
-        .cache_creation_tokens
-        .saturating_add(t.cache_creation_tokens);
+    sum.cache_creation_tokens = sum.cache_creation_tokens.saturating_add(t.cache_creation_tokens);
     sum.cache_read_tokens = sum.cache_read_tokens.saturating_add(t.cache_read_tokens);
     sum.reasoning_tokens = sum.reasoning_tokens.saturating_add(t.reasoning_tokens);
     sum.total_tokens = sum.total_tokens.saturating_add(t.total_tokens);
     sum.cost_micro_usd = sum.cost_micro_usd.saturating_add(t.cost_micro_usd);
     sum.cost_usd = api_types::micro_to_usd(sum.cost_micro_usd);
-    sum.unknown_cost_requests = sum
-        .unknown_cost_requests
-        .saturating_add(t.unknown_cost_requests);
+    sum.unknown_cost_requests = sum.unknown_cost_requests.saturating_add(t.unknown_cost_requests);
 }
 
 fn to_store_query(q: &UsageQuery) -> Result<store::UsageQuery, Error> {

@@ -12,14 +12,10 @@ pub(crate) fn name(field: &str, value: &str) -> Result<(), Error> {
         return Err(Error::invalid(field, "must not be empty"));
     }
     if value.len() > MAX_NAME {
-        return Err(Error::invalid(
-            field,
-            format!("must be at most {MAX_NAME} characters"),
-        ));
+        return Err(Error::invalid(field, format!("must be at most {MAX_NAME} characters")));
     }
-    if let Some(bad) = value
-        .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
+    if let Some(bad) =
+        value.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
     {
         return Err(Error::invalid(
             field,
@@ -49,10 +45,7 @@ pub(crate) fn reference(field: &str, value: &str, spaces: bool) -> Result<(), Er
         return Err(Error::invalid(field, "must not be empty"));
     }
     if value.trim() != value {
-        return Err(Error::invalid(
-            field,
-            format!("'{value}' has surrounding whitespace"),
-        ));
+        return Err(Error::invalid(field, format!("'{value}' has surrounding whitespace")));
     }
     if value.chars().any(char::is_control) || (!spaces && value.contains(char::is_whitespace)) {
         return Err(Error::invalid(
@@ -98,23 +91,15 @@ pub(crate) fn text(field: &str, value: &str) -> Result<(), Error> {
 /// without a second `/v1`.
 pub(crate) fn base_url(value: &str) -> Result<String, Error> {
     let field = "base_url";
-    let rest = value
-        .strip_prefix("https://")
-        .or_else(|| value.strip_prefix("http://"))
-        .ok_or_else(|| {
-            Error::invalid(
-                field,
-                format!("'{value}' must start with https:// or http://"),
-            )
-        })?;
+    let rest =
+        value.strip_prefix("https://").or_else(|| value.strip_prefix("http://")).ok_or_else(
+            || Error::invalid(field, format!("'{value}' must start with https:// or http://")),
+        )?;
     if value.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return Err(Error::invalid(field, "must not contain whitespace"));
     }
     if value.contains(['?', '#']) {
-        return Err(Error::invalid(
-            field,
-            format!("'{value}' must not have a query or fragment"),
-        ));
+        return Err(Error::invalid(field, format!("'{value}' must not have a query or fragment")));
     }
     let authority = rest.split('/').next().unwrap_or_default();
     let host = authority.rsplit('@').next().unwrap_or_default();
@@ -125,10 +110,7 @@ pub(crate) fn base_url(value: &str) -> Result<String, Error> {
         ));
     }
     let host_only = if host.starts_with('[') {
-        host.split(']')
-            .next()
-            .unwrap_or_default()
-            .trim_start_matches('[')
+        host.split(']').next().unwrap_or_default().trim_start_matches('[')
     } else {
         host.split(':').next().unwrap_or_default()
     };
@@ -147,10 +129,7 @@ pub(crate) fn usd_per_mtok(field: &str, usd: f64) -> Result<u64, Error> {
         ));
     }
     if usd > 1_000_000.0 {
-        return Err(Error::invalid(
-            field,
-            "must be at most 1000000 USD per million tokens",
-        ));
+        return Err(Error::invalid(field, "must be at most 1000000 USD per million tokens"));
     }
     // In range by the checks above: at most 10^12 micro-dollars, exact in an f64.
     Ok((usd * 1_000_000.0).round() as u64)

@@ -81,8 +81,9 @@ pub struct Rules {
 }
 
 impl Rules {
-    pub fn new(mut policies: Vec<Policy>, globals: Vec<GlobalLimit>) -> Self {
+    pub fn new(mut policies: Vec<Policy>, mut globals: Vec<GlobalLimit>) -> Self {
         policies.sort_by(|a, b| a.name.cmp(&b.name));
+        globals.sort_by(|a, b| a.name.cmp(&b.name));
         let mut by_group: HashMap<String, Vec<usize>> = HashMap::new();
         let mut direct = Vec::new();
         for (i, policy) in policies.iter().enumerate() {
@@ -156,6 +157,9 @@ struct CounterKey {
     subject: Subject,
 }
 
+/// Counters a request is charged to, with the amount for each.
+type Charges = Vec<(CounterKey, u64)>;
+
 #[derive(Debug, Clone)]
 struct Counter {
     window: RollingWindow,
@@ -195,7 +199,7 @@ pub struct ReservationId(u64);
 
 #[derive(Debug, Clone)]
 struct Reservation {
-    charges: Vec<(CounterKey, u64)>,
+    charges: Charges,
 }
 
 /// Room left on one charged limit after an admission, for response headers.
@@ -385,7 +389,7 @@ fn charges_for(
     groups: &[String],
     estimate: &Estimate,
     model: Option<&str>,
-) -> Result<Vec<(CounterKey, u64)>, Refusal> {
+) -> Result<Charges, Refusal> {
     let mut out = Vec::new();
     for limit in limits {
         let amount = match limit.metric {
@@ -444,7 +448,10 @@ impl Ledger {
     }
 
     /// The first charge without room, if any.
+    /// The charge without room that frees up last (the one the caller must wait for), if any.
+    /// Which limit is reported does not depend on the order the limits were written in.
     fn check(&mut self, charges: &[(CounterKey, u64)], now: u64) -> Option<LimitHit> {
+        let mut worst: Option<LimitHit> = None;
         for (key, amount) in charges {
             let used = self.used(key, now);
             if used.saturating_add(*amount) <= key.limit.cap {
@@ -454,16 +461,19 @@ impl Ledger {
             let frees_at = self.counters.get(key).and_then(|c| {
                 (*amount <= key.limit.cap).then(|| c.window.frees_at(now, needed)).flatten()
             });
-            return Some(LimitHit {
+            let hit = LimitHit {
                 owner: key.owner.clone(),
                 limit: key.limit,
                 subject: key.subject.clone(),
                 used,
                 requested: *amount,
                 frees_at,
-            });
+            };
+            if worst.as_ref().is_none_or(|w| hit_rank(&hit) > hit_rank(w)) {
+                worst = Some(hit);
+            }
         }
-        None
+        worst
     }
 
     /// The smallest fraction of a cap left after the charges (1.0 when uncapped).
@@ -509,7 +519,7 @@ impl Ledger {
         }
 
         // (room, policy, groups, charges) of each policy that could take the request.
-        let mut feasible: Vec<(f64, &Policy, Vec<String>, Vec<(CounterKey, u64)>)> = Vec::new();
+        let mut feasible: Vec<(f64, &Policy, Vec<String>, Charges)> = Vec::new();
         let mut refusals: Vec<Refusal> = Vec::new();
         for policy in allowing {
             if let Some(cap) = policy.max_tokens {
@@ -730,6 +740,16 @@ impl Ledger {
             })
             .collect()
     }
+}
+
+/// Orders hits for reporting: never-freeing first, then the latest to free; ties by owner and
+/// limit, so the report does not depend on the order limits were written in.
+fn hit_rank(h: &LimitHit) -> (bool, Option<u64>, u8, &str, u64, u64) {
+    let (kind, name) = match &h.owner {
+        Owner::Global(name) => (0, name.as_str()),
+        Owner::Policy(name) => (1, name.as_str()),
+    };
+    (h.frees_at.is_none(), h.frees_at, kind, name, h.limit.window_secs, h.limit.cap)
 }
 
 /// The refusal to report when no policy could take a request: a quota refusal that frees up

@@ -74,10 +74,7 @@ impl ClaimCache {
     pub(crate) fn new(capacity: usize) -> Self {
         let shard_capacity = capacity.div_ceil(SHARDS);
         let shards = (0..SHARDS).map(|_| RwLock::new(Shard::default())).collect();
-        Self {
-            shards,
-            shard_capacity,
-        }
+        Self { shards, shard_capacity }
     }
 
     fn shard(&self, digest: &Digest) -> &RwLock<Shard> {
@@ -96,20 +93,12 @@ impl ClaimCache {
             return None;
         }
         let outcome = {
-            let shard = self
-                .shard(digest)
-                .read()
-                .unwrap_or_else(PoisonError::into_inner);
+            let shard = self.shard(digest).read().unwrap_or_else(PoisonError::into_inner);
             let entry = shard.get(digest)?;
-            rules
-                .check_window(entry.exp, entry.nbf, now)
-                .map(|()| entry.principal.clone())
+            rules.check_window(entry.exp, entry.nbf, now).map(|()| entry.principal.clone())
         };
         if outcome == Err(AuthError::Expired) {
-            self.shard(digest)
-                .write()
-                .unwrap_or_else(PoisonError::into_inner)
-                .remove(digest);
+            self.shard(digest).write().unwrap_or_else(PoisonError::into_inner).remove(digest);
         }
         Some(outcome)
     }
@@ -120,10 +109,7 @@ impl ClaimCache {
         if self.shard_capacity == 0 {
             return;
         }
-        let mut shard = self
-            .shard(&digest)
-            .write()
-            .unwrap_or_else(PoisonError::into_inner);
+        let mut shard = self.shard(&digest).write().unwrap_or_else(PoisonError::into_inner);
         if shard.len() >= self.shard_capacity && !shard.contains_key(&digest) {
             shard.retain(|_, entry| rules.check_window(entry.exp, None, now).is_ok());
             if shard.len() >= self.shard_capacity {
@@ -141,9 +127,6 @@ impl ClaimCache {
     /// Number of cached tokens.
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
-        self.shards
-            .iter()
-            .map(|s| s.read().unwrap_or_else(PoisonError::into_inner).len())
-            .sum()
+        self.shards.iter().map(|s| s.read().unwrap_or_else(PoisonError::into_inner).len()).sum()
     }
 }

@@ -18,10 +18,7 @@ pub(crate) struct GroupsClaim {
 
 impl GroupsClaim {
     pub(crate) fn new(name: &str) -> Self {
-        Self {
-            name: name.to_owned(),
-            path: name.split('.').map(str::to_owned).collect(),
-        }
+        Self { name: name.to_owned(), path: name.split('.').map(str::to_owned).collect() }
     }
 
     fn lookup<'a>(&self, claims: &'a Map<String, Value>) -> Option<&'a Value> {
@@ -32,9 +29,7 @@ impl GroupsClaim {
             return None;
         }
         let (first, rest) = self.path.split_first()?;
-        rest.iter().try_fold(claims.get(first)?, |value, segment| {
-            value.as_object()?.get(segment)
-        })
+        rest.iter().try_fold(claims.get(first)?, |value, segment| value.as_object()?.get(segment))
     }
 
     /// The groups of a claims set: an array's strings, or one string. Anything else (missing,
@@ -114,11 +109,7 @@ impl Rules {
         self.check_window(exp, nbf, now)?;
 
         let principal = self.principal(&claims)?;
-        Ok(Verified {
-            principal,
-            exp,
-            nbf,
-        })
+        Ok(Verified { principal, exp, nbf })
     }
 
     fn principal(&self, claims: &Map<String, Value>) -> Result<Principal, AuthError> {
@@ -168,10 +159,7 @@ fn numeric_date(value: Option<&Value>) -> Result<Option<i64>, AuthError> {
             } else if number.as_u64().is_some() {
                 Ok(Some(i64::MAX))
             } else {
-                let secs = number
-                    .as_f64()
-                    .filter(|f| f.is_finite())
-                    .ok_or(AuthError::Malformed)?;
+                let secs = number.as_f64().filter(|f| f.is_finite()).ok_or(AuthError::Malformed)?;
                 // Saturating float-to-int conversion.
                 Ok(Some(secs.floor() as i64))
             }

@@ -76,11 +76,7 @@ impl AuthError {
             .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '+'))
             .take(16)
             .collect();
-        AuthError::UnsupportedAlgorithm(if shown.is_empty() {
-            "(empty)".into()
-        } else {
-            shown
-        })
+        AuthError::UnsupportedAlgorithm(if shown.is_empty() { "(empty)".into() } else { shown })
     }
 }
 

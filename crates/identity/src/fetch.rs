@@ -92,14 +92,8 @@ impl Fetcher {
     ) -> Result<T, FetchError> {
         let body = tokio::time::timeout(FETCH_TIMEOUT, self.get_bytes(url))
             .await
-            .map_err(|_| FetchError::Timeout {
-                url: url.clone(),
-                timeout: FETCH_TIMEOUT,
-            })??;
-        parse(&body).map_err(|source| FetchError::Json {
-            url: url.clone(),
-            source,
-        })
+            .map_err(|_| FetchError::Timeout { url: url.clone(), timeout: FETCH_TIMEOUT })??;
+        parse(&body).map_err(|source| FetchError::Json { url: url.clone(), source })
     }
 
     /// Fetches and deserializes a JSON document.
@@ -110,41 +104,25 @@ impl Fetcher {
     async fn get_bytes(&self, url: &Uri) -> Result<Bytes, FetchError> {
         let request = Request::get(url.clone())
             .header(header::ACCEPT, "application/json")
-            .header(
-                header::USER_AGENT,
-                concat!("agentnet/", env!("CARGO_PKG_VERSION")),
-            )
+            .header(header::USER_AGENT, concat!("agentnet/", env!("CARGO_PKG_VERSION")))
             .body(Empty::new())
-            .map_err(|source| FetchError::Request {
-                url: url.clone(),
-                source,
-            })?;
+            .map_err(|source| FetchError::Request { url: url.clone(), source })?;
         let response = self
             .client
             .request(request)
             .await
-            .map_err(|source| FetchError::Send {
-                url: url.clone(),
-                source,
-            })?;
+            .map_err(|source| FetchError::Send { url: url.clone(), source })?;
         let status = response.status();
         if !status.is_success() {
-            return Err(FetchError::Status {
-                url: url.clone(),
-                status,
-            });
+            return Err(FetchError::Status { url: url.clone(), status });
         }
         let collected = Limited::new(response.into_body(), MAX_BODY).collect().await;
         match collected {
             Ok(body) => Ok(body.to_bytes()),
-            Err(source) if source.is::<LengthLimitError>() => Err(FetchError::TooLarge {
-                url: url.clone(),
-                limit: MAX_BODY,
-            }),
-            Err(source) => Err(FetchError::Body {
-                url: url.clone(),
-                source,
-            }),
+            Err(source) if source.is::<LengthLimitError>() => {
+                Err(FetchError::TooLarge { url: url.clone(), limit: MAX_BODY })
+            }
+            Err(source) => Err(FetchError::Body { url: url.clone(), source }),
         }
     }
 }

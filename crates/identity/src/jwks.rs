@@ -63,19 +63,9 @@ impl Jwk {
             (
                 Material::Rsa { .. },
                 Alg::Rs256 | Alg::Rs384 | Alg::Rs512 | Alg::Ps256 | Alg::Ps384 | Alg::Ps512
-            ) | (
-                Material::Ec {
-                    curve: Curve::P256,
-                    ..
-                },
-                Alg::Es256
-            ) | (
-                Material::Ec {
-                    curve: Curve::P384,
-                    ..
-                },
-                Alg::Es384
-            ) | (Material::Ed25519(_), Alg::EdDsa)
+            ) | (Material::Ec { curve: Curve::P256, .. }, Alg::Es256)
+                | (Material::Ec { curve: Curve::P384, .. }, Alg::Es384)
+                | (Material::Ed25519(_), Alg::EdDsa)
         )
     }
 
@@ -96,22 +86,18 @@ impl Jwk {
                     Alg::Ps512 => &signature::RSA_PSS_2048_8192_SHA512,
                     Alg::Es256 | Alg::Es384 | Alg::EdDsa => return false,
                 };
-                RsaPublicKeyComponents { n, e }
-                    .verify(params, message, signature)
-                    .is_ok()
+                RsaPublicKeyComponents { n, e }.verify(params, message, signature).is_ok()
             }
             Material::Ec { curve, point } => {
                 let algorithm = match curve {
                     Curve::P256 => &signature::ECDSA_P256_SHA256_FIXED,
                     Curve::P384 => &signature::ECDSA_P384_SHA384_FIXED,
                 };
-                UnparsedPublicKey::new(algorithm, point)
-                    .verify(message, signature)
-                    .is_ok()
+                UnparsedPublicKey::new(algorithm, point).verify(message, signature).is_ok()
             }
-            Material::Ed25519(x) => UnparsedPublicKey::new(&signature::ED25519, x)
-                .verify(message, signature)
-                .is_ok(),
+            Material::Ed25519(x) => {
+                UnparsedPublicKey::new(&signature::ED25519, x).verify(message, signature).is_ok()
+            }
         }
     }
 }
@@ -182,11 +168,8 @@ impl KeySet {
     pub(crate) fn select(&self, kid: Option<&str>, alg: Alg) -> Selection<'_> {
         let keys: Vec<&Jwk> = match kid {
             Some(kid) => {
-                let named: Vec<&Jwk> = self
-                    .keys
-                    .iter()
-                    .filter(|k| k.kid.as_deref() == Some(kid))
-                    .collect();
+                let named: Vec<&Jwk> =
+                    self.keys.iter().filter(|k| k.kid.as_deref() == Some(kid)).collect();
                 if named.is_empty() {
                     return Selection::Unknown;
                 }
@@ -267,11 +250,7 @@ fn parse_key(raw: RawJwk) -> Option<Jwk> {
         }
         _ => return None,
     };
-    let key = Jwk {
-        kid: raw.kid,
-        alg: None,
-        material,
-    };
+    let key = Jwk { kid: raw.kid, alg: None, material };
     // A key whose own `alg` contradicts its type is unusable, not merely restricted.
     match alg {
         Some(alg) if !key.supports(alg) => None,

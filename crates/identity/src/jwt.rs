@@ -92,24 +92,12 @@ pub(crate) fn parse(token: &str) -> Result<Jws<'_>, AuthError> {
     if raw.crit.is_some() {
         return Err(AuthError::Malformed);
     }
-    let payload_bytes = URL_SAFE_NO_PAD
-        .decode(payload)
-        .map_err(|_| AuthError::Malformed)?;
-    let signature_bytes = URL_SAFE_NO_PAD
-        .decode(signature)
-        .map_err(|_| AuthError::Malformed)?;
+    let payload_bytes = URL_SAFE_NO_PAD.decode(payload).map_err(|_| AuthError::Malformed)?;
+    let signature_bytes = URL_SAFE_NO_PAD.decode(signature).map_err(|_| AuthError::Malformed)?;
     if signature_bytes.is_empty() {
         return Err(AuthError::Malformed);
     }
-    let signing_input = token
-        .as_bytes()
-        .get(..header.len() + 1 + payload.len())
-        .ok_or(AuthError::Malformed)?;
-    Ok(Jws {
-        alg,
-        kid: raw.kid,
-        signing_input,
-        payload: payload_bytes,
-        signature: signature_bytes,
-    })
+    let signing_input =
+        token.as_bytes().get(..header.len() + 1 + payload.len()).ok_or(AuthError::Malformed)?;
+    Ok(Jws { alg, kid: raw.kid, signing_input, payload: payload_bytes, signature: signature_bytes })
 }

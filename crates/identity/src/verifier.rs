@@ -65,34 +65,21 @@ struct Discovery {
 impl TokenVerifier {
     /// Validates the settings and builds the HTTP client. Does no IO.
     pub fn new(settings: OidcSettings) -> Result<Self, Error> {
-        let discovery = format!(
-            "{}/.well-known/openid-configuration",
-            settings.issuer.trim_end_matches('/')
-        );
-        let discovery_url: Uri = discovery.parse().map_err(|source| Error::IssuerUrl {
-            issuer: settings.issuer.clone(),
-            source,
-        })?;
+        let discovery =
+            format!("{}/.well-known/openid-configuration", settings.issuer.trim_end_matches('/'));
+        let discovery_url: Uri = discovery
+            .parse()
+            .map_err(|source| Error::IssuerUrl { issuer: settings.issuer.clone(), source })?;
         let https_only = match discovery_url.scheme_str() {
             Some("https") => true,
             Some("http") => false,
-            _ => {
-                return Err(Error::IssuerScheme {
-                    issuer: settings.issuer.clone(),
-                })
-            }
+            _ => return Err(Error::IssuerScheme { issuer: settings.issuer.clone() }),
         };
         if discovery_url.host().is_none_or(str::is_empty) {
-            return Err(Error::IssuerScheme {
-                issuer: settings.issuer.clone(),
-            });
+            return Err(Error::IssuerScheme { issuer: settings.issuer.clone() });
         }
-        let audiences: Vec<String> = settings
-            .audiences
-            .iter()
-            .filter(|a| !a.is_empty())
-            .cloned()
-            .collect();
+        let audiences: Vec<String> =
+            settings.audiences.iter().filter(|a| !a.is_empty()).cloned().collect();
         if audiences.is_empty() {
             return Err(Error::NoAudience);
         }
@@ -115,9 +102,7 @@ impl TokenVerifier {
             refresh: tokio::sync::Mutex::new(RefreshState::default()),
             settings,
         };
-        Ok(Self {
-            inner: Arc::new(inner),
-        })
+        Ok(Self { inner: Arc::new(inner) })
     }
 
     /// The settings this verifier was built with.
@@ -157,30 +142,19 @@ impl TokenVerifier {
             Selection::Mismatch => return Err(AuthError::KeyMismatch),
             Selection::Unknown => return Err(AuthError::UnknownKey),
         };
-        if !candidates
-            .iter()
-            .any(|key| key.verify(jws.alg, jws.signing_input, &jws.signature))
-        {
+        if !candidates.iter().any(|key| key.verify(jws.alg, jws.signing_input, &jws.signature)) {
             return Err(AuthError::BadSignature);
         }
         self.inner.rules.validate(&jws.payload, now)
     }
 
     fn install(&self, loaded: Loaded) {
-        let mut keys = self
-            .inner
-            .keys
-            .write()
-            .unwrap_or_else(PoisonError::into_inner);
+        let mut keys = self.inner.keys.write().unwrap_or_else(PoisonError::into_inner);
         *keys = Some(loaded);
     }
 
     fn loaded(&self) -> Option<Loaded> {
-        self.inner
-            .keys
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+        self.inner.keys.read().unwrap_or_else(PoisonError::into_inner).clone()
     }
 
     /// A key set that knows `kid` (or has a key for `alg` when there is no kid), refreshing it
@@ -217,9 +191,7 @@ impl TokenVerifier {
                 _ => Err(AuthError::IdpUnavailable),
             };
         }
-        self.fetch_keys(&mut state)
-            .await
-            .ok_or(AuthError::IdpUnavailable)
+        self.fetch_keys(&mut state).await.ok_or(AuthError::IdpUnavailable)
     }
 
     /// Refresh because the keys are older than `jwks_max_age`. Never waits for another refresh
@@ -253,10 +225,7 @@ impl TokenVerifier {
                 state.last_ok = true;
                 let set = Arc::new(set);
                 tracing::info!(keys = set.len(), "fetched identity provider keys");
-                self.install(Loaded {
-                    set: set.clone(),
-                    fetched_at: Instant::now(),
-                });
+                self.install(Loaded { set: set.clone(), fetched_at: Instant::now() });
                 Some(set)
             }
             Err(err) => {
@@ -294,9 +263,8 @@ impl TokenVerifier {
                 expected: inner.settings.issuer.clone(),
             });
         }
-        let uri: Uri = doc.jwks_uri.parse().map_err(|_| FetchError::JwksUri {
-            uri: doc.jwks_uri.clone(),
-        })?;
+        let uri: Uri =
+            doc.jwks_uri.parse().map_err(|_| FetchError::JwksUri { uri: doc.jwks_uri.clone() })?;
         let scheme_ok = match uri.scheme_str() {
             Some("https") => true,
             // An https issuer must not downgrade its keys to plain http.

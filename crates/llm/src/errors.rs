@@ -14,19 +14,10 @@ pub fn error_body(api: Api, status: u16, reason: &str, message: &str) -> Vec<u8>
     let body = match api {
         Api::Anthropic => serde_json::to_vec(&AnthropicError {
             kind: "error",
-            error: AnthropicDetail {
-                kind: error_type,
-                message,
-                reason,
-            },
+            error: AnthropicDetail { kind: error_type, message, reason },
         }),
         Api::OpenAi => serde_json::to_vec(&OpenAiError {
-            error: OpenAiDetail {
-                message,
-                kind: error_type,
-                param: None,
-                code: reason,
-            },
+            error: OpenAiDetail { message, kind: error_type, param: None, code: reason },
         }),
     };
     // Serializing strings into a Vec cannot fail; keep a valid body regardless.

@@ -42,10 +42,7 @@ pub enum FactsError {
     NotObject,
     /// A field the gateway reads has the wrong type.
     #[error("request field `{field}` must be {expected}")]
-    FieldType {
-        field: &'static str,
-        expected: &'static str,
-    },
+    FieldType { field: &'static str, expected: &'static str },
 }
 
 impl FactsError {
@@ -110,12 +107,7 @@ pub fn inject_include_usage(body: &[u8]) -> Result<Vec<u8>, FactsError> {
             // Anything else is replaced, `false` and `null` alike; a wrong type is the client's
             // error to see, from request_facts, not something to forward.
             field::<bool>(Some(value), "stream_options.include_usage", "a boolean")?;
-            Ok(splice(
-                body,
-                offset_in(body, value)?,
-                value.get().len(),
-                b"true",
-            ))
+            Ok(splice(body, offset_in(body, value)?, value.get().len(), b"true"))
         }
         None => Ok(insert_member(body, options_at, br#""include_usage":true"#)),
     }
@@ -128,17 +120,10 @@ pub fn set_user_field(body: &[u8], user: &str) -> Result<Vec<u8>, FactsError> {
     let raw = RawRequest::parse(body)?;
     let value = serde_json::to_string(user).map_err(FactsError::Syntax)?;
     match raw.user {
-        Some(existing) => Ok(splice(
-            body,
-            offset_in(body, existing)?,
-            existing.get().len(),
-            value.as_bytes(),
-        )),
-        None => Ok(insert_member(
-            body,
-            0,
-            format!(r#""user":{value}"#).as_bytes(),
-        )),
+        Some(existing) => {
+            Ok(splice(body, offset_in(body, existing)?, existing.get().len(), value.as_bytes()))
+        }
+        None => Ok(insert_member(body, 0, format!(r#""user":{value}"#).as_bytes())),
     }
 }
 
@@ -182,10 +167,8 @@ struct StreamOptions<'a> {
 
 impl<'a> StreamOptions<'a> {
     fn parse(raw: &'a RawValue) -> Result<Self, FactsError> {
-        let wrong_type = || FactsError::FieldType {
-            field: "stream_options",
-            expected: "an object",
-        };
+        let wrong_type =
+            || FactsError::FieldType { field: "stream_options", expected: "an object" };
         if !raw.get().starts_with('{') {
             return Err(wrong_type());
         }
@@ -214,18 +197,12 @@ fn field<'a, T: Deserialize<'a>>(
         None => Ok(None),
         Some(raw) => serde_json::from_str(raw.get())
             .map(Some)
-            .map_err(|_| FactsError::FieldType {
-                field: name,
-                expected,
-            }),
+            .map_err(|_| FactsError::FieldType { field: name, expected }),
     }
 }
 
 fn first_significant(bytes: &[u8]) -> Option<u8> {
-    bytes
-        .iter()
-        .copied()
-        .find(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
+    bytes.iter().copied().find(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
 }
 
 /// Where a raw value borrowed from `body` starts in it.
@@ -236,9 +213,7 @@ fn offset_in(body: &[u8], raw: &RawValue) -> Result<usize, FactsError> {
         .filter(|&at| body.get(at..at + text.len()) == Some(text))
         .ok_or_else(|| {
             // serde_json borrows raw values from the input slice, so this does not happen.
-            FactsError::Syntax(serde::de::Error::custom(
-                "cannot locate a field in the body",
-            ))
+            FactsError::Syntax(serde::de::Error::custom("cannot locate a field in the body"))
         })
 }
 

@@ -164,13 +164,7 @@ impl SseDecoder {
     fn emit(&mut self, head: &[u8], end: u64, on_frame: &mut impl FnMut(Frame<'_>)) {
         let start = self.frame_start;
         if self.oversized || end - start > self.max_event_bytes as u64 {
-            on_frame(Frame {
-                raw: &[],
-                start,
-                end,
-                event: None,
-                oversized: true,
-            });
+            on_frame(Frame { raw: &[], start, end, event: None, oversized: true });
         } else {
             let raw: &[u8] = if self.buf.is_empty() {
                 head
@@ -179,13 +173,7 @@ impl SseDecoder {
                 &self.buf
             };
             let event = parse_frame(raw, start == 0, &mut self.data, &mut self.name);
-            on_frame(Frame {
-                raw,
-                start,
-                end,
-                event,
-                oversized: false,
-            });
+            on_frame(Frame { raw, start, end, event, oversized: false });
         }
         self.frame_start = end;
         self.oversized = false;
@@ -298,11 +286,7 @@ fn parse_frame<'a>(
     if data_lines == 0 {
         return None;
     }
-    let data: &str = if data_lines == 1 {
-        into_str(first_data, data_buf)
-    } else {
-        data_buf
-    };
+    let data: &str = if data_lines == 1 { into_str(first_data, data_buf) } else { data_buf };
     let event = match name {
         Some(name) if !name.is_empty() => Some(into_str(name, name_buf)),
         _ => None,

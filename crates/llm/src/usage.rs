@@ -63,22 +63,12 @@ impl UsageTap {
     /// A tap for a response of `endpoint`; `streaming` is whether the request asked for a stream.
     /// A streamed response that turns out to be JSON (an upstream error) is read as JSON.
     pub fn new(endpoint: Endpoint, streaming: bool) -> Self {
-        Self {
-            endpoint,
-            streaming,
-            body: Body::Start,
-            seen: TapOutcome::default(),
-        }
+        Self { endpoint, streaming, body: Body::Start, seen: TapOutcome::default() }
     }
 
     /// Feeds the next chunk of the response body.
     pub fn feed(&mut self, chunk: &[u8]) {
-        let Self {
-            endpoint,
-            streaming,
-            body,
-            seen,
-        } = self;
+        let Self { endpoint, streaming, body, seen } = self;
         let mut chunk = chunk;
         if let Body::Start = body {
             let Some(at) = chunk.iter().position(|b| !b.is_ascii_whitespace()) else {
@@ -103,12 +93,7 @@ impl UsageTap {
 
     /// Ends the body and reports what was seen.
     pub fn finish(self) -> TapOutcome {
-        let Self {
-            endpoint,
-            body,
-            mut seen,
-            ..
-        } = self;
+        let Self { endpoint, body, mut seen, .. } = self;
         match body {
             Body::Start => {}
             Body::Sse(mut decoder) => decoder.finish(|event| {
@@ -178,9 +163,7 @@ impl JsonBody {
         }
         // Too large to keep: usage is near the end in every API's layout, the model near the
         // start (chat, Anthropic, Responses) or the end (embeddings).
-        seen.model = self
-            .head_model
-            .or_else(|| string_after_key(&self.buf, b"\"model\"", true));
+        seen.model = self.head_model.or_else(|| string_after_key(&self.buf, b"\"model\"", true));
         seen.usage = match endpoint {
             Endpoint::Messages => anthropic::usage_in_tail(&self.buf),
             Endpoint::ChatCompletions | Endpoint::Embeddings => {
@@ -197,11 +180,7 @@ impl JsonBody {
 /// The bytes right after `key` (a quoted JSON key) and its colon, at its first or last
 /// occurrence. Only a real key matches: inside a JSON string every quote is escaped.
 fn value_after_key<'a>(hay: &'a [u8], key: &[u8], last: bool) -> Option<&'a [u8]> {
-    let at = if last {
-        memmem::rfind(hay, key)?
-    } else {
-        memmem::find(hay, key)?
-    };
+    let at = if last { memmem::rfind(hay, key)? } else { memmem::find(hay, key)? };
     let rest = hay.get(at + key.len()..)?;
     let rest = trim_start(rest).strip_prefix(b":")?;
     Some(trim_start(rest))
@@ -226,10 +205,7 @@ fn string_after_key(hay: &[u8], key: &[u8], last: bool) -> Option<String> {
 }
 
 fn trim_start(bytes: &[u8]) -> &[u8] {
-    let at = bytes
-        .iter()
-        .position(|b| !b.is_ascii_whitespace())
-        .unwrap_or(bytes.len());
+    let at = bytes.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(bytes.len());
     bytes.get(at..).unwrap_or_default()
 }
 

@@ -32,7 +32,7 @@ pub enum ProxyError {
     #[error("{}", deny_message(*.reason, .provider, .model.as_deref()))]
     Denied { reason: DenyReason, provider: String, model: Option<String> },
     #[error("{}", .refusal.message(*.now))]
-    Refused { refusal: domain::Refusal, now: u64 },
+    Refused { refusal: Box<domain::Refusal>, now: u64 },
     #[error("provider '{0}' has no API key configured")]
     NoProviderKey(String),
     #[error("could not reach provider '{provider}'")]

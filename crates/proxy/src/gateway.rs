@@ -409,7 +409,7 @@ impl Gateway {
                 headroom: admission.headroom,
             }),
             Err(Refusal::Policy(reason)) => Err(denied(reason)),
-            Err(refusal) => Err(ProxyError::Refused { refusal, now }),
+            Err(refusal) => Err(ProxyError::Refused { refusal: Box::new(refusal), now }),
         }
     }
 

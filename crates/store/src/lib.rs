@@ -68,10 +68,7 @@ impl Store {
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(5))
             .foreign_keys(true);
-        let pool = SqlitePoolOptions::new()
-            .max_connections(4)
-            .connect_with(options)
-            .await?;
+        let pool = SqlitePoolOptions::new().max_connections(4).connect_with(options).await?;
         Self::with_pool(pool, master).await
     }
 
@@ -90,10 +87,7 @@ impl Store {
 
     async fn with_pool(pool: SqlitePool, master: &MasterKey) -> Result<Self> {
         migrate::migrator().await?.run(&pool).await?;
-        Ok(Self {
-            pool,
-            cipher: Arc::new(secrets::Cipher::new(master)?),
-        })
+        Ok(Self { pool, cipher: Arc::new(secrets::Cipher::new(master)?) })
     }
 
     /// Closes the pool, waiting for in-flight statements (graceful shutdown).

@@ -242,11 +242,8 @@ fn provider_from_json(name: String, json: &str) -> Result<Provider> {
         source: serde::de::Error::custom(format!("unknown {field}")),
     };
     let kind = ProviderKind::parse(&spec.kind).ok_or_else(|| bad("kind"))?;
-    let apis = spec
-        .apis
-        .iter()
-        .map(|a| Api::parse(a).ok_or_else(|| bad("api")))
-        .collect::<Result<_>>()?;
+    let apis =
+        spec.apis.iter().map(|a| Api::parse(a).ok_or_else(|| bad("api"))).collect::<Result<_>>()?;
     let preset = GatewayPreset::parse(&spec.preset).ok_or_else(|| bad("preset"))?;
     Ok(Provider {
         name,
@@ -267,10 +264,7 @@ fn provider_from_json(name: String, json: &str) -> Result<Provider> {
                 (ModelPattern::new(p.model), price)
             })
             .collect(),
-        stamping: Stamping {
-            enabled: spec.stamping_enabled,
-            preset,
-        },
+        stamping: Stamping { enabled: spec.stamping_enabled, preset },
         azure_api_version: spec.azure_api_version,
     })
 }
@@ -325,14 +319,12 @@ impl Store {
     /// Creates or replaces a provider's spec; its key, if any, is kept. An API write never
     /// replaces a config-managed provider (`Error::ManagedByConfig`); the config file does.
     pub async fn put_provider(&self, provider: &Provider, managed_by: ManagedBy) -> Result<()> {
-        self.write_provider(provider, managed_by, Conflict::Replace)
-            .await
+        self.write_provider(provider, managed_by, Conflict::Replace).await
     }
 
     /// Creates a provider; `Error::AlreadyExists` if one has that name.
     pub async fn create_provider(&self, provider: &Provider, managed_by: ManagedBy) -> Result<()> {
-        self.write_provider(provider, managed_by, Conflict::Fail)
-            .await
+        self.write_provider(provider, managed_by, Conflict::Fail).await
     }
 
     async fn write_provider(
@@ -342,15 +334,7 @@ impl Store {
         conflict: Conflict,
     ) -> Result<()> {
         let spec = to_json(&provider_to_json(provider));
-        self.write_spec(
-            "providers",
-            "provider",
-            &provider.name,
-            spec,
-            managed_by,
-            conflict,
-        )
-        .await
+        self.write_spec("providers", "provider", &provider.name, spec, managed_by, conflict).await
     }
 
     /// Writes a record of a table shaped `(name, spec JSON, managed_by, timestamps)`.
@@ -367,11 +351,7 @@ impl Store {
             "INSERT INTO {table} (name, spec, managed_by, created_at_ms, updated_at_ms)
              VALUES (?1, ?2, ?3, ?4, ?4)"
         );
-        let sql = conflict.sql(
-            table,
-            &insert,
-            "spec = ?2, managed_by = ?3, updated_at_ms = ?4",
-        );
+        let sql = conflict.sql(table, &insert, "spec = ?2, managed_by = ?3, updated_at_ms = ?4");
         let done = sqlx::query(&sql)
             .bind(name)
             .bind(spec)
@@ -384,10 +364,9 @@ impl Store {
 
     /// Sets (or replaces) a provider's upstream key, encrypted under the master key.
     pub async fn set_provider_key(&self, name: &str, key: &SecretString) -> Result<()> {
-        let sealed = self.cipher.seal(
-            secrecy::ExposeSecret::expose_secret(key).as_bytes(),
-            &key_context(name),
-        )?;
+        let sealed = self
+            .cipher
+            .seal(secrecy::ExposeSecret::expose_secret(key).as_bytes(), &key_context(name))?;
         let done = sqlx::query(
             "UPDATE providers SET key_ciphertext = ?2, key_fingerprint = ?3, updated_at_ms = ?4
              WHERE name = ?1",
@@ -399,10 +378,7 @@ impl Store {
         .execute(&self.pool)
         .await?;
         if done.rows_affected() == 0 {
-            return Err(Error::NotFound {
-                kind: "provider",
-                name: name.to_owned(),
-            });
+            return Err(Error::NotFound { kind: "provider", name: name.to_owned() });
         }
         Ok(())
     }
@@ -429,11 +405,7 @@ impl Store {
     }
 
     pub async fn provider(&self, name: &str) -> Result<Option<ProviderRecord>> {
-        Ok(self
-            .providers()
-            .await?
-            .into_iter()
-            .find(|r| r.provider.name == name))
+        Ok(self.providers().await?.into_iter().find(|r| r.provider.name == name))
     }
 
     /// Every provider's decrypted key, for the data plane's snapshot.
@@ -571,8 +543,7 @@ impl Store {
 
     /// Creates or replaces a policy (API writes never replace a config-managed one).
     pub async fn put_policy(&self, policy: &Policy, managed_by: ManagedBy) -> Result<()> {
-        self.write_policy(policy, managed_by, Conflict::Replace)
-            .await
+        self.write_policy(policy, managed_by, Conflict::Replace).await
     }
 
     /// Creates a policy; `Error::AlreadyExists` if one has that name.
@@ -587,15 +558,7 @@ impl Store {
         conflict: Conflict,
     ) -> Result<()> {
         let spec = to_json(&policy_to_json(policy));
-        self.write_spec(
-            "policies",
-            "policy",
-            &policy.name,
-            spec,
-            managed_by,
-            conflict,
-        )
-        .await
+        self.write_spec("policies", "policy", &policy.name, spec, managed_by, conflict).await
     }
 
     pub async fn policies(&self) -> Result<Vec<PolicyRecord>> {
@@ -617,11 +580,7 @@ impl Store {
     }
 
     pub async fn policy(&self, name: &str) -> Result<Option<PolicyRecord>> {
-        Ok(self
-            .policies()
-            .await?
-            .into_iter()
-            .find(|p| p.policy.name == name))
+        Ok(self.policies().await?.into_iter().find(|p| p.policy.name == name))
     }
 
     /// Deletes an API-managed policy: `Ok(false)` if there is none by that name,
@@ -633,19 +592,12 @@ impl Store {
     /// Deletes config-managed records of `table` whose names are not in `keep`: what was removed
     /// from the config file disappears at the next start; API-managed records are untouched.
     pub async fn prune_config_managed(&self, table: ConfigTable, keep: &[String]) -> Result<u64> {
-        let sql = format!(
-            "SELECT name FROM {} WHERE managed_by = 'config'",
-            table.name()
-        );
+        let sql = format!("SELECT name FROM {} WHERE managed_by = 'config'", table.name());
         let names: Vec<String> = sqlx::query_scalar(&sql).fetch_all(&self.pool).await?;
         let mut removed = 0;
         for name in names.into_iter().filter(|n| !keep.contains(n)) {
             let sql = format!("DELETE FROM {} WHERE name = ?1", table.name());
-            removed += sqlx::query(&sql)
-                .bind(&name)
-                .execute(&self.pool)
-                .await?
-                .rows_affected();
+            removed += sqlx::query(&sql).bind(&name).execute(&self.pool).await?.rows_affected();
         }
         Ok(removed)
     }
@@ -691,8 +643,7 @@ impl Store {
     }
     /// Creates or replaces a global limit (API writes never replace a config-managed one).
     pub async fn put_global_limit(&self, limit: &GlobalLimit, managed_by: ManagedBy) -> Result<()> {
-        self.write_global_limit(limit, managed_by, Conflict::Replace)
-            .await
+        self.write_global_limit(limit, managed_by, Conflict::Replace).await
     }
 
     /// Creates a global limit; `Error::AlreadyExists` if one has that name.
@@ -701,8 +652,7 @@ impl Store {
         limit: &GlobalLimit,
         managed_by: ManagedBy,
     ) -> Result<()> {
-        self.write_global_limit(limit, managed_by, Conflict::Fail)
-            .await
+        self.write_global_limit(limit, managed_by, Conflict::Fail).await
     }
 
     async fn write_global_limit(
@@ -715,15 +665,8 @@ impl Store {
             targets: sources_to_json(&limit.targets),
             limit: limit_to_json(&limit.limit),
         });
-        self.write_spec(
-            "global_limits",
-            "global limit",
-            &limit.name,
-            spec,
-            managed_by,
-            conflict,
-        )
-        .await
+        self.write_spec("global_limits", "global limit", &limit.name, spec, managed_by, conflict)
+            .await
     }
 
     pub async fn global_limits(&self) -> Result<Vec<GlobalLimitRecord>> {
@@ -746,18 +689,13 @@ impl Store {
     }
 
     pub async fn global_limit(&self, name: &str) -> Result<Option<GlobalLimitRecord>> {
-        Ok(self
-            .global_limits()
-            .await?
-            .into_iter()
-            .find(|g| g.limit.name == name))
+        Ok(self.global_limits().await?.into_iter().find(|g| g.limit.name == name))
     }
 
     /// Deletes an API-managed global limit: `Ok(false)` if there is none by that name,
     /// `Error::ManagedByConfig` if the config file owns it.
     pub async fn delete_global_limit(&self, name: &str) -> Result<bool> {
-        self.delete_api_managed("global_limits", "global limit", name)
-            .await
+        self.delete_api_managed("global_limits", "global limit", name).await
     }
 
     async fn delete_api_managed(
@@ -772,15 +710,10 @@ impl Store {
             return Ok(true);
         }
         let sql = format!("SELECT 1 FROM {table} WHERE name = ?1");
-        let exists: Option<i64> = sqlx::query_scalar(&sql)
-            .bind(name)
-            .fetch_optional(&self.pool)
-            .await?;
+        let exists: Option<i64> =
+            sqlx::query_scalar(&sql).bind(name).fetch_optional(&self.pool).await?;
         match exists {
-            Some(_) => Err(Error::ManagedByConfig {
-                kind,
-                name: name.to_owned(),
-            }),
+            Some(_) => Err(Error::ManagedByConfig { kind, name: name.to_owned() }),
             None => Ok(false),
         }
     }
@@ -815,15 +748,13 @@ impl Conflict {
         name: &str,
     ) -> Result<()> {
         match done {
-            Ok(done) if done.rows_affected() == 0 => Err(Error::ManagedByConfig {
-                kind,
-                name: name.to_owned(),
-            }),
+            Ok(done) if done.rows_affected() == 0 => {
+                Err(Error::ManagedByConfig { kind, name: name.to_owned() })
+            }
             Ok(_) => Ok(()),
-            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Err(Error::AlreadyExists {
-                kind,
-                name: name.to_owned(),
-            }),
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                Err(Error::AlreadyExists { kind, name: name.to_owned() })
+            }
             Err(e) => Err(e.into()),
         }
     }

@@ -30,18 +30,14 @@ pub struct MasterKey(SecretBox<[u8; 32]>);
 
 impl MasterKey {
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, SecretError> {
-        let key: [u8; 32] = bytes
-            .try_into()
-            .map_err(|_| SecretError::KeyLength(bytes.len()))?;
+        let key: [u8; 32] = bytes.try_into().map_err(|_| SecretError::KeyLength(bytes.len()))?;
         Ok(Self(SecretBox::new(Box::new(key))))
     }
 
     /// A fresh random key (the server writes it to the data directory on first start).
     pub fn generate() -> Result<Self, SecretError> {
         let mut key = [0u8; 32];
-        SystemRandom::new()
-            .fill(&mut key)
-            .map_err(|_| SecretError::Random)?;
+        SystemRandom::new().fill(&mut key).map_err(|_| SecretError::Random)?;
         Self::from_bytes(&key)
     }
 
@@ -66,10 +62,7 @@ impl Cipher {
     pub(crate) fn new(master: &MasterKey) -> Result<Self, SecretError> {
         let unbound = UnboundKey::new(&AES_256_GCM, master.expose_bytes())
             .map_err(|_| SecretError::KeyLength(32))?;
-        Ok(Self {
-            key: LessSafeKey::new(unbound),
-            rng: SystemRandom::new(),
-        })
+        Ok(Self { key: LessSafeKey::new(unbound), rng: SystemRandom::new() })
     }
 
     pub(crate) fn seal(&self, plaintext: &[u8], context: &str) -> Result<Vec<u8>, SecretError> {
@@ -111,23 +104,14 @@ impl Cipher {
         context: &str,
     ) -> Result<SecretString, SecretError> {
         let bytes = self.open(ciphertext, context)?;
-        String::from_utf8(bytes)
-            .map(SecretString::from)
-            .map_err(|_| SecretError::NotUtf8)
+        String::from_utf8(bytes).map(SecretString::from).map_err(|_| SecretError::NotUtf8)
     }
 }
 
 /// What operators may see of a key: its last four characters.
 pub fn fingerprint(secret: &SecretString) -> String {
     let key = secret.expose_secret();
-    let tail: String = key
-        .chars()
-        .rev()
-        .take(4)
-        .collect::<Vec<_>>()
-        .into_iter()
-        .rev()
-        .collect();
+    let tail: String = key.chars().rev().take(4).collect::<Vec<_>>().into_iter().rev().collect();
     format!("…{tail}")
 }
 

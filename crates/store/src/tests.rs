@@ -25,15 +25,9 @@ async fn provider_round_trip_and_encrypted_key() {
     let path = dir.join("agentnet.db");
     let master = MasterKey::generate().unwrap();
     let store = Store::open(&path, &master).await.unwrap();
-    store
-        .put_provider(&anthropic(), ManagedBy::Config)
-        .await
-        .unwrap();
+    store.put_provider(&anthropic(), ManagedBy::Config).await.unwrap();
     let secret = "sk-ant-api03-VERYSECRETVALUE-wxyz";
-    store
-        .set_provider_key("anthropic", &SecretString::from(secret))
-        .await
-        .unwrap();
+    store.set_provider_key("anthropic", &SecretString::from(secret)).await.unwrap();
 
     let record = store.provider("anthropic").await.unwrap().unwrap();
     assert_eq!(record.provider.models, vec![ModelPattern::new("claude-*")]);
@@ -44,10 +38,7 @@ async fn provider_round_trip_and_encrypted_key() {
     assert_eq!(keys[0].1.expose_secret(), secret);
 
     // Replacing the spec keeps the key.
-    store
-        .put_provider(&anthropic(), ManagedBy::Config)
-        .await
-        .unwrap();
+    store.put_provider(&anthropic(), ManagedBy::Config).await.unwrap();
     assert_eq!(store.provider_keys().await.unwrap().len(), 1);
 
     // The key is nowhere in the database files in plaintext.
@@ -59,34 +50,22 @@ async fn provider_round_trip_and_encrypted_key() {
         assert!(!bytes.windows(10).any(|w| w == b"VERYSECRET"));
     }
     // Reopening with another master key fails closed on the key, not silently.
-    let other = Store::open(&path, &MasterKey::generate().unwrap())
-        .await
-        .unwrap();
-    assert!(matches!(
-        other.provider_keys().await,
-        Err(Error::Secret(SecretError::Open))
-    ));
+    let other = Store::open(&path, &MasterKey::generate().unwrap()).await.unwrap();
+    assert!(matches!(other.provider_keys().await, Err(Error::Secret(SecretError::Open))));
     other.close().await;
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[tokio::test]
 async fn key_for_missing_provider_is_not_found() {
-    let store = Store::in_memory(&MasterKey::generate().unwrap())
-        .await
-        .unwrap();
-    let err = store
-        .set_provider_key("nope", &SecretString::from("k"))
-        .await
-        .unwrap_err();
+    let store = Store::in_memory(&MasterKey::generate().unwrap()).await.unwrap();
+    let err = store.set_provider_key("nope", &SecretString::from("k")).await.unwrap_err();
     assert_eq!(err.to_string(), "provider 'nope' does not exist");
 }
 
 #[tokio::test]
 async fn policies_groups_agents_and_pruning() {
-    let store = Store::in_memory(&MasterKey::generate().unwrap())
-        .await
-        .unwrap();
+    let store = Store::in_memory(&MasterKey::generate().unwrap()).await.unwrap();
     let policy = domain::Policy {
         name: "eng".into(),
         sources: vec![Source::Group("engineering".into()), Source::Everyone],
@@ -120,15 +99,9 @@ async fn policies_groups_agents_and_pruning() {
             window_secs: 60,
         },
     };
-    store
-        .put_global_limit(&global, ManagedBy::Api)
-        .await
-        .unwrap();
+    store.put_global_limit(&global, ManagedBy::Api).await.unwrap();
     let got = store.global_limit("org").await.unwrap().unwrap();
-    assert_eq!(
-        (got.limit.targets, got.limit.limit),
-        (global.targets.clone(), global.limit)
-    );
+    assert_eq!((got.limit.targets, got.limit.limit), (global.targets.clone(), global.limit));
     assert!(store.delete_global_limit("org").await.unwrap());
 
     store
@@ -140,10 +113,7 @@ async fn policies_groups_agents_and_pruning() {
         })
         .await
         .unwrap();
-    assert_eq!(
-        store.agents().await.unwrap()[0].groups,
-        vec!["ci".to_string()]
-    );
+    assert_eq!(store.agents().await.unwrap()[0].groups, vec!["ci".to_string()]);
     store
         .put_group(&GroupRecord {
             name: "engineering".into(),
@@ -155,28 +125,15 @@ async fn policies_groups_agents_and_pruning() {
     assert_eq!(store.groups().await.unwrap().len(), 1);
 
     // Removing "eng" from the config prunes it but leaves the API-managed policy.
-    assert_eq!(
-        store
-            .prune_config_managed(ConfigTable::Policies, &[])
-            .await
-            .unwrap(),
-        1
-    );
-    let names: Vec<_> = store
-        .policies()
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|p| p.policy.name)
-        .collect();
+    assert_eq!(store.prune_config_managed(ConfigTable::Policies, &[]).await.unwrap(), 1);
+    let names: Vec<_> =
+        store.policies().await.unwrap().into_iter().map(|p| p.policy.name).collect();
     assert_eq!(names, vec!["from-api"]);
 }
 
 #[tokio::test]
 async fn usage_batch_and_filters() {
-    let store = Store::in_memory(&MasterKey::generate().unwrap())
-        .await
-        .unwrap();
+    let store = Store::in_memory(&MasterKey::generate().unwrap()).await.unwrap();
     let record = |id: &str, at: i64, who: &str, groups: &[&str]| UsageRecord {
         id: id.into(),
         at_ms: at,
@@ -196,51 +153,24 @@ async fn usage_batch_and_filters() {
         ..Default::default()
     };
     let batch: Vec<_> = (0..1200)
-        .map(|i| {
-            record(
-                &format!("r{i:05}"),
-                i,
-                if i % 2 == 0 { "a@x" } else { "b@x" },
-                &["eng"],
-            )
-        })
+        .map(|i| record(&format!("r{i:05}"), i, if i % 2 == 0 { "a@x" } else { "b@x" }, &["eng"]))
         .collect();
     store.insert_usage(&batch).await.unwrap();
     // Re-inserting the same ids is idempotent (a retried batch never double-bills).
     store.insert_usage(&batch[..10]).await.unwrap();
 
-    let all = store
-        .usage(&UsageQuery {
-            limit: Some(1000),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    let all = store.usage(&UsageQuery { limit: Some(1000), ..Default::default() }).await.unwrap();
     assert_eq!(all.len(), 1000);
     assert_eq!(all[0].id, "r01199");
     assert_eq!(all[0], batch[1199]);
-    let alice = UsageQuery {
-        principal: Some("a@x".into()),
-        limit: Some(1000),
-        ..Default::default()
-    };
+    let alice =
+        UsageQuery { principal: Some("a@x".into()), limit: Some(1000), ..Default::default() };
     assert_eq!(store.usage(&alice).await.unwrap().len(), 600);
-    let window = UsageQuery {
-        since_ms: Some(100),
-        until_ms: Some(110),
-        ..Default::default()
-    };
+    let window = UsageQuery { since_ms: Some(100), until_ms: Some(110), ..Default::default() };
     assert_eq!(store.usage(&window).await.unwrap().len(), 10);
-    let by_group = UsageQuery {
-        group: Some("eng".into()),
-        limit: Some(5),
-        ..Default::default()
-    };
+    let by_group = UsageQuery { group: Some("eng".into()), limit: Some(5), ..Default::default() };
     assert_eq!(store.usage(&by_group).await.unwrap().len(), 5);
-    let other_group = UsageQuery {
-        group: Some("sales".into()),
-        ..Default::default()
-    };
+    let other_group = UsageQuery { group: Some("sales".into()), ..Default::default() };
     assert!(store.usage(&other_group).await.unwrap().is_empty());
 }
 
@@ -250,50 +180,27 @@ fn ulid_like() -> String {
 
 #[tokio::test]
 async fn api_writes_never_replace_config_records() {
-    let store = Store::in_memory(&MasterKey::generate().unwrap())
-        .await
-        .unwrap();
+    let store = Store::in_memory(&MasterKey::generate().unwrap()).await.unwrap();
     let mut provider = anthropic();
-    store
-        .put_provider(&provider, ManagedBy::Config)
-        .await
-        .unwrap();
+    store.put_provider(&provider, ManagedBy::Config).await.unwrap();
     provider.base_url = "http://elsewhere".into();
-    let err = store
-        .put_provider(&provider, ManagedBy::Api)
-        .await
-        .unwrap_err();
+    let err = store.put_provider(&provider, ManagedBy::Api).await.unwrap_err();
     assert!(matches!(err, Error::ManagedByConfig { .. }), "{err}");
     assert_eq!(
-        store
-            .provider("anthropic")
-            .await
-            .unwrap()
-            .unwrap()
-            .provider
-            .base_url,
+        store.provider("anthropic").await.unwrap().unwrap().provider.base_url,
         "https://api.anthropic.com"
     );
-    assert!(matches!(
-        store.delete_provider("anthropic").await,
-        Err(Error::ManagedByConfig { .. })
-    ));
+    assert!(matches!(store.delete_provider("anthropic").await, Err(Error::ManagedByConfig { .. })));
     assert!(!store.delete_provider("nope").await.unwrap());
     // The config file itself may replace it.
-    store
-        .put_provider(&provider, ManagedBy::Config)
-        .await
-        .unwrap();
+    store.put_provider(&provider, ManagedBy::Config).await.unwrap();
     assert!(matches!(
         store.create_provider(&provider, ManagedBy::Api).await,
         Err(Error::AlreadyExists { .. })
     ));
 
-    let group = |managed_by| GroupRecord {
-        name: "eng".into(),
-        description: String::new(),
-        managed_by,
-    };
+    let group =
+        |managed_by| GroupRecord { name: "eng".into(), description: String::new(), managed_by };
     store.create_group(&group(ManagedBy::Api)).await.unwrap();
     assert!(matches!(
         store.create_group(&group(ManagedBy::Api)).await,
@@ -306,9 +213,7 @@ async fn api_writes_never_replace_config_records() {
 
 #[tokio::test]
 async fn usage_summary_groups_by_principal() {
-    let store = Store::in_memory(&MasterKey::generate().unwrap())
-        .await
-        .unwrap();
+    let store = Store::in_memory(&MasterKey::generate().unwrap()).await.unwrap();
     let record = |id: &str, who: &str, status: u16, cost: Option<i64>| UsageRecord {
         id: id.into(),
         at_ms: 1,
@@ -337,13 +242,7 @@ async fn usage_summary_groups_by_principal() {
     assert_eq!(totals[0].principal.as_deref(), Some("b@x"));
     let a = &totals[1];
     assert_eq!(
-        (
-            a.requests,
-            a.failed_requests,
-            a.input_tokens,
-            a.cost_micro_usd,
-            a.unknown_cost_requests
-        ),
+        (a.requests, a.failed_requests, a.input_tokens, a.cost_micro_usd, a.unknown_cost_requests),
         (3, 1, 30, 100, 1)
     );
 }

@@ -178,9 +178,7 @@ impl Store {
             QueryBuilder::new(format!("SELECT {COLUMNS} FROM usage_records WHERE 1 = 1"));
         push_filters(&mut query, q);
         let limit = i64::from(q.limit.unwrap_or(100).min(1000));
-        query
-            .push(" ORDER BY at_ms DESC, id DESC LIMIT ")
-            .push_bind(limit);
+        query.push(" ORDER BY at_ms DESC, id DESC LIMIT ").push_bind(limit);
         let rows = query.build().fetch_all(&self.pool).await?;
         rows.into_iter().map(|row| record_from_row(&row)).collect()
     }
@@ -192,9 +190,7 @@ fn push_filters<'a>(query: &mut QueryBuilder<'a, Sqlite>, q: &'a UsageQuery) {
         query.push(" AND principal = ").push_bind(p);
     }
     if let Some(g) = &q.group {
-        query
-            .push(" AND EXISTS (SELECT 1 FROM json_each(groups) WHERE value = ")
-            .push_bind(g);
+        query.push(" AND EXISTS (SELECT 1 FROM json_each(groups) WHERE value = ").push_bind(g);
         query.push(")");
     }
     if let Some(p) = &q.provider {

@@ -79,19 +79,11 @@ struct KeyRing {
 impl KeyRing {
     fn new(alg: SigningAlg) -> Self {
         let current = Arc::new(SigningKey::generate(alg, kid_for(0), 0));
-        Self {
-            published: vec![current.clone()],
-            current,
-            generated: 1,
-        }
+        Self { published: vec![current.clone()], current, generated: 1 }
     }
 
     fn rotate(&mut self, alg: SigningAlg, old: OldKey) -> String {
-        let key = Arc::new(SigningKey::generate(
-            alg,
-            kid_for(self.generated),
-            self.generated,
-        ));
+        let key = Arc::new(SigningKey::generate(alg, kid_for(self.generated), self.generated));
         self.generated += 1;
         if old == OldKey::Drop {
             let old_kid = self.current.kid.clone();
@@ -119,9 +111,7 @@ impl MockIdp {
 
     /// Starts an IdP whose first signing key uses `alg`.
     pub async fn start_with(alg: SigningAlg) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("mock IdP: bind 127.0.0.1:0");
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("mock IdP: bind 127.0.0.1:0");
         let addr = listener.local_addr().expect("mock IdP: local address");
         let state = Arc::new(IdpState {
             issuer: format!("http://{addr}"),
@@ -132,11 +122,7 @@ impl MockIdp {
             discovery_issuer: Mutex::new(None),
         });
         let server = serve(listener, state.clone());
-        Self {
-            state,
-            addr,
-            server: Mutex::new(Some(server)),
-        }
+        Self { state, addr, server: Mutex::new(Some(server)) }
     }
 
     /// The issuer, which is also the base URL: `http://127.0.0.1:<port>`.
@@ -161,11 +147,7 @@ impl MockIdp {
 
     /// The kids currently published in the JWKS.
     pub fn published_kids(&self) -> Vec<String> {
-        lock(&self.state.keys)
-            .published
-            .iter()
-            .map(|k| k.kid.clone())
-            .collect()
+        lock(&self.state.keys).published.iter().map(|k| k.kid.clone()).collect()
     }
 
     /// Starts signing with a new key of the current algorithm; returns its kid.
@@ -205,10 +187,7 @@ impl MockIdp {
         let server = lock(&self.server).take();
         if let Some(Server { shutdown, mut task }) = server {
             let _ = shutdown.send(());
-            if tokio::time::timeout(Duration::from_secs(1), &mut task)
-                .await
-                .is_err()
-            {
+            if tokio::time::timeout(Duration::from_secs(1), &mut task).await.is_err() {
                 task.abort();
             }
         }
@@ -218,9 +197,7 @@ impl MockIdp {
     /// taken in the meantime.
     pub async fn restart(&self) {
         self.stop().await;
-        let listener = TcpListener::bind(self.addr)
-            .await
-            .expect("mock IdP: rebind its port");
+        let listener = TcpListener::bind(self.addr).await.expect("mock IdP: rebind its port");
         *lock(&self.server) = Some(serve(listener, self.state.clone()));
     }
 
@@ -231,11 +208,7 @@ impl MockIdp {
         let key = if spec.unknown_key {
             // A different key of the same algorithm (for RSA: the next fixed test key).
             let rsa_index = lock(&self.state.keys).generated;
-            Arc::new(SigningKey::generate(
-                current.alg,
-                current.kid.clone(),
-                rsa_index,
-            ))
+            Arc::new(SigningKey::generate(current.alg, current.kid.clone(), rsa_index))
         } else {
             current
         };
@@ -293,9 +266,7 @@ impl Drop for MockIdp {
 
 impl std::fmt::Debug for MockIdp {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MockIdp")
-            .field("issuer", &self.state.issuer)
-            .finish_non_exhaustive()
+        f.debug_struct("MockIdp").field("issuer", &self.state.issuer).finish_non_exhaustive()
     }
 }
 
@@ -323,9 +294,7 @@ async fn discovery(State(state): State<Arc<IdpState>>) -> Response {
     if state.unavailable.load(Ordering::SeqCst) {
         return StatusCode::SERVICE_UNAVAILABLE.into_response();
     }
-    let announced = lock(&state.discovery_issuer)
-        .clone()
-        .unwrap_or_else(|| state.issuer.clone());
+    let announced = lock(&state.discovery_issuer).clone().unwrap_or_else(|| state.issuer.clone());
     let base = &state.issuer;
     Json(json!({
         "issuer": announced,
@@ -350,10 +319,6 @@ async fn jwks(State(state): State<Arc<IdpState>>) -> Response {
     if state.unavailable.load(Ordering::SeqCst) {
         return StatusCode::SERVICE_UNAVAILABLE.into_response();
     }
-    let keys: Vec<Value> = lock(&state.keys)
-        .published
-        .iter()
-        .map(|k| k.jwk.clone())
-        .collect();
+    let keys: Vec<Value> = lock(&state.keys).published.iter().map(|k| k.jwk.clone()).collect();
     Json(json!({ "keys": keys })).into_response()
 }

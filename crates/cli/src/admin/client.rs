@@ -53,13 +53,11 @@ impl Client {
     }
 
     pub(crate) async fn post(&self, path: &str, body: &impl Serialize) -> anyhow::Result<Answer> {
-        self.send(Method::POST, path, Some(serde_json::to_vec(body)?))
-            .await
+        self.send(Method::POST, path, Some(serde_json::to_vec(body)?)).await
     }
 
     pub(crate) async fn put(&self, path: &str, body: &impl Serialize) -> anyhow::Result<Answer> {
-        self.send(Method::PUT, path, Some(serde_json::to_vec(body)?))
-            .await
+        self.send(Method::PUT, path, Some(serde_json::to_vec(body)?)).await
     }
 
     /// Sends one request to `/api/v1{path}`; a non-2xx answer becomes an error carrying the
@@ -90,10 +88,8 @@ impl Client {
                 .header(header::ACCEPT, "application/json")
                 .header(header::CONTENT_TYPE, "application/json")
                 .body(Full::new(Bytes::from(body.unwrap_or_default())))?;
-            let response = sender
-                .send_request(request)
-                .await
-                .context("the admin request failed")?;
+            let response =
+                sender.send_request(request).await.context("the admin request failed")?;
             let status = response.status();
             let bytes = response
                 .into_body()
@@ -103,14 +99,9 @@ impl Client {
                 .to_bytes();
             anyhow::Ok((status, bytes))
         };
-        let (status, bytes) = tokio::time::timeout(TIMEOUT, exchange)
-            .await
-            .map_err(|_| {
-                anyhow!(
-                    "the agentnet server did not answer within {}s",
-                    TIMEOUT.as_secs()
-                )
-            })??;
+        let (status, bytes) = tokio::time::timeout(TIMEOUT, exchange).await.map_err(|_| {
+            anyhow!("the agentnet server did not answer within {}s", TIMEOUT.as_secs())
+        })??;
         if status.is_success() {
             return Ok(Answer { bytes });
         }

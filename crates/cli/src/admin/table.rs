@@ -51,11 +51,7 @@ impl Table {
                 if i > 0 {
                     line.push_str("  ");
                 }
-                let pad = widths
-                    .get(i)
-                    .copied()
-                    .unwrap_or(0)
-                    .saturating_sub(cell.chars().count());
+                let pad = widths.get(i).copied().unwrap_or(0).saturating_sub(cell.chars().count());
                 if self.right.get(i).copied().unwrap_or(false) {
                     line.push_str(&" ".repeat(pad));
                     line.push_str(cell);

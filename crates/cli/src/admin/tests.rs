@@ -31,9 +31,7 @@ struct Server {
 impl Server {
     async fn start() -> Self {
         let dir = temp_dir("admin");
-        let store = store::Store::in_memory(&store::MasterKey::generate().unwrap())
-            .await
-            .unwrap();
+        let store = store::Store::in_memory(&store::MasterKey::generate().unwrap()).await.unwrap();
         let router = control::router(control::ControlState::new(store.clone(), || {}));
         let listener = tokio::net::UnixListener::bind(dir.join("admin.sock")).unwrap();
         let task = tokio::spawn(async move {
@@ -45,9 +43,7 @@ impl Server {
     /// Runs `agentnet admin --data-dir DIR <args>` and returns its output or error chain.
     async fn run(&self, args: &[&str]) -> String {
         let dir = self.dir.to_str().unwrap();
-        let argv = ["agentnet", "admin", "--data-dir", dir]
-            .into_iter()
-            .chain(args.iter().copied());
+        let argv = ["agentnet", "admin", "--data-dir", dir].into_iter().chain(args.iter().copied());
         run_admin(argv).await
     }
 }
@@ -60,9 +56,7 @@ impl Drop for Server {
 }
 
 async fn run_admin<'a>(argv: impl Iterator<Item = &'a str>) -> String {
-    let Command::Admin(args) = Cli::try_parse_from(argv).unwrap().command else {
-        panic!()
-    };
+    let Command::Admin(args) = Cli::try_parse_from(argv).unwrap().command else { panic!() };
     let client = Client::new(args.socket_path());
     match execute(&client, args.command, args.json).await {
         Ok(out) => out,
@@ -72,13 +66,7 @@ async fn run_admin<'a>(argv: impl Iterator<Item = &'a str>) -> String {
 
 fn without_dates(text: &str) -> String {
     text.lines()
-        .map(|l| {
-            if l.starts_with("updated ") {
-                "updated <time>"
-            } else {
-                l
-            }
-        })
+        .map(|l| if l.starts_with("updated ") { "updated <time>" } else { l })
         .collect::<Vec<_>>()
         .join("\n")
 }
@@ -121,11 +109,7 @@ async fn providers_round_trip_over_the_socket() {
             "litellm",
         ])
         .await;
-    server
-        .store
-        .set_provider_key("anthropic", &"sk-ant-xyz-wxyz".to_owned().into())
-        .await
-        .unwrap();
+    server.store.set_provider_key("anthropic", &"sk-ant-xyz-wxyz".to_owned().into()).await.unwrap();
     expect![[r#"
         NAME       KIND               BASE URL                   MODELS    KEY    STAMPING  MANAGED BY
         anthropic  anthropic          https://api.anthropic.com  claude-*  …wxyz  on        api
@@ -142,13 +126,9 @@ async fn providers_round_trip_over_the_socket() {
         stamping           on
         managed by         api
         updated <time>"#]]
-    .assert_eq(&without_dates(
-        &server.run(&["providers", "show", "anthropic"]).await,
-    ));
+    .assert_eq(&without_dates(&server.run(&["providers", "show", "anthropic"]).await));
 
-    let json = server
-        .run(&["providers", "show", "litellm", "--json"])
-        .await;
+    let json = server.run(&["providers", "show", "litellm", "--json"]).await;
     let value: serde_json::Value = serde_json::from_str(&json).unwrap();
     assert_eq!(value["stamping"]["preset"], "litellm");
 
@@ -198,14 +178,8 @@ async fn providers_round_trip_over_the_socket() {
 #[tokio::test]
 async fn groups_agents_and_policies_over_the_socket() {
     let server = Server::start().await;
-    server
-        .run(&["groups", "add", "eng", "--description", "engineers"])
-        .await;
-    server
-        .run(&[
-            "agents", "add", "ci-bot", "--group", "eng", "--group", "release",
-        ])
-        .await;
+    server.run(&["groups", "add", "eng", "--description", "engineers"]).await;
+    server.run(&["agents", "add", "ci-bot", "--group", "eng", "--group", "release"]).await;
     expect![[r#"
         added policy 'eng-claude'
     "#]]
@@ -226,16 +200,7 @@ async fn groups_agents_and_policies_over_the_socket() {
             ])
             .await,
     );
-    server
-        .run(&[
-            "policies",
-            "add",
-            "all",
-            "--everyone",
-            "--provider",
-            "local",
-        ])
-        .await;
+    server.run(&["policies", "add", "all", "--everyone", "--provider", "local"]).await;
     expect![[r#"
         NAME  DESCRIPTION  MANAGED BY
         eng   engineers    api
@@ -260,23 +225,165 @@ async fn groups_agents_and_policies_over_the_socket() {
         agents      ci-bot
         providers   anthropic
         models      claude-sonnet-*
+        max tokens  -
+        limits      -
         managed by  api
         updated <time>"#]]
-    .assert_eq(&without_dates(
-        &server.run(&["policies", "show", "eng-claude"]).await,
-    ));
-    for (what, name) in [
-        ("policies", "all"),
-        ("policies", "eng-claude"),
-        ("agents", "ci-bot"),
-        ("groups", "eng"),
-    ] {
+    .assert_eq(&without_dates(&server.run(&["policies", "show", "eng-claude"]).await));
+    for (what, name) in
+        [("policies", "all"), ("policies", "eng-claude"), ("agents", "ci-bot"), ("groups", "eng")]
+    {
         server.run(&[what, "rm", name]).await;
     }
     expect![[r#"
         no policies: nobody can use any provider (default deny)
     "#]]
     .assert_eq(&server.run(&["policies", "list"]).await);
+}
+
+#[tokio::test]
+async fn policy_caps_and_global_limits_over_the_socket() {
+    let server = Server::start().await;
+    expect![[r#"
+        added policy 'eng'
+    "#]]
+    .assert_eq(
+        &server
+            .run(&[
+                "policies",
+                "add",
+                "eng",
+                "--group",
+                "eng",
+                "--provider",
+                "anthropic",
+                "--max-tokens",
+                "8192",
+                "--limit",
+                "spend=500,per=user,window=30d",
+                "--limit",
+                "tokens=400000,window=60s",
+                "--limit",
+                "requests=60,per=group,window=1m",
+            ])
+            .await,
+    );
+    expect![[r#"
+        name        eng
+        everyone    no
+        groups      eng
+        users       -
+        agents      -
+        providers   anthropic
+        models      * (any)
+        max tokens  8192
+        limits      $500 per user per 30d
+                    400000 tokens per user per 1m
+                    60 requests per group per 1m
+        managed by  api
+        updated <time>"#]]
+    .assert_eq(&without_dates(&server.run(&["policies", "show", "eng"]).await));
+    server.run(&["policies", "add", "all", "--everyone", "--provider", "x"]).await;
+    expect![[r#"
+        name        all
+        everyone    yes
+        groups      -
+        users       -
+        agents      -
+        providers   x
+        models      * (any)
+        max tokens  -
+        limits      -
+        managed by  api
+        updated <time>"#]]
+    .assert_eq(&without_dates(&server.run(&["policies", "show", "all"]).await));
+    // The server checks ranges and names the field.
+    expect![[r#"
+        error: limits[0].window: '30s' is shorter than one minute (1m), the shortest window
+    "#]]
+    .assert_eq(
+        &server
+            .run(&[
+                "policies",
+                "add",
+                "p",
+                "--everyone",
+                "--provider",
+                "x",
+                "--limit",
+                "tokens=5,window=30s",
+            ])
+            .await,
+    );
+
+    expect![[r#"
+        no global limits
+    "#]]
+    .assert_eq(&server.run(&["limits", "list"]).await);
+    expect![[r#"
+        added global limit 'daily': $20.50 per user per 1d
+    "#]]
+    .assert_eq(
+        &server
+            .run(&["limits", "add", "daily", "--everyone", "--limit", "spend=20.5,window=24h"])
+            .await,
+    );
+    server
+        .run(&[
+            "limits",
+            "add",
+            "bots",
+            "--group",
+            "bots",
+            "--agent",
+            "ci-bot",
+            "--limit",
+            "requests=60,per=group,window=1m",
+        ])
+        .await;
+    expect![[r#"
+        NAME   TARGETS                  LIMIT                         MANAGED BY
+        bots   group:bots,agent:ci-bot  60 requests per group per 1m  api
+        daily  everyone                 $20.50 per user per 1d        api
+    "#]]
+    .assert_eq(&server.run(&["limits", "list"]).await);
+    expect![[r#"
+        name        bots
+        everyone    no
+        groups      bots
+        users       -
+        agents      ci-bot
+        limit       60 requests per group per 1m
+        managed by  api
+        updated <time>"#]]
+    .assert_eq(&without_dates(&server.run(&["limits", "show", "bots"]).await));
+    let json = server.run(&["limits", "show", "daily", "--json"]).await;
+    let value: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(
+        (&value["spend_usd"], &value["window"]),
+        (&serde_json::json!(20.5), &serde_json::json!("1d"))
+    );
+    expect![[r#"
+        error: a global limit needs at least one target: --group, --user, --agent or --everyone
+    "#]]
+    .assert_eq(&server.run(&["limits", "add", "x", "--limit", "requests=1,window=1m"]).await);
+    expect![[r#"
+        error: global limit 'daily' already exists
+    "#]]
+    .assert_eq(
+        &server
+            .run(&["limits", "add", "daily", "--everyone", "--limit", "requests=1,window=1m"])
+            .await,
+    );
+    expect![[r#"
+        removed global limit 'bots'
+    "#]]
+    .assert_eq(&server.run(&["limits", "rm", "bots"]).await);
+    expect![[r#"
+        error: global limit 'bots' does not exist
+    "#]]
+    .assert_eq(&server.run(&["limits", "rm", "bots"]).await);
+    assert_eq!(server.store.global_limits().await.unwrap().len(), 1);
 }
 
 fn record(id: &str, at_ms: i64, principal: &str, cost: Option<i64>) -> store::UsageRecord {
@@ -348,15 +455,7 @@ async fn a_missing_server_is_reported_clearly() {
     let dir = temp_dir("nothing");
     let socket = dir.join("admin.sock");
     let out = run_admin(
-        [
-            "agentnet",
-            "admin",
-            "--socket",
-            socket.to_str().unwrap(),
-            "groups",
-            "list",
-        ]
-        .into_iter(),
+        ["agentnet", "admin", "--socket", socket.to_str().unwrap(), "groups", "list"].into_iter(),
     )
     .await;
     assert!(
@@ -368,27 +467,15 @@ async fn a_missing_server_is_reported_clearly() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
     let default = AdminArgs::try_parse_from_admin(&["groups", "list"]);
-    assert_eq!(
-        default.socket_path(),
-        Path::new("./agentnet-data/admin.sock")
-    );
+    assert_eq!(default.socket_path(), Path::new("./agentnet-data/admin.sock"));
 }
 
 #[test]
 fn durations_reach_back_from_now() {
     let now = 1_700_000_000_000;
-    assert_eq!(
-        when::resolve("since", "24h", now).unwrap(),
-        "2023-11-13T22:13:20.000Z"
-    );
-    assert_eq!(
-        when::resolve("since", "1h30m", now).unwrap(),
-        "2023-11-14T20:43:20.000Z"
-    );
-    assert_eq!(
-        when::resolve("since", "2w", now).unwrap(),
-        "2023-10-31T22:13:20.000Z"
-    );
+    assert_eq!(when::resolve("since", "24h", now).unwrap(), "2023-11-13T22:13:20.000Z");
+    assert_eq!(when::resolve("since", "1h30m", now).unwrap(), "2023-11-14T20:43:20.000Z");
+    assert_eq!(when::resolve("since", "2w", now).unwrap(), "2023-10-31T22:13:20.000Z");
     assert_eq!(
         when::resolve("since", "2023-11-14T00:00:00+02:00", now).unwrap(),
         "2023-11-13T22:00:00.000Z"
@@ -400,12 +487,8 @@ fn durations_reach_back_from_now() {
 
 impl AdminArgs {
     fn try_parse_from_admin(args: &[&str]) -> AdminArgs {
-        let argv = ["agentnet", "admin"]
-            .into_iter()
-            .chain(args.iter().copied());
-        let Command::Admin(admin) = Cli::try_parse_from(argv).unwrap().command else {
-            panic!()
-        };
+        let argv = ["agentnet", "admin"].into_iter().chain(args.iter().copied());
+        let Command::Admin(admin) = Cli::try_parse_from(argv).unwrap().command else { panic!() };
         admin
     }
 }

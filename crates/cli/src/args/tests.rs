@@ -19,14 +19,8 @@ fn admin(args: &[&str]) -> AdminArgs {
 
 #[test]
 fn server_takes_an_optional_config() {
-    assert!(matches!(
-        parse(&["server"]).unwrap().command,
-        Command::Server { config: None }
-    ));
-    match parse(&["server", "--config", "/etc/agentnet.toml"])
-        .unwrap()
-        .command
-    {
+    assert!(matches!(parse(&["server"]).unwrap().command, Command::Server { config: None }));
+    match parse(&["server", "--config", "/etc/agentnet.toml"]).unwrap().command {
         Command::Server { config } => assert_eq!(config, Some(PathBuf::from("/etc/agentnet.toml"))),
         other => panic!("{other:?}"),
     }
@@ -37,31 +31,12 @@ fn admin_socket_defaults_to_the_data_dir() {
     let a = admin(&["admin", "providers", "list"]);
     assert_eq!(a.socket_path(), PathBuf::from("./agentnet-data/admin.sock"));
     let a = admin(&["admin", "--data-dir", "/var/lib/agentnet", "groups", "list"]);
-    assert_eq!(
-        a.socket_path(),
-        PathBuf::from("/var/lib/agentnet/admin.sock")
-    );
+    assert_eq!(a.socket_path(), PathBuf::from("/var/lib/agentnet/admin.sock"));
     // Global flags may also follow the subcommand.
-    let a = admin(&[
-        "admin",
-        "providers",
-        "list",
-        "--socket",
-        "/run/agentnet.sock",
-        "--json",
-    ]);
+    let a = admin(&["admin", "providers", "list", "--socket", "/run/agentnet.sock", "--json"]);
     assert_eq!(a.socket_path(), PathBuf::from("/run/agentnet.sock"));
     assert!(a.json);
-    assert!(parse(&[
-        "admin",
-        "--socket",
-        "/s",
-        "--data-dir",
-        "/d",
-        "groups",
-        "list"
-    ])
-    .is_err());
+    assert!(parse(&["admin", "--socket", "/s", "--data-dir", "/d", "groups", "list"]).is_err());
 }
 
 #[test]
@@ -86,17 +61,12 @@ fn providers_add_parses_kinds_presets_and_repeated_models() {
         "--api",
         "anthropic",
     ]);
-    let AdminCommand::Providers(ProvidersCommand::Add(add)) = a.command else {
-        panic!()
-    };
+    let AdminCommand::Providers(ProvidersCommand::Add(add)) = a.command else { panic!() };
     assert_eq!(add.name, "litellm");
     assert_eq!(add.kind, ProviderKind::OpenAiCompatible);
     assert_eq!(add.models, ["gpt-*", "claude-*"]);
     assert_eq!(add.preset, GatewayPreset::LiteLlm);
-    assert_eq!(
-        add.apis,
-        [api_types::Api::OpenAi, api_types::Api::Anthropic]
-    );
+    assert_eq!(add.apis, [api_types::Api::OpenAi, api_types::Api::Anthropic]);
     assert!(!add.no_stamping);
 
     let a = admin(&[
@@ -110,23 +80,13 @@ fn providers_add_parses_kinds_presets_and_repeated_models() {
         "https://x",
         "--no-stamping",
     ]);
-    let AdminCommand::Providers(ProvidersCommand::Add(add)) = a.command else {
-        panic!()
-    };
+    let AdminCommand::Providers(ProvidersCommand::Add(add)) = a.command else { panic!() };
     assert_eq!(add.preset, GatewayPreset::None);
     assert!(add.no_stamping);
 
-    let err = parse(&[
-        "admin",
-        "providers",
-        "add",
-        "a",
-        "--kind",
-        "gemini",
-        "--base-url",
-        "https://x",
-    ])
-    .unwrap_err();
+    let err =
+        parse(&["admin", "providers", "add", "a", "--kind", "gemini", "--base-url", "https://x"])
+            .unwrap_err();
     assert!(
         err.to_string()
             .contains("possible values: anthropic, openai, azure-openai, openai-compatible"),
@@ -140,31 +100,13 @@ fn providers_add_parses_kinds_presets_and_repeated_models() {
 
 #[test]
 fn set_key_never_takes_the_key_as_an_argument() {
-    let a = admin(&[
-        "admin",
-        "providers",
-        "set-key",
-        "openai",
-        "--from-env",
-        "OPENAI_API_KEY",
-    ]);
+    let a = admin(&["admin", "providers", "set-key", "openai", "--from-env", "OPENAI_API_KEY"]);
     let AdminCommand::Providers(ProvidersCommand::SetKey { name, from_env }) = a.command else {
         panic!()
     };
-    assert_eq!(
-        (name.as_str(), from_env.as_deref()),
-        ("openai", Some("OPENAI_API_KEY"))
-    );
+    assert_eq!((name.as_str(), from_env.as_deref()), ("openai", Some("OPENAI_API_KEY")));
     assert!(parse(&["admin", "providers", "set-key", "openai", "sk-live-123"]).is_err());
-    assert!(parse(&[
-        "admin",
-        "providers",
-        "set-key",
-        "openai",
-        "--key",
-        "sk-live-123"
-    ])
-    .is_err());
+    assert!(parse(&["admin", "providers", "set-key", "openai", "--key", "sk-live-123"]).is_err());
 }
 
 #[test]
@@ -187,9 +129,7 @@ fn policies_add_collects_sources_and_requires_a_provider() {
         "--model",
         "claude-*",
     ]);
-    let AdminCommand::Policies(PoliciesCommand::Add(add)) = a.command else {
-        panic!()
-    };
+    let AdminCommand::Policies(PoliciesCommand::Add(add)) = a.command else { panic!() };
     assert_eq!(add.groups, ["eng", "sre"]);
     assert_eq!(add.users, ["ada@x.io"]);
     assert_eq!(add.agents, ["ci"]);
@@ -197,6 +137,168 @@ fn policies_add_collects_sources_and_requires_a_provider() {
     assert_eq!(add.providers, ["anthropic"]);
     assert_eq!(add.models, ["claude-*"]);
     assert!(parse(&["admin", "policies", "add", "p", "--everyone"]).is_err());
+}
+
+#[test]
+fn limit_specs_parse_into_the_dto() {
+    for (spec, limit) in [
+        ("spend=500,per=user,window=30d", Limit::spend(500.0, LimitPer::User, "30d")),
+        ("tokens=400000,window=1m", Limit::tokens(400_000, LimitPer::User, "1m")),
+        ("requests=60,per=group,window=1m", Limit::requests(60, LimitPer::Group, "1m")),
+        // Any order, spaces around parts, `$`, `spend_usd`, a trailing comma.
+        ("window=24h, per=group, spend_usd=$12.50,", Limit::spend(12.5, LimitPer::Group, "24h")),
+        ("requests=0,window=1d", Limit::requests(0, LimitPer::User, "1d")),
+        // The server checks ranges; the spec only its syntax.
+        ("tokens=1,window=30s", Limit::tokens(1, LimitPer::User, "30s")),
+    ] {
+        assert_eq!(limit_spec(spec), Ok(limit), "{spec}");
+    }
+}
+
+#[test]
+fn bad_limit_specs_say_what_is_wrong() {
+    let errors: Vec<String> = [
+        "",
+        "window=30d",
+        "spend=5,tokens=5,window=1d",
+        "tokens=5",
+        "tokens=5,window=1w",
+        "tokens=5,window=30",
+        "tokens=5,tokens=6,window=1m",
+        "tokens=5k,window=1m",
+        "tokens=-5,window=1m",
+        "spend=-1,window=1m",
+        "spend=inf,window=1m",
+        "requests=5,per=team,window=1m",
+        "requests=5,window=1m,burst=10",
+        "requests 5",
+    ]
+    .iter()
+    .map(|spec| format!("{spec:?}: {}", limit_spec(spec).unwrap_err()))
+    .collect();
+    expect_test::expect![[r#"
+        [
+            "\"\": set exactly one of spend=USD, tokens=N or requests=N, e.g. spend=500,window=30d",
+            "\"window=30d\": set exactly one of spend=USD, tokens=N or requests=N, e.g. spend=500,window=30d",
+            "\"spend=5,tokens=5,window=1d\": set exactly one of spend=USD, tokens=N or requests=N, e.g. spend=500,window=30d",
+            "\"tokens=5\": window is required, e.g. window=30d (units s, m, h, d)",
+            "\"tokens=5,window=1w\": window: '1w' is not a window: use a whole number and a unit s, m, h or d, e.g. 1m, 24h, 30d",
+            "\"tokens=5,window=30\": window: '30' is not a window: use a whole number and a unit s, m, h or d, e.g. 1m, 24h, 30d",
+            "\"tokens=5,tokens=6,window=1m\": 'tokens' is given twice",
+            "\"tokens=5k,window=1m\": tokens=5k: expected a whole number",
+            "\"tokens=-5,window=1m\": tokens=-5: expected a whole number",
+            "\"spend=-1,window=1m\": spend=-1: expected an amount of USD, e.g. 500 or 12.50",
+            "\"spend=inf,window=1m\": spend=inf: expected an amount of USD, e.g. 500 or 12.50",
+            "\"requests=5,per=team,window=1m\": per=team: expected user or group",
+            "\"requests=5,window=1m,burst=10\": unknown key 'burst' (keys: spend, tokens, requests, per, window)",
+            "\"requests 5\": 'requests 5' is not key=value (keys: spend, tokens, requests, per, window)",
+        ]
+    "#]]
+    .assert_debug_eq(&errors);
+}
+
+#[test]
+fn policies_add_takes_max_tokens_and_repeated_limits() {
+    let a = admin(&[
+        "admin",
+        "policies",
+        "add",
+        "eng",
+        "--group",
+        "eng",
+        "--provider",
+        "anthropic",
+        "--max-tokens",
+        "8192",
+        "--limit",
+        "spend=500,per=user,window=30d",
+        "--limit",
+        "requests=60,per=group,window=1m",
+    ]);
+    let AdminCommand::Policies(PoliciesCommand::Add(add)) = a.command else { panic!() };
+    assert_eq!(add.max_tokens, Some(8192));
+    assert_eq!(
+        add.limits,
+        [Limit::spend(500.0, LimitPer::User, "30d"), Limit::requests(60, LimitPer::Group, "1m"),]
+    );
+    let err = parse(&[
+        "admin",
+        "policies",
+        "add",
+        "eng",
+        "--everyone",
+        "--provider",
+        "x",
+        "--limit",
+        "tokens=5",
+    ])
+    .unwrap_err();
+    assert!(
+        err.to_string().contains(
+            "invalid value 'tokens=5' for '--limit <SPEC>': window is required, e.g. window=30d"
+        ),
+        "{err}"
+    );
+}
+
+#[test]
+fn limits_add_takes_targets_and_exactly_one_limit() {
+    let a = admin(&[
+        "admin",
+        "limits",
+        "add",
+        "contractors",
+        "--group",
+        "contractors",
+        "--user",
+        "ada@x.io",
+        "--agent",
+        "ci",
+        "--everyone",
+        "--limit",
+        "spend=20,window=1d",
+    ]);
+    let AdminCommand::Limits(LimitsCommand::Add(add)) = a.command else { panic!() };
+    assert_eq!(add.name, "contractors");
+    assert_eq!(
+        (&add.groups[..], &add.users[..], &add.agents[..], add.everyone),
+        (
+            &["contractors".to_owned()][..],
+            &["ada@x.io".to_owned()][..],
+            &["ci".to_owned()][..],
+            true
+        )
+    );
+    assert_eq!(add.limit, Limit::spend(20.0, LimitPer::User, "1d"));
+    assert!(parse(&["admin", "limits", "add", "x", "--everyone"]).is_err(), "--limit is required");
+    assert!(
+        parse(&[
+            "admin",
+            "limits",
+            "add",
+            "x",
+            "--everyone",
+            "--limit",
+            "requests=1,window=1m",
+            "--limit",
+            "tokens=1,window=1m"
+        ])
+        .is_err(),
+        "one --limit per global limit"
+    );
+    for (args, expected) in [
+        (&["admin", "limits", "list"][..], "list"),
+        (&["admin", "limits", "show", "x"][..], "show x"),
+        (&["admin", "limits", "rm", "x"][..], "rm x"),
+    ] {
+        let got = match admin(args).command {
+            AdminCommand::Limits(LimitsCommand::List) => "list".to_owned(),
+            AdminCommand::Limits(LimitsCommand::Show { name }) => format!("show {name}"),
+            AdminCommand::Limits(LimitsCommand::Rm { name }) => format!("rm {name}"),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(got, expected);
+    }
 }
 
 #[test]
@@ -212,9 +314,7 @@ fn usage_and_logs_share_filters() {
         "5",
         "--json",
     ]);
-    let AdminCommand::Usage(f) = a.command else {
-        panic!()
-    };
+    let AdminCommand::Usage(f) = a.command else { panic!() };
     assert_eq!(f.principal.as_deref(), Some("ada@x.io"));
     assert_eq!(f.since.as_deref(), Some("24h"));
     assert_eq!(f.limit, Some(5));
@@ -229,15 +329,9 @@ fn usage_and_logs_share_filters() {
         "--group",
         "eng",
     ]);
-    let AdminCommand::Logs(f) = a.command else {
-        panic!()
-    };
+    let AdminCommand::Logs(f) = a.command else { panic!() };
     assert_eq!(
-        (
-            f.provider.as_deref(),
-            f.reason.as_deref(),
-            f.group.as_deref()
-        ),
+        (f.provider.as_deref(), f.reason.as_deref(), f.group.as_deref()),
         (Some("openai"), Some("no_policy"), Some("eng"))
     );
     assert!(parse(&["admin", "logs", "--limit", "many"]).is_err());
@@ -246,14 +340,7 @@ fn usage_and_logs_share_filters() {
 #[test]
 fn setup_defaults_to_the_local_endpoint() {
     match parse(&["setup", "claude-code"]).unwrap().command {
-        Command::Setup {
-            tool:
-                SetupTool::ClaudeCode {
-                    endpoint,
-                    token_command,
-                    dry_run,
-                },
-        } => {
+        Command::Setup { tool: SetupTool::ClaudeCode { endpoint, token_command, dry_run } } => {
             assert_eq!(endpoint, DEFAULT_ENDPOINT);
             assert_eq!(token_command, None);
             assert!(!dry_run);
@@ -271,14 +358,7 @@ fn setup_defaults_to_the_local_endpoint() {
     .unwrap()
     .command
     {
-        Command::Setup {
-            tool:
-                SetupTool::Codex {
-                    endpoint,
-                    token_env,
-                    ..
-                },
-        } => {
+        Command::Setup { tool: SetupTool::Codex { endpoint, token_env, .. } } => {
             assert_eq!(endpoint, "http://100.64.0.1");
             assert_eq!(token_env.as_deref(), Some("AGENTNET_TOKEN"));
         }

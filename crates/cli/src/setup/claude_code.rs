@@ -41,13 +41,7 @@ pub(crate) fn merge(
         },
     };
     let mut changes = Vec::new();
-    set_string(
-        &mut root,
-        "apiKeyHelper",
-        key_helper,
-        "apiKeyHelper",
-        &mut changes,
-    );
+    set_string(&mut root, "apiKeyHelper", key_helper, "apiKeyHelper", &mut changes);
     let env = match root.get_mut("env") {
         Some(Json::Object(env)) => env,
         Some(_) => bail!("its `env` is not a JSON object; fix it, then run this again"),
@@ -59,13 +53,7 @@ pub(crate) fn merge(
             }
         }
     };
-    set_string(
-        env,
-        "ANTHROPIC_BASE_URL",
-        endpoint.base(),
-        "env.ANTHROPIC_BASE_URL",
-        &mut changes,
-    );
+    set_string(env, "ANTHROPIC_BASE_URL", endpoint.base(), "env.ANTHROPIC_BASE_URL", &mut changes);
     set_string(
         env,
         "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC",
@@ -86,11 +74,7 @@ pub(crate) fn merge(
     let mut text =
         serde_json::to_string_pretty(&Json::Object(root)).context("cannot render the settings")?;
     text.push('\n');
-    Ok(Merged {
-        text,
-        changes,
-        notes,
-    })
+    Ok(Merged { text, changes, notes })
 }
 
 fn set_string(object: &mut Object, key: &str, value: &str, path: &str, changes: &mut Vec<Change>) {

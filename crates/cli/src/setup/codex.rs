@@ -64,50 +64,20 @@ pub(crate) fn merge(
         .context("it is not valid TOML; fix or move it, then run this again")?;
     let mut changes = Vec::new();
     let root = doc.as_table_mut();
-    set(
-        root,
-        "model_provider",
-        "model_provider",
-        Want::Str(PROVIDER),
-        &mut changes,
-    );
+    set(root, "model_provider", "model_provider", Want::Str(PROVIDER), &mut changes);
     {
         let providers = table(root, "model_providers", "model_providers", true)?;
         let path = format!("model_providers.{PROVIDER}");
         let provider = table(providers, PROVIDER, &path, false)?;
         let key = |k: &str| format!("{path}.{k}");
-        set(
-            provider,
-            "name",
-            &key("name"),
-            Want::Str(PROVIDER),
-            &mut changes,
-        );
-        set(
-            provider,
-            "base_url",
-            &key("base_url"),
-            Want::Str(&endpoint.v1()),
-            &mut changes,
-        );
-        set(
-            provider,
-            "wire_api",
-            &key("wire_api"),
-            Want::Str("responses"),
-            &mut changes,
-        );
+        set(provider, "name", &key("name"), Want::Str(PROVIDER), &mut changes);
+        set(provider, "base_url", &key("base_url"), Want::Str(&endpoint.v1()), &mut changes);
+        set(provider, "wire_api", &key("wire_api"), Want::Str("responses"), &mut changes);
         if let Some(var) = token_env {
             if var.is_empty() || !var.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
                 bail!("--token-env '{var}' is not an environment variable name");
             }
-            set(
-                provider,
-                "env_key",
-                &key("env_key"),
-                Want::Str(var),
-                &mut changes,
-            );
+            set(provider, "env_key", &key("env_key"), Want::Str(var), &mut changes);
         }
         set_if_absent(
             provider,
@@ -125,26 +95,10 @@ pub(crate) fn merge(
         );
     }
     let analytics = table(root, "analytics", "analytics", false)?;
-    set(
-        analytics,
-        "enabled",
-        "analytics.enabled",
-        Want::Bool(false),
-        &mut changes,
-    );
+    set(analytics, "enabled", "analytics.enabled", Want::Bool(false), &mut changes);
     let features = table(root, "features", "features", false)?;
-    set(
-        features,
-        "plugins",
-        "features.plugins",
-        Want::Bool(false),
-        &mut changes,
-    );
-    Ok(Merged {
-        text: doc.to_string(),
-        changes,
-        notes: Vec::new(),
-    })
+    set(features, "plugins", "features.plugins", Want::Bool(false), &mut changes);
+    Ok(Merged { text: doc.to_string(), changes, notes: Vec::new() })
 }
 
 /// The table at `key` in `parent`, created if absent (`implicit`: without its own header, for
@@ -194,11 +148,7 @@ fn set(
             None
         }
     };
-    changes.push(Change {
-        key: path.to_owned(),
-        old,
-        new: new.decorated("", "").to_string(),
-    });
+    changes.push(Change { key: path.to_owned(), old, new: new.decorated("", "").to_string() });
 }
 
 fn set_if_absent(

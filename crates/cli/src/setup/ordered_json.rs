@@ -39,8 +39,7 @@ impl Object {
             Some(i) => {
                 self.0[i].1 = value;
                 let mut seen = false;
-                self.0
-                    .retain(|(k, _)| k != key || !std::mem::replace(&mut seen, true));
+                self.0.retain(|(k, _)| k != key || !std::mem::replace(&mut seen, true));
             }
             None => self.0.push((key.to_owned(), value)),
         }

@@ -26,18 +26,9 @@ fn check_claude(existing: Option<&str>, helper: &str, text: Expect, changed: Exp
 
 #[test]
 fn endpoints_are_normalized() {
-    assert_eq!(
-        Endpoint::parse("http://127.0.0.1:4000/").unwrap().base(),
-        "http://127.0.0.1:4000"
-    );
-    assert_eq!(
-        Endpoint::parse("https://ai.corp/v1/").unwrap().base(),
-        "https://ai.corp"
-    );
-    assert_eq!(
-        Endpoint::parse("https://ai.corp/v1").unwrap().v1(),
-        "https://ai.corp/v1"
-    );
+    assert_eq!(Endpoint::parse("http://127.0.0.1:4000/").unwrap().base(), "http://127.0.0.1:4000");
+    assert_eq!(Endpoint::parse("https://ai.corp/v1/").unwrap().base(), "https://ai.corp");
+    assert_eq!(Endpoint::parse("https://ai.corp/v1").unwrap().v1(), "https://ai.corp/v1");
     assert!(Endpoint::parse("127.0.0.1:4000").is_err());
     assert!(Endpoint::parse("http://").is_err());
 }
@@ -105,12 +96,8 @@ fn claude_code_keeps_other_keys_in_their_order() {
 
 #[test]
 fn claude_code_refuses_what_it_cannot_merge() {
-    let err = |text: &str| {
-        format!(
-            "{:#}",
-            claude_code::merge(Some(text), &endpoint(), "x").unwrap_err()
-        )
-    };
+    let err =
+        |text: &str| format!("{:#}", claude_code::merge(Some(text), &endpoint(), "x").unwrap_err());
     expect!["it is not valid JSON (trailing comma at line 1 column 15); fix or move it, then run this again"]
         .assert_eq(&err(r#"{"model": "x",}"#));
     expect!["it does not hold a JSON object; fix or move it, then run this again"]
@@ -123,18 +110,12 @@ fn claude_code_refuses_what_it_cannot_merge() {
 
 #[test]
 fn claude_code_notes_a_competing_key() {
-    let merged = claude_code::merge(
-        Some(r#"{"env":{"ANTHROPIC_API_KEY":"sk-ant-x"}}"#),
-        &endpoint(),
-        "x",
-    )
-    .unwrap();
+    let merged =
+        claude_code::merge(Some(r#"{"env":{"ANTHROPIC_API_KEY":"sk-ant-x"}}"#), &endpoint(), "x")
+            .unwrap();
     assert_eq!(merged.notes.len(), 1);
     assert!(merged.notes[0].starts_with("env.ANTHROPIC_API_KEY is also set"));
-    assert!(
-        merged.text.contains("sk-ant-x"),
-        "other keys are kept, even that one"
-    );
+    assert!(merged.text.contains("sk-ant-x"), "other keys are kept, even that one");
 }
 
 fn check_codex(existing: Option<&str>, token_env: Option<&str>, text: Expect, changed: Expect) {
@@ -248,12 +229,8 @@ model = "gpt-5-mini"
 
 #[test]
 fn codex_refuses_what_it_cannot_merge() {
-    let err = |text: &str| {
-        format!(
-            "{:#}",
-            codex::merge(Some(text), &endpoint(), None).unwrap_err()
-        )
-    };
+    let err =
+        |text: &str| format!("{:#}", codex::merge(Some(text), &endpoint(), None).unwrap_err());
     assert!(
         err("model = ").starts_with("it is not valid TOML; fix or move it, then run this again: ")
     );
@@ -282,10 +259,7 @@ fn writes_are_atomic_and_private_and_follow_symlinks() {
     let link = dir.join("link.json");
     std::os::unix::fs::symlink(&real, &link).unwrap();
     write_atomically(&link, "{\"a\": 1}\n").unwrap();
-    assert!(std::fs::symlink_metadata(&link)
-        .unwrap()
-        .file_type()
-        .is_symlink());
+    assert!(std::fs::symlink_metadata(&link).unwrap().file_type().is_symlink());
     assert_eq!(std::fs::read_to_string(&real).unwrap(), "{\"a\": 1}\n");
     assert_eq!(mode(&real), 0o644);
     let leftovers: Vec<_> = std::fs::read_dir(&dir)

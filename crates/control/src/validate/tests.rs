@@ -24,10 +24,7 @@ fn names() {
         name("name", "a/b"),
         expect!["name: 'a/b' contains '/'; use only letters, digits, '.', '_' and '-'"],
     );
-    check(
-        name("name", &"x".repeat(65)),
-        expect!["name: must be at most 64 characters"],
-    );
+    check(name("name", &"x".repeat(65)), expect!["name: must be at most 64 characters"]);
     check(
         name_matches_path("a", Some("b")),
         expect!["name: 'b' does not match the name in the path, 'a'"],
@@ -37,43 +34,19 @@ fn names() {
 
 #[test]
 fn base_urls() {
-    check(
-        base_url("https://api.anthropic.com/"),
-        expect![[r#"ok "https://api.anthropic.com""#]],
-    );
-    check(
-        base_url("http://127.0.0.1:11434"),
-        expect![[r#"ok "http://127.0.0.1:11434""#]],
-    );
-    check(
-        base_url("https://openrouter.ai/api"),
-        expect![[r#"ok "https://openrouter.ai/api""#]],
-    );
-    check(
-        base_url("http://[::1]:8080"),
-        expect![[r#"ok "http://[::1]:8080""#]],
-    );
-    check(
-        base_url("ftp://x"),
-        expect!["base_url: 'ftp://x' must start with https:// or http://"],
-    );
+    check(base_url("https://api.anthropic.com/"), expect![[r#"ok "https://api.anthropic.com""#]]);
+    check(base_url("http://127.0.0.1:11434"), expect![[r#"ok "http://127.0.0.1:11434""#]]);
+    check(base_url("https://openrouter.ai/api"), expect![[r#"ok "https://openrouter.ai/api""#]]);
+    check(base_url("http://[::1]:8080"), expect![[r#"ok "http://[::1]:8080""#]]);
+    check(base_url("ftp://x"), expect!["base_url: 'ftp://x' must start with https:// or http://"]);
     check(
         base_url("api.openai.com"),
         expect!["base_url: 'api.openai.com' must start with https:// or http://"],
     );
-    check(
-        base_url("https://"),
-        expect!["base_url: 'https://' has no host"],
-    );
-    check(
-        base_url("https://:443/x"),
-        expect!["base_url: 'https://:443/x' has no host"],
-    );
+    check(base_url("https://"), expect!["base_url: 'https://' has no host"]);
+    check(base_url("https://:443/x"), expect!["base_url: 'https://:443/x' has no host"]);
     // A base URL ending in /v1 is kept as given: the proxy does not add a second one.
-    check(
-        base_url("https://api.openai.com/v1"),
-        expect![[r#"ok "https://api.openai.com/v1""#]],
-    );
+    check(base_url("https://api.openai.com/v1"), expect![[r#"ok "https://api.openai.com/v1""#]]);
     check(
         base_url("https://openrouter.ai/api/v1/"),
         expect![[r#"ok "https://openrouter.ai/api/v1""#]],
@@ -86,10 +59,7 @@ fn base_urls() {
         base_url("https://host/?a=b"),
         expect!["base_url: 'https://host/?a=b' must not have a query or fragment"],
     );
-    check(
-        base_url("https://ho st"),
-        expect!["base_url: must not contain whitespace"],
-    );
+    check(base_url("https://ho st"), expect!["base_url: must not contain whitespace"]);
 }
 
 #[test]
@@ -105,20 +75,13 @@ fn prices() {
         usd_per_mtok("p", f64::NAN),
         expect!["p: must be a non-negative number of USD per million tokens"],
     );
-    check(
-        usd_per_mtok("p", 1e7),
-        expect!["p: must be at most 1000000 USD per million tokens"],
-    );
+    check(usd_per_mtok("p", 1e7), expect!["p: must be at most 1000000 USD per million tokens"]);
 }
 
 #[test]
 fn references_and_keys() {
     check(
-        references(
-            "groups",
-            vec!["Data Science".into(), "eng".into(), "eng".into()],
-            true,
-        ),
+        references("groups", vec!["Data Science".into(), "eng".into(), "eng".into()], true),
         expect![[r#"ok ["Data Science", "eng"]"#]],
     );
     check(
@@ -129,16 +92,10 @@ fn references_and_keys() {
         references("groups", vec![" eng".into()], true),
         expect!["groups[0]: ' eng' has surrounding whitespace"],
     );
-    check(
-        references("models", vec!["".into()], false),
-        expect!["models[0]: must not be empty"],
-    );
+    check(references("models", vec!["".into()], false), expect!["models[0]: must not be empty"]);
     check(
         api_key("api_key", "sk-live\n"),
         expect!["api_key: must not contain whitespace or control characters (a trailing newline?)"],
     );
-    check(
-        api_key("api_key", ""),
-        expect!["api_key: must not be empty"],
-    );
+    check(api_key("api_key", ""), expect!["api_key: must not be empty"]);
 }

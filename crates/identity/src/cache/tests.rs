@@ -18,21 +18,13 @@ fn rules() -> Rules {
 }
 
 fn verified(name: &str, exp: i64) -> Verified {
-    Verified {
-        principal: Principal::agent(name, vec![]),
-        exp,
-        nbf: None,
-    }
+    Verified { principal: Principal::agent(name, vec![]), exp, nbf: None }
 }
 
 #[test]
 fn digest_is_sha256() {
     let digest = Digest::of("abc");
-    assert_eq!(
-        digest.0[..4],
-        [0xba, 0x78, 0x16, 0xbf],
-        "SHA-256(\"abc\") starts with ba7816bf"
-    );
+    assert_eq!(digest.0[..4], [0xba, 0x78, 0x16, 0xbf], "SHA-256(\"abc\") starts with ba7816bf");
 }
 
 #[test]
@@ -42,24 +34,12 @@ fn hit_miss_and_expiry() {
     let token = Digest::of("token-a");
     assert!(cache.get(&token, &rules, NOW).is_none());
     cache.insert(token, verified("a", NOW + 60), &rules, NOW);
-    assert_eq!(
-        cache.get(&token, &rules, NOW),
-        Some(Ok(Principal::agent("a", vec![])))
-    );
+    assert_eq!(cache.get(&token, &rules, NOW), Some(Ok(Principal::agent("a", vec![]))));
     assert!(cache.get(&Digest::of("token-b"), &rules, NOW).is_none());
     // Within the leeway after exp: still good.
-    assert!(matches!(
-        cache.get(&token, &rules, NOW + 60 + 29),
-        Some(Ok(_))
-    ));
-    assert_eq!(
-        cache.get(&token, &rules, NOW + 60 + 30),
-        Some(Err(AuthError::Expired))
-    );
-    assert!(
-        cache.get(&token, &rules, NOW).is_none(),
-        "expired entries are removed"
-    );
+    assert!(matches!(cache.get(&token, &rules, NOW + 60 + 29), Some(Ok(_))));
+    assert_eq!(cache.get(&token, &rules, NOW + 60 + 30), Some(Err(AuthError::Expired)));
+    assert!(cache.get(&token, &rules, NOW).is_none(), "expired entries are removed");
     assert_eq!(cache.len(), 0);
 }
 
@@ -68,15 +48,9 @@ fn not_yet_valid_entries_are_reported() {
     let cache = ClaimCache::new(100);
     let rules = rules();
     let token = Digest::of("t");
-    let entry = Verified {
-        nbf: Some(NOW + 100),
-        ..verified("a", NOW + 600)
-    };
+    let entry = Verified { nbf: Some(NOW + 100), ..verified("a", NOW + 600) };
     cache.insert(token, entry, &rules, NOW);
-    assert_eq!(
-        cache.get(&token, &rules, NOW),
-        Some(Err(AuthError::NotYetValid))
-    );
+    assert_eq!(cache.get(&token, &rules, NOW), Some(Err(AuthError::NotYetValid)));
     assert!(matches!(cache.get(&token, &rules, NOW + 100), Some(Ok(_))));
 }
 
@@ -91,11 +65,7 @@ fn capacity_zero_disables_caching() {
 
 /// `n` distinct digests that all land in the same shard.
 fn same_shard(prefix: &str, n: usize) -> Vec<Digest> {
-    (0..)
-        .map(|i| Digest::of(&format!("{prefix}-{i}")))
-        .filter(|d| d.shard() == 0)
-        .take(n)
-        .collect()
+    (0..).map(|i| Digest::of(&format!("{prefix}-{i}"))).filter(|d| d.shard() == 0).take(n).collect()
 }
 
 #[test]
@@ -130,12 +100,7 @@ fn bounded_under_floods() {
     let cache = ClaimCache::new(capacity);
     let rules = rules();
     for i in 0..capacity * 10 {
-        cache.insert(
-            Digest::of(&format!("flood-{i}")),
-            verified("f", NOW + 600),
-            &rules,
-            NOW,
-        );
+        cache.insert(Digest::of(&format!("flood-{i}")), verified("f", NOW + 600), &rules, NOW);
         assert!(cache.len() <= capacity);
     }
     assert!(cache.len() >= capacity / 2);

@@ -83,43 +83,22 @@ fn users_and_agents() {
 
 #[test]
 fn identity_claims_must_be_usable() {
-    check(
-        json!({ "email": null, "sub": null }),
-        expect![[r#"Malformed"#]],
-    );
+    check(json!({ "email": null, "sub": null }), expect![[r#"Malformed"#]]);
     check(json!({ "sub": null }), expect![[r#"Malformed"#]]);
     check(json!({ "sub": "" }), expect![[r#"Malformed"#]]);
     check(json!({ "email": 42 }), expect![[r#"Malformed"#]]);
     check(json!({ "email": "" }), expect![[r#"Malformed"#]]);
-    check(
-        json!({ "email_verified": false }),
-        expect![[r#"UnverifiedEmail"#]],
-    );
-    check(
-        json!({ "email_verified": "false" }),
-        expect![[r#"UnverifiedEmail"#]],
-    );
+    check(json!({ "email_verified": false }), expect![[r#"UnverifiedEmail"#]]);
+    check(json!({ "email_verified": "false" }), expect![[r#"UnverifiedEmail"#]]);
 }
 
 #[test]
 fn issuer_and_audience() {
-    check(
-        json!({ "iss": "https://evil.example" }),
-        expect![[r#"WrongIssuer"#]],
-    );
-    check(
-        json!({ "iss": "https://idp.example/" }),
-        expect![[r#"WrongIssuer"#]],
-    );
+    check(json!({ "iss": "https://evil.example" }), expect![[r#"WrongIssuer"#]]);
+    check(json!({ "iss": "https://idp.example/" }), expect![[r#"WrongIssuer"#]]);
     check(json!({ "iss": null }), expect![[r#"WrongIssuer"#]]);
-    check(
-        json!({ "iss": ["https://idp.example"] }),
-        expect![[r#"WrongIssuer"#]],
-    );
-    check(
-        json!({ "aud": "someone-else" }),
-        expect![[r#"WrongAudience"#]],
-    );
+    check(json!({ "iss": ["https://idp.example"] }), expect![[r#"WrongIssuer"#]]);
+    check(json!({ "aud": "someone-else" }), expect![[r#"WrongAudience"#]]);
     check(json!({ "aud": null }), expect![[r#"WrongAudience"#]]);
     check(json!({ "aud": [] }), expect![[r#"WrongAudience"#]]);
     check(json!({ "aud": [1, "x"] }), expect![[r#"WrongAudience"#]]);
@@ -130,9 +109,7 @@ fn issuer_and_audience() {
 }
 
 fn accepted(changes: Value) -> bool {
-    rules("groups")
-        .validate(claims(changes).to_string().as_bytes(), NOW)
-        .is_ok()
+    rules("groups").validate(claims(changes).to_string().as_bytes(), NOW).is_ok()
 }
 
 #[test]

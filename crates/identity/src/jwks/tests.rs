@@ -54,9 +54,7 @@ fn check_select(set: &KeySet, kid: Option<&str>, alg: Alg, expect: Expect) {
     let shown = match set.select(kid, alg) {
         Selection::Keys(keys) => format!(
             "keys {:?}",
-            keys.iter()
-                .map(|k| k.kid.as_deref().unwrap_or("-"))
-                .collect::<Vec<_>>()
+            keys.iter().map(|k| k.kid.as_deref().unwrap_or("-")).collect::<Vec<_>>()
         ),
         other => format!("{other:?}"),
     };
@@ -96,29 +94,14 @@ fn documents_that_are_not_key_sets_fail() {
 fn selection_by_kid_and_algorithm() {
     let (_, ec) = ec_key("ec");
     let (_, ed) = ed_key("ed");
-    let keys = set(vec![
-        ec,
-        ed,
-        rsa_jwk("rsa-any", None),
-        rsa_jwk("rsa-ps", Some("PS256")),
-    ]);
+    let keys = set(vec![ec, ed, rsa_jwk("rsa-any", None), rsa_jwk("rsa-ps", Some("PS256"))]);
     check_select(&keys, Some("ec"), Alg::Es256, expect![[r#"keys ["ec"]"#]]);
     check_select(&keys, Some("ec"), Alg::Es384, expect![[r#"Mismatch"#]]);
     check_select(&keys, Some("ec"), Alg::Rs256, expect![[r#"Mismatch"#]]);
     check_select(&keys, Some("ed"), Alg::EdDsa, expect![[r#"keys ["ed"]"#]]);
-    check_select(
-        &keys,
-        Some("rsa-any"),
-        Alg::Ps384,
-        expect![[r#"keys ["rsa-any"]"#]],
-    );
+    check_select(&keys, Some("rsa-any"), Alg::Ps384, expect![[r#"keys ["rsa-any"]"#]]);
     check_select(&keys, Some("rsa-ps"), Alg::Rs256, expect![[r#"Mismatch"#]]);
-    check_select(
-        &keys,
-        Some("rsa-ps"),
-        Alg::Ps256,
-        expect![[r#"keys ["rsa-ps"]"#]],
-    );
+    check_select(&keys, Some("rsa-ps"), Alg::Ps256, expect![[r#"keys ["rsa-ps"]"#]]);
     check_select(&keys, Some("nope"), Alg::Es256, expect![[r#"Unknown"#]]);
     check_select(&keys, None, Alg::Rs256, expect![[r#"keys ["rsa-any"]"#]]);
     check_select(&keys, None, Alg::Es384, expect![[r#"Unknown"#]]);
@@ -135,9 +118,7 @@ fn ecdsa_and_ed25519_signatures() {
     let keys = set(vec![ec, ed]);
     let message = b"header.payload";
 
-    let Selection::Keys(ec_keys) = keys.select(Some("ec"), Alg::Es256) else {
-        panic!()
-    };
+    let Selection::Keys(ec_keys) = keys.select(Some("ec"), Alg::Es256) else { panic!() };
     let good = ec_pair.sign(&rng, message).unwrap();
     assert!(ec_keys[0].verify(Alg::Es256, message, good.as_ref()));
     assert!(!ec_keys[0].verify(Alg::Es256, b"header.tampered", good.as_ref()));
@@ -146,9 +127,7 @@ fn ecdsa_and_ed25519_signatures() {
     assert!(!ec_keys[0].verify(Alg::Es256, message, forged.as_ref()));
     assert!(!ec_keys[0].verify(Alg::Es256, message, b""));
 
-    let Selection::Keys(ed_keys) = keys.select(Some("ed"), Alg::EdDsa) else {
-        panic!()
-    };
+    let Selection::Keys(ed_keys) = keys.select(Some("ed"), Alg::EdDsa) else { panic!() };
     let good = ed_pair.sign(message);
     assert!(ed_keys[0].verify(Alg::EdDsa, message, good.as_ref()));
     assert!(!ed_keys[0].verify(Alg::EdDsa, b"other", good.as_ref()));
@@ -158,9 +137,7 @@ fn ecdsa_and_ed25519_signatures() {
 #[test]
 fn rsa_garbage_signature_is_refused_without_panic() {
     let keys = set(vec![rsa_jwk("rsa", None)]);
-    let Selection::Keys(rsa) = keys.select(Some("rsa"), Alg::Rs256) else {
-        panic!()
-    };
+    let Selection::Keys(rsa) = keys.select(Some("rsa"), Alg::Rs256) else { panic!() };
     assert!(!rsa[0].verify(Alg::Rs256, b"m", &[0u8; 256]));
     assert!(!rsa[0].verify(Alg::Ps512, b"m", &[]));
 }

@@ -34,46 +34,19 @@ fn allowed_algorithms() {
         &token(r#"{"alg":"RS256","kid":"k1","typ":"JWT"}"#),
         expect![[r#"Rs256 kid=Some("k1") payload={"sub":"x"} sig=3"#]],
     );
-    check(
-        &token(r#"{"alg":"PS512"}"#),
-        expect![[r#"Ps512 kid=None payload={"sub":"x"} sig=3"#]],
-    );
-    check(
-        &token(r#"{"alg":"ES384"}"#),
-        expect![[r#"Es384 kid=None payload={"sub":"x"} sig=3"#]],
-    );
-    check(
-        &token(r#"{"alg":"EdDSA"}"#),
-        expect![[r#"EdDsa kid=None payload={"sub":"x"} sig=3"#]],
-    );
+    check(&token(r#"{"alg":"PS512"}"#), expect![[r#"Ps512 kid=None payload={"sub":"x"} sig=3"#]]);
+    check(&token(r#"{"alg":"ES384"}"#), expect![[r#"Es384 kid=None payload={"sub":"x"} sig=3"#]]);
+    check(&token(r#"{"alg":"EdDSA"}"#), expect![[r#"EdDsa kid=None payload={"sub":"x"} sig=3"#]]);
 }
 
 #[test]
 fn refused_algorithms() {
-    check(
-        &token(r#"{"alg":"none"}"#),
-        expect![[r#"UnsupportedAlgorithm("none")"#]],
-    );
-    check(
-        &token(r#"{"alg":"HS256","kid":"k1"}"#),
-        expect![[r#"UnsupportedAlgorithm("HS256")"#]],
-    );
-    check(
-        &token(r#"{"alg":"HS512"}"#),
-        expect![[r#"UnsupportedAlgorithm("HS512")"#]],
-    );
-    check(
-        &token(r#"{"alg":"rs256"}"#),
-        expect![[r#"UnsupportedAlgorithm("rs256")"#]],
-    );
-    check(
-        &token(r#"{"alg":"ES512"}"#),
-        expect![[r#"UnsupportedAlgorithm("ES512")"#]],
-    );
-    check(
-        &token(r#"{"alg":""}"#),
-        expect![[r#"UnsupportedAlgorithm("(empty)")"#]],
-    );
+    check(&token(r#"{"alg":"none"}"#), expect![[r#"UnsupportedAlgorithm("none")"#]]);
+    check(&token(r#"{"alg":"HS256","kid":"k1"}"#), expect![[r#"UnsupportedAlgorithm("HS256")"#]]);
+    check(&token(r#"{"alg":"HS512"}"#), expect![[r#"UnsupportedAlgorithm("HS512")"#]]);
+    check(&token(r#"{"alg":"rs256"}"#), expect![[r#"UnsupportedAlgorithm("rs256")"#]]);
+    check(&token(r#"{"alg":"ES512"}"#), expect![[r#"UnsupportedAlgorithm("ES512")"#]]);
+    check(&token(r#"{"alg":""}"#), expect![[r#"UnsupportedAlgorithm("(empty)")"#]]);
     check(
         &token(r#"{"alg":"<script>alert(1)</script>and-a-very-long-tail"}"#),
         expect![[r#"UnsupportedAlgorithm("scriptalert1scri")"#]],
@@ -91,35 +64,19 @@ fn malformed() {
     check("a.b.c.d.e", expect![[r#"Malformed"#]]);
     check("...", expect![[r#"Malformed"#]]);
     check("..", expect![[r#"Malformed"#]]);
-    check(
-        &format!("{}.e30.", b64(r#"{"alg":"ES256"}"#)),
-        expect![[r#"Malformed"#]],
-    );
+    check(&format!("{}.e30.", b64(r#"{"alg":"ES256"}"#)), expect![[r#"Malformed"#]]);
     check(&token(r#"{"kid":"k1"}"#), expect![[r#"Malformed"#]]);
     check(&token(r#"{"alg":256}"#), expect![[r#"Malformed"#]]);
-    check(
-        &token(r#"{"alg":"ES256","kid":7}"#),
-        expect![[r#"Malformed"#]],
-    );
-    check(
-        &token(r#"{"alg":"ES256","alg":"none"}"#),
-        expect![[r#"Malformed"#]],
-    );
-    check(
-        &token(r#"{"alg":"ES256","crit":["b64"],"b64":false}"#),
-        expect![[r#"Malformed"#]],
-    );
+    check(&token(r#"{"alg":"ES256","kid":7}"#), expect![[r#"Malformed"#]]);
+    check(&token(r#"{"alg":"ES256","alg":"none"}"#), expect![[r#"Malformed"#]]);
+    check(&token(r#"{"alg":"ES256","crit":["b64"],"b64":false}"#), expect![[r#"Malformed"#]]);
     check(&token("[1,2]"), expect![[r#"Malformed"#]]);
     check("!!!.e30.c2ln", expect![[r#"Malformed"#]]);
     let padded = format!("{}=.e30.c2ln", b64(r#"{"alg":"ES256"}"#));
     check(&padded, expect![[r#"Malformed"#]]);
     let bad_payload = format!("{}.***.c2ln", b64(r#"{"alg":"ES256"}"#));
     check(&bad_payload, expect![[r#"Malformed"#]]);
-    let huge = format!(
-        "{}.{}.c2ln",
-        b64(r#"{"alg":"ES256"}"#),
-        "A".repeat(MAX_TOKEN_LEN)
-    );
+    let huge = format!("{}.{}.c2ln", b64(r#"{"alg":"ES256"}"#), "A".repeat(MAX_TOKEN_LEN));
     check(&huge, expect![[r#"Malformed"#]]);
     check("é.ü.ß", expect![[r#"Malformed"#]]);
 }

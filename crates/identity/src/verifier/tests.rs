@@ -24,10 +24,7 @@ fn settings_are_validated_without_io() {
         ]],
     );
     check_new(
-        OidcSettings::new(
-            "http://127.0.0.1:8080/",
-            vec!["a".to_string(), "b".to_string()],
-        ),
+        OidcSettings::new("http://127.0.0.1:8080/", vec!["a".to_string(), "b".to_string()]),
         expect![[
             r#"TokenVerifier { issuer: "http://127.0.0.1:8080/", audiences: ["a", "b"], .. }"#
         ]],
@@ -86,10 +83,7 @@ async fn refusals_that_need_no_keys() {
         TokenVerifier::new(OidcSettings::new("http://127.0.0.1:9", ["agentnet"])).unwrap();
     let now = SystemTime::now();
     assert_eq!(verifier.verify("", now).await, Err(AuthError::Missing));
-    assert_eq!(
-        verifier.verify("garbage", now).await,
-        Err(AuthError::Malformed)
-    );
+    assert_eq!(verifier.verify("garbage", now).await, Err(AuthError::Malformed));
     let huge = "a".repeat(crate::jwt::MAX_TOKEN_LEN + 1);
     assert_eq!(verifier.verify(&huge, now).await, Err(AuthError::Malformed));
     // {"alg":"none"}.{}.
@@ -99,9 +93,7 @@ async fn refusals_that_need_no_keys() {
     );
     // {"alg":"HS256","kid":"k"}.{}.sig
     assert_eq!(
-        verifier
-            .verify("eyJhbGciOiJIUzI1NiIsImtpZCI6ImsifQ.e30.c2ln", now)
-            .await,
+        verifier.verify("eyJhbGciOiJIUzI1NiIsImtpZCI6ImsifQ.e30.c2ln", now).await,
         Err(AuthError::UnsupportedAlgorithm("HS256".into()))
     );
     assert_eq!(verifier.cached_tokens(), 0);

@@ -16,21 +16,12 @@ async fn idp_down_at_start_then_up() {
     idp.stop().await;
 
     let verifier = verifier_with_interval(&idp, interval);
-    assert_eq!(
-        verify(&verifier, &token).await,
-        Err(AuthError::IdpUnavailable)
-    );
-    assert_eq!(
-        verify(&verifier, &token).await,
-        Err(AuthError::IdpUnavailable)
-    );
+    assert_eq!(verify(&verifier, &token).await, Err(AuthError::IdpUnavailable));
+    assert_eq!(verify(&verifier, &token).await, Err(AuthError::IdpUnavailable));
 
     idp.restart().await;
     // Retries are rate-limited: not before the interval has passed.
-    assert_eq!(
-        verify(&verifier, &token).await,
-        Err(AuthError::IdpUnavailable)
-    );
+    assert_eq!(verify(&verifier, &token).await, Err(AuthError::IdpUnavailable));
     assert_eq!(idp.discovery_fetches(), 0);
     tokio::time::sleep(interval).await;
     assert!(verify(&verifier, &token).await.is_ok());
@@ -45,10 +36,7 @@ async fn idp_errors_are_retried_at_the_interval() {
     let verifier = verifier_with_interval(&idp, interval);
     let token = idp.token(TokenSpec::user("a@example.com"));
     for _ in 0..5 {
-        assert_eq!(
-            verify(&verifier, &token).await,
-            Err(AuthError::IdpUnavailable)
-        );
+        assert_eq!(verify(&verifier, &token).await, Err(AuthError::IdpUnavailable));
     }
     assert_eq!(idp.discovery_fetches(), 1);
 
@@ -70,14 +58,8 @@ async fn jwks_failure_after_discovery_is_unavailable() {
     idp.set_unavailable(true);
     tokio::time::sleep(interval).await;
     let rotated = idp.token(TokenSpec::user("a@example.com").kid("next-key"));
-    assert_eq!(
-        verify(&verifier, &rotated).await,
-        Err(AuthError::IdpUnavailable)
-    );
-    assert_eq!(
-        verify(&verifier, &rotated).await,
-        Err(AuthError::IdpUnavailable)
-    );
+    assert_eq!(verify(&verifier, &rotated).await, Err(AuthError::IdpUnavailable));
+    assert_eq!(verify(&verifier, &rotated).await, Err(AuthError::IdpUnavailable));
     // Tokens of known keys keep working.
     let other = idp.token(TokenSpec::client("bot"));
     assert!(verify(&verifier, &other).await.is_ok());
@@ -89,9 +71,6 @@ async fn discovery_naming_another_issuer_is_refused() {
     idp.set_discovery_issuer(Some(format!("{}/", idp.issuer())));
     let verifier = verifier_with_interval(&idp, Duration::from_secs(30));
     let token = idp.token(TokenSpec::user("a@example.com"));
-    assert_eq!(
-        verify(&verifier, &token).await,
-        Err(AuthError::IdpUnavailable)
-    );
+    assert_eq!(verify(&verifier, &token).await, Err(AuthError::IdpUnavailable));
     assert_eq!(idp.jwks_fetches(), 0);
 }

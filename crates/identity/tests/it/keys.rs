@@ -22,11 +22,7 @@ async fn every_idp_algorithm_verifies() {
         let token = idp.token(TokenSpec::user("a@example.com"));
         assert!(verify(&verifier, &token).await.is_ok(), "{alg:?}");
         let forged = idp.token(TokenSpec::user("a@example.com").signed_with_unknown_key());
-        assert_eq!(
-            verify(&verifier, &forged).await,
-            Err(AuthError::BadSignature),
-            "{alg:?}"
-        );
+        assert_eq!(verify(&verifier, &forged).await, Err(AuthError::BadSignature), "{alg:?}");
     }
 }
 
@@ -38,10 +34,7 @@ async fn key_type_must_match_the_header() {
     let verifier = verifier(&idp);
     // RS256 header naming the EC key.
     let confused = idp.token(TokenSpec::user("a@example.com").kid(ec_kid));
-    assert_eq!(
-        verify(&verifier, &confused).await,
-        Err(AuthError::KeyMismatch)
-    );
+    assert_eq!(verify(&verifier, &confused).await, Err(AuthError::KeyMismatch));
 }
 
 #[tokio::test]
@@ -50,15 +43,9 @@ async fn token_without_kid_uses_a_key_of_its_algorithm() {
     let verifier = verifier(&idp);
     let token = idp.token(TokenSpec::user("a@example.com").without_kid());
     assert!(verify(&verifier, &token).await.is_ok());
-    let forged = idp.token(
-        TokenSpec::user("a@example.com")
-            .without_kid()
-            .signed_with_unknown_key(),
-    );
-    assert_eq!(
-        verify(&verifier, &forged).await,
-        Err(AuthError::BadSignature)
-    );
+    let forged =
+        idp.token(TokenSpec::user("a@example.com").without_kid().signed_with_unknown_key());
+    assert_eq!(verify(&verifier, &forged).await, Err(AuthError::BadSignature));
 }
 
 #[tokio::test]
@@ -84,11 +71,7 @@ async fn rotation_is_picked_up_after_one_refresh() {
     let interval = Duration::from_millis(200);
     let idp = MockIdp::start().await;
     let verifier = verifier_with_interval(&idp, interval);
-    assert!(
-        verify(&verifier, &idp.token(TokenSpec::user("a@example.com")))
-            .await
-            .is_ok()
-    );
+    assert!(verify(&verifier, &idp.token(TokenSpec::user("a@example.com"))).await.is_ok());
     let by_old_key = idp.token(TokenSpec::user("old@example.com"));
     assert_eq!(idp.jwks_fetches(), 1);
 
@@ -108,10 +91,7 @@ async fn rotation_is_picked_up_after_one_refresh() {
     let by_third_key = idp.token(TokenSpec::user("third@example.com"));
     assert!(verify(&verifier, &by_third_key).await.is_ok());
     assert_eq!(idp.jwks_fetches(), 3);
-    assert_eq!(
-        verify(&verifier, &by_second_key).await,
-        Err(AuthError::UnknownKey)
-    );
+    assert_eq!(verify(&verifier, &by_second_key).await, Err(AuthError::UnknownKey));
     assert_eq!(idp.jwks_fetches(), 3, "within the interval: no refetch");
 }
 
@@ -132,11 +112,7 @@ async fn unknown_kid_flood_refetches_at_most_once_per_interval() {
     let interval = Duration::from_millis(300);
     let idp = MockIdp::start().await;
     let verifier = verifier_with_interval(&idp, interval);
-    assert!(
-        verify(&verifier, &idp.token(TokenSpec::user("a@example.com")))
-            .await
-            .is_ok()
-    );
+    assert!(verify(&verifier, &idp.token(TokenSpec::user("a@example.com"))).await.is_ok());
     assert_eq!(idp.jwks_fetches(), 1);
 
     // Right after a fetch: no refetch at all.
@@ -152,9 +128,7 @@ async fn unknown_kid_flood_refetches_at_most_once_per_interval() {
     assert_eq!(idp.discovery_fetches(), 1);
 
     // Valid tokens are unaffected throughout.
-    assert!(verify(&verifier, &idp.token(TokenSpec::client("bot")))
-        .await
-        .is_ok());
+    assert!(verify(&verifier, &idp.token(TokenSpec::client("bot"))).await.is_ok());
 }
 
 #[tokio::test]
@@ -166,36 +140,20 @@ async fn keys_older_than_max_age_are_refetched() {
         ..super::settings(&idp)
     };
     let verifier = TokenVerifier::new(settings).unwrap();
-    assert!(
-        verify(&verifier, &idp.token(TokenSpec::user("a@example.com")))
-            .await
-            .is_ok()
-    );
+    assert!(verify(&verifier, &idp.token(TokenSpec::user("a@example.com"))).await.is_ok());
     assert_eq!(idp.jwks_fetches(), 1);
     tokio::time::sleep(Duration::from_millis(160)).await;
 
     // Stale keys and an unreachable IdP: the stale keys stay in use.
     idp.stop().await;
-    assert!(
-        verify(&verifier, &idp.token(TokenSpec::user("b@example.com")))
-            .await
-            .is_ok()
-    );
+    assert!(verify(&verifier, &idp.token(TokenSpec::user("b@example.com"))).await.is_ok());
 
     // Once the IdP is back, the next miss refreshes.
     idp.restart().await;
     tokio::time::sleep(Duration::from_millis(60)).await;
-    assert!(
-        verify(&verifier, &idp.token(TokenSpec::user("c@example.com")))
-            .await
-            .is_ok()
-    );
+    assert!(verify(&verifier, &idp.token(TokenSpec::user("c@example.com"))).await.is_ok());
     assert_eq!(idp.jwks_fetches(), 2);
     // Fresh again: no more fetches.
-    assert!(
-        verify(&verifier, &idp.token(TokenSpec::user("d@example.com")))
-            .await
-            .is_ok()
-    );
+    assert!(verify(&verifier, &idp.token(TokenSpec::user("d@example.com"))).await.is_ok());
     assert_eq!(idp.jwks_fetches(), 2);
 }

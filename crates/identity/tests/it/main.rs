@@ -17,10 +17,7 @@ fn settings(idp: &MockIdp) -> OidcSettings {
 
 /// A verifier for `idp` whose refresh interval is `interval`.
 fn verifier_with_interval(idp: &MockIdp, interval: Duration) -> TokenVerifier {
-    let settings = OidcSettings {
-        jwks_min_refresh_interval: interval,
-        ..settings(idp)
-    };
+    let settings = OidcSettings { jwks_min_refresh_interval: interval, ..settings(idp) };
     TokenVerifier::new(settings).expect("valid settings")
 }
 

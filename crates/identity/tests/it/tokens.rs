@@ -38,26 +38,14 @@ async fn client_token_is_an_agent() {
     let verifier = verifier(&idp);
     let token = idp.token(TokenSpec::client("ci-bot").groups(["deployers"]));
     let principal = verify(&verifier, &token).await.unwrap();
-    assert_eq!(
-        principal,
-        Principal::agent("ci-bot", vec!["deployers".into()])
-    );
+    assert_eq!(principal, Principal::agent("ci-bot", vec!["deployers".into()]));
 
     // No client_id: azp names the agent, then sub.
-    let azp = idp.token(
-        TokenSpec::client("x")
-            .without_claim("client_id")
-            .claim("azp", json!("az")),
-    );
-    assert_eq!(
-        verify(&verifier, &azp).await.unwrap(),
-        Principal::agent("az", vec![])
-    );
+    let azp =
+        idp.token(TokenSpec::client("x").without_claim("client_id").claim("azp", json!("az")));
+    assert_eq!(verify(&verifier, &azp).await.unwrap(), Principal::agent("az", vec![]));
     let sub = idp.token(TokenSpec::client("svc").without_claim("client_id"));
-    assert_eq!(
-        verify(&verifier, &sub).await.unwrap(),
-        Principal::agent("svc", vec![])
-    );
+    assert_eq!(verify(&verifier, &sub).await.unwrap(), Principal::agent("svc", vec![]));
 }
 
 #[tokio::test]
@@ -69,11 +57,7 @@ async fn time_window() {
     let early = idp.token(TokenSpec::user("a@example.com").not_before(120));
     assert_eq!(verify(&verifier, &early).await, Err(AuthError::NotYetValid));
     // Within the 30 s leeway.
-    let skewed = idp.token(
-        TokenSpec::user("a@example.com")
-            .expires_in(-10)
-            .not_before(10),
-    );
+    let skewed = idp.token(TokenSpec::user("a@example.com").expires_in(-10).not_before(10));
     assert!(verify(&verifier, &skewed).await.is_ok());
     let no_exp = idp.token(TokenSpec::user("a@example.com").without_claim("exp"));
     assert_eq!(verify(&verifier, &no_exp).await, Err(AuthError::Malformed));
@@ -84,28 +68,17 @@ async fn issuer_and_audience() {
     let idp = MockIdp::start().await;
     let verifier = verifier(&idp);
     let foreign = idp.token(TokenSpec::user("a@example.com").issuer("https://evil.example"));
-    assert_eq!(
-        verify(&verifier, &foreign).await,
-        Err(AuthError::WrongIssuer)
-    );
+    assert_eq!(verify(&verifier, &foreign).await, Err(AuthError::WrongIssuer));
     let other_aud = idp.token(TokenSpec::user("a@example.com").audience("another-app"));
-    assert_eq!(
-        verify(&verifier, &other_aud).await,
-        Err(AuthError::WrongAudience)
-    );
+    assert_eq!(verify(&verifier, &other_aud).await, Err(AuthError::WrongAudience));
     let no_aud = idp.token(TokenSpec::user("a@example.com").without_claim("aud"));
-    assert_eq!(
-        verify(&verifier, &no_aud).await,
-        Err(AuthError::WrongAudience)
-    );
+    assert_eq!(verify(&verifier, &no_aud).await, Err(AuthError::WrongAudience));
     let many = idp.token(TokenSpec::user("a@example.com").audiences(["account", "agentnet"]));
     assert!(verify(&verifier, &many).await.is_ok());
 
     // Any configured audience will do.
-    let settings = OidcSettings {
-        audiences: vec!["x".into(), "another-app".into()],
-        ..settings(&idp)
-    };
+    let settings =
+        OidcSettings { audiences: vec!["x".into(), "another-app".into()], ..settings(&idp) };
     let verifier = TokenVerifier::new(settings).unwrap();
     assert!(verify(&verifier, &other_aud).await.is_ok());
 }
@@ -117,41 +90,26 @@ async fn signature_and_algorithm_attacks() {
     let spec = || TokenSpec::user("mallory@example.com").groups(["admins"]);
 
     let none = idp.alg_none_token(spec());
-    assert_eq!(
-        verify(&verifier, &none).await,
-        Err(AuthError::UnsupportedAlgorithm("none".into()))
-    );
+    assert_eq!(verify(&verifier, &none).await, Err(AuthError::UnsupportedAlgorithm("none".into())));
     // HS256 keyed with the public key itself: the classic algorithm confusion.
     let public_key = idp.current_jwk().to_string();
     let hs = idp.hs256_token(spec(), public_key.as_bytes());
-    assert_eq!(
-        verify(&verifier, &hs).await,
-        Err(AuthError::UnsupportedAlgorithm("HS256".into()))
-    );
+    assert_eq!(verify(&verifier, &hs).await, Err(AuthError::UnsupportedAlgorithm("HS256".into())));
     // Refused before any key lookup: the IdP was never asked.
     assert_eq!(idp.discovery_fetches(), 0);
     assert_eq!(idp.jwks_fetches(), 0);
 
     let forged = idp.token(spec().signed_with_unknown_key());
-    assert_eq!(
-        verify(&verifier, &forged).await,
-        Err(AuthError::BadSignature)
-    );
+    assert_eq!(verify(&verifier, &forged).await, Err(AuthError::BadSignature));
     let unknown_kid = idp.token(spec().kid("no-such-key"));
-    assert_eq!(
-        verify(&verifier, &unknown_kid).await,
-        Err(AuthError::UnknownKey)
-    );
+    assert_eq!(verify(&verifier, &unknown_kid).await, Err(AuthError::UnknownKey));
 
     // A forged payload under a genuine header and signature.
     let genuine = idp.token(TokenSpec::user("bob@example.com"));
     let evil = idp.token(spec());
     let mut parts: Vec<&str> = genuine.split('.').collect();
     parts[1] = evil.split('.').nth(1).unwrap();
-    assert_eq!(
-        verify(&verifier, &parts.join(".")).await,
-        Err(AuthError::BadSignature)
-    );
+    assert_eq!(verify(&verifier, &parts.join(".")).await, Err(AuthError::BadSignature));
     assert!(verify(&verifier, &genuine).await.is_ok());
 }
 
@@ -160,14 +118,7 @@ async fn garbage_is_malformed() {
     let idp = MockIdp::start().await;
     let verifier = verifier(&idp);
     assert_eq!(verify(&verifier, "").await, Err(AuthError::Missing));
-    for garbage in [
-        "-",
-        "sk-ant-api03-xxxx",
-        "a.b.c",
-        "e30.e30.e30",
-        "....",
-        "\u{0}",
-    ] {
+    for garbage in ["-", "sk-ant-api03-xxxx", "a.b.c", "e30.e30.e30", "....", "\u{0}"] {
         let outcome = verify(&verifier, garbage).await;
         assert_eq!(outcome, Err(AuthError::Malformed), "{garbage:?}");
     }
@@ -176,10 +127,7 @@ async fn garbage_is_malformed() {
 #[tokio::test]
 async fn groups_claim_path() {
     let idp = MockIdp::start().await;
-    let settings = OidcSettings {
-        groups_claim: "realm_access.roles".into(),
-        ..settings(&idp)
-    };
+    let settings = OidcSettings { groups_claim: "realm_access.roles".into(), ..settings(&idp) };
     let verifier = TokenVerifier::new(settings).unwrap();
     let token = idp.token(
         TokenSpec::user("kc@example.com")
@@ -201,10 +149,7 @@ async fn unverified_email_is_refused() {
     let idp = MockIdp::start().await;
     let verifier = verifier(&idp);
     let token = idp.token(TokenSpec::user("a@example.com").claim("email_verified", json!(false)));
-    assert_eq!(
-        verify(&verifier, &token).await,
-        Err(AuthError::UnverifiedEmail)
-    );
+    assert_eq!(verify(&verifier, &token).await, Err(AuthError::UnverifiedEmail));
 }
 
 #[tokio::test]
@@ -214,17 +159,8 @@ async fn cached_tokens_still_expire() {
     let token = idp.token(TokenSpec::user("a@example.com").expires_in(60));
     let now = SystemTime::now();
     assert!(verifier.verify(&token, now).await.is_ok());
-    assert!(
-        verifier
-            .verify(&token, now + Duration::from_secs(60))
-            .await
-            .is_ok(),
-        "leeway"
-    );
+    assert!(verifier.verify(&token, now + Duration::from_secs(60)).await.is_ok(), "leeway");
     let later = now + Duration::from_secs(3600);
-    assert_eq!(
-        verifier.verify(&token, later).await,
-        Err(AuthError::Expired)
-    );
+    assert_eq!(verifier.verify(&token, later).await, Err(AuthError::Expired));
     assert_eq!(idp.jwks_fetches(), 1);
 }

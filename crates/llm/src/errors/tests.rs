@@ -5,12 +5,7 @@ use expect_test::{expect, Expect};
 use super::*;
 
 fn check(api: Api, status: u16, expect: Expect) {
-    let body = error_body(
-        api,
-        status,
-        "budget_exceeded",
-        "monthly budget \"team\" is spent",
-    );
+    let body = error_body(api, status, "budget_exceeded", "monthly budget \"team\" is spent");
     expect.assert_eq(&String::from_utf8_lossy(&body));
 }
 
@@ -38,18 +33,10 @@ fn openai_shape() {
 
 #[test]
 fn types_by_status() {
-    let statuses = [
-        400, 401, 402, 403, 404, 409, 413, 422, 429, 500, 502, 503, 504, 529,
-    ];
+    let statuses = [400, 401, 402, 403, 404, 409, 413, 422, 429, 500, 502, 503, 504, 529];
     let table: String = statuses
         .iter()
-        .map(|&s| {
-            format!(
-                "{s} {} {}\n",
-                error_type(Api::Anthropic, s),
-                error_type(Api::OpenAi, s)
-            )
-        })
+        .map(|&s| format!("{s} {} {}\n", error_type(Api::Anthropic, s), error_type(Api::OpenAi, s)))
         .collect();
     expect![[r#"
         400 invalid_request_error invalid_request_error

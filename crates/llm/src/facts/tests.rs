@@ -90,26 +90,14 @@ fn errors_have_human_messages() {
             "error: request body is not valid JSON: EOF while parsing a value at line 1 column 9"
         ],
     );
-    check(
-        "[1,2]",
-        expect!["error: request body must be a JSON object"],
-    );
-    check(
-        "\"text\"",
-        expect!["error: request body must be a JSON object"],
-    );
+    check("[1,2]", expect!["error: request body must be a JSON object"]);
+    check("\"text\"", expect!["error: request body must be a JSON object"]);
     check(
         "{} x",
         expect!["error: request body is not valid JSON: trailing characters at line 1 column 4"],
     );
-    check(
-        r#"{"model":1}"#,
-        expect!["error: request field `model` must be a string"],
-    );
-    check(
-        r#"{"stream":"yes"}"#,
-        expect!["error: request field `stream` must be a boolean"],
-    );
+    check(r#"{"model":1}"#, expect!["error: request field `model` must be a string"]);
+    check(r#"{"stream":"yes"}"#, expect!["error: request field `stream` must be a boolean"]);
     check(
         r#"{"max_tokens":-1}"#,
         expect!["error: request field `max_tokens` must be a non-negative integer"],
@@ -136,13 +124,7 @@ fn errors_have_human_messages() {
 fn deep_unknown_fields_are_skipped() {
     let nested = format!("{}1{}", "[".repeat(100), "]".repeat(100));
     let body = format!(r#"{{"x":{nested},"y":{{"z":"\u00e9\""}},"model":"m"}}"#);
-    assert_eq!(
-        request_facts(body.as_bytes())
-            .ok()
-            .and_then(|f| f.model)
-            .as_deref(),
-        Some("m")
-    );
+    assert_eq!(request_facts(body.as_bytes()).ok().and_then(|f| f.model).as_deref(), Some("m"));
 }
 
 #[test]

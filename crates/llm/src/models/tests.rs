@@ -52,10 +52,7 @@ fn parses_upstream_lists_leniently() {
     let openai = br#"{"object":"list","data":[{"id":"gpt-4o","object":"model","created":1715367049,"owned_by":"system"},{"id":7},"junk",{"object":"model"},{"id":"o3","extra":{"a":[1]}}]}"#;
     assert_eq!(parse_models_list(Api::OpenAi, openai), ["gpt-4o", "o3"]);
     let anthropic = br#"{"data":[{"type":"model","id":"claude-opus-4-1-20250805","display_name":"Claude Opus 4.1","created_at":"2025-08-05T00:00:00Z"}],"has_more":true,"first_id":"claude-opus-4-1-20250805","last_id":"claude-opus-4-1-20250805"}"#;
-    assert_eq!(
-        parse_models_list(Api::Anthropic, anthropic),
-        ["claude-opus-4-1-20250805"]
-    );
+    assert_eq!(parse_models_list(Api::Anthropic, anthropic), ["claude-opus-4-1-20250805"]);
     assert!(parse_models_list(Api::OpenAi, b"not json").is_empty());
     assert!(parse_models_list(Api::OpenAi, b"[]").is_empty());
     assert!(parse_models_list(Api::OpenAi, br#"{"data":null}"#).is_empty());

@@ -23,9 +23,7 @@ fn frames(chunks: &[&[u8]], max: usize) -> Vec<OwnedFrame> {
             raw: f.raw.to_vec(),
             start: f.start,
             end: f.end,
-            event: f
-                .event
-                .map(|e| (e.event.map(str::to_owned), e.data.to_owned())),
+            event: f.event.map(|e| (e.event.map(str::to_owned), e.data.to_owned())),
             oversized: f.oversized,
         })
     };
@@ -123,10 +121,7 @@ fn leading_bom_is_skipped_only_at_stream_start() {
 
 #[test]
 fn invalid_utf8_is_replaced() {
-    let out = frames(
-        &[b"event: \xff\ndata: a\xfeb\ndata: c\n\ndata: \xc3\n\n"],
-        1024,
-    );
+    let out = frames(&[b"event: \xff\ndata: a\xfeb\ndata: c\n\ndata: \xc3\n\n"], 1024);
     let events: Vec<_> = out.into_iter().filter_map(|f| f.event).collect();
     assert_eq!(
         events,
@@ -195,10 +190,8 @@ fn oversized_events_are_dropped_and_decoding_resumes() {
     let input = format!("data: a\n\n{big}data: b\n\n");
     for chunks in [vec![input.as_bytes()], input.as_bytes().chunks(7).collect()] {
         let out = frames(&chunks, 64);
-        let summary: Vec<_> = out
-            .iter()
-            .map(|f| (f.start, f.end, f.oversized, f.event.clone()))
-            .collect();
+        let summary: Vec<_> =
+            out.iter().map(|f| (f.start, f.end, f.oversized, f.event.clone())).collect();
         assert_eq!(
             summary,
             vec![
@@ -258,11 +251,7 @@ fn sse_stream() -> impl Strategy<Value = Vec<u8>> {
     ];
     let ending = prop_oneof![Just("\n"), Just("\r\n"), Just("\r")];
     proptest::collection::vec((line, ending), 0..24).prop_map(|lines| {
-        lines
-            .into_iter()
-            .flat_map(|(l, e)| [l, e.to_owned()])
-            .collect::<String>()
-            .into_bytes()
+        lines.into_iter().flat_map(|(l, e)| [l, e.to_owned()]).collect::<String>().into_bytes()
     })
 }
 

@@ -30,14 +30,8 @@ impl WireUsage {
         let fields = [
             (self.input_tokens, &mut usage.input_tokens),
             (self.output_tokens, &mut usage.output_tokens),
-            (
-                self.cache_creation_input_tokens,
-                &mut usage.cache_creation_input_tokens,
-            ),
-            (
-                self.cache_read_input_tokens,
-                &mut usage.cache_read_input_tokens,
-            ),
+            (self.cache_creation_input_tokens, &mut usage.cache_creation_input_tokens),
+            (self.cache_read_input_tokens, &mut usage.cache_read_input_tokens),
         ];
         for (reported, field) in fields {
             if let Some(value) = reported {

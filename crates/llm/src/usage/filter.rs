@@ -99,8 +99,7 @@ impl ChatUsageFilter {
             out.slice(tail);
             self.decided = self.pos;
         } else {
-            self.held
-                .extend_from_slice(chunk.get(tail).unwrap_or_default());
+            self.held.extend_from_slice(chunk.get(tail).unwrap_or_default());
         }
         out.into_bytes()
     }
@@ -146,8 +145,7 @@ impl Step<'_, '_> {
         if !drop {
             self.out.copy(self.held);
             let from = offset_in_chunk(*self.decided, self.chunk_start);
-            self.out
-                .slice(from..offset_in_chunk(frame.end, self.chunk_start));
+            self.out.slice(from..offset_in_chunk(frame.end, self.chunk_start));
         }
         self.held.clear();
         *self.decided = frame.end;
@@ -171,11 +169,7 @@ struct Out<'c> {
 
 impl<'c> Out<'c> {
     fn new(chunk: &'c Bytes) -> Self {
-        Self {
-            chunk,
-            range: None,
-            buf: None,
-        }
+        Self { chunk, range: None, buf: None }
     }
 
     fn slice(&mut self, range: Range<usize>) {

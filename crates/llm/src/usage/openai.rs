@@ -104,10 +104,7 @@ impl<'de> Deserialize<'de> for Choices {
                 f.write_str("a list of choices")
             }
             fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Choices, A::Error> {
-                let mut choices = Choices {
-                    len: 0,
-                    finish_reason: None,
-                };
+                let mut choices = Choices { len: 0, finish_reason: None };
                 while let Some(choice) = seq.next_element::<Choice<'de>>()? {
                     choices.len += 1;
                     if choices.finish_reason.is_none() {
@@ -205,10 +202,7 @@ struct ResponseEvent<'a> {
 impl Response<'_> {
     fn record(self, seen: &mut TapOutcome) {
         remember(&mut seen.model, self.model);
-        let reason = self
-            .incomplete_details
-            .and_then(|d| d.reason)
-            .or(self.status);
+        let reason = self.incomplete_details.and_then(|d| d.reason).or(self.status);
         if let Some(reason) = reason.filter(|r| !r.is_empty()) {
             seen.stop_reason = Some(reason.into_owned());
         }
@@ -228,11 +222,7 @@ enum Kind {
 }
 
 const STARTED: [&str; 2] = ["response.created", "response.in_progress"];
-const TERMINAL: [&str; 3] = [
-    "response.completed",
-    "response.incomplete",
-    "response.failed",
-];
+const TERMINAL: [&str; 3] = ["response.completed", "response.incomplete", "response.failed"];
 
 impl Kind {
     fn of(event: &SseEvent<'_>) -> Kind {
@@ -250,9 +240,7 @@ impl Kind {
         let has_type = |name: &str| {
             memmem::find_iter(data, br#""type":""#).any(|at| {
                 let value = data.get(at + 8..).unwrap_or_default();
-                value
-                    .strip_prefix(name.as_bytes())
-                    .is_some_and(|rest| rest.starts_with(b"\""))
+                value.strip_prefix(name.as_bytes()).is_some_and(|rest| rest.starts_with(b"\""))
             })
         };
         if TERMINAL.iter().any(|name| has_type(name)) {

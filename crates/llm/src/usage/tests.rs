@@ -134,10 +134,7 @@ fn json_bodies_fed_in_pieces() {
     check(
         Endpoint::ChatCompletions,
         false,
-        &[
-            "{\"model\":\"m\",\"choices\":[{\"message\":{}",
-            ",\"finish_reason\":\"stop\"}]",
-        ],
+        &["{\"model\":\"m\",\"choices\":[{\"message\":{}", ",\"finish_reason\":\"stop\"}]"],
         expect![[r#"TapOutcome { usage: None, model: None, stop_reason: None, complete: false }"#]],
     );
     check(
@@ -175,10 +172,8 @@ const DONE: &str = "data: [DONE]\n\n";
 
 fn run_filter(chunks: &[&[u8]]) -> (Vec<Vec<u8>>, TapOutcome) {
     let mut filter = ChatUsageFilter::new();
-    let mut outputs: Vec<Vec<u8>> = chunks
-        .iter()
-        .map(|c| filter.push(Bytes::copy_from_slice(c)).to_vec())
-        .collect();
+    let mut outputs: Vec<Vec<u8>> =
+        chunks.iter().map(|c| filter.push(Bytes::copy_from_slice(c)).to_vec()).collect();
     let (rest, outcome) = filter.finish();
     outputs.push(rest.to_vec());
     (outputs, outcome)
@@ -197,10 +192,7 @@ fn filter_drops_only_the_usage_chunk_and_meters_it() {
     let stream = format!("{CONTENT}{USAGE}{DONE}");
     let (outputs, outcome) = run_filter(&[stream.as_bytes()]);
     assert_eq!(outputs.concat(), format!("{CONTENT}{DONE}").as_bytes());
-    assert_eq!(
-        outcome.usage.map(|u| (u.input_tokens, u.output_tokens)),
-        Some((3, 1))
-    );
+    assert_eq!(outcome.usage.map(|u| (u.input_tokens, u.output_tokens)), Some((3, 1)));
     assert!(outcome.complete);
 }
 
@@ -215,10 +207,8 @@ fn filter_releases_each_event_as_soon_as_it_completes() {
         u2.as_bytes(),
         DONE.as_bytes(),
     ]);
-    let outputs: Vec<String> = outputs
-        .into_iter()
-        .map(|o| String::from_utf8_lossy(&o).into_owned())
-        .collect();
+    let outputs: Vec<String> =
+        outputs.into_iter().map(|o| String::from_utf8_lossy(&o).into_owned()).collect();
     assert_eq!(outputs, ["", CONTENT, "", "", DONE, ""]);
 }
 

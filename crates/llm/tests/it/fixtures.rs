@@ -41,10 +41,7 @@ pub(crate) fn all() -> Vec<Fixture> {
                 Some("json") => false,
                 _ => continue,
             };
-            let file_name = path
-                .file_stem()
-                .and_then(|n| n.to_str())
-                .unwrap_or_default();
+            let file_name = path.file_stem().and_then(|n| n.to_str()).unwrap_or_default();
             fixtures.push(Fixture {
                 name: format!("{dir_name}/{file_name}"),
                 endpoint,

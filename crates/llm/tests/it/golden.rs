@@ -25,13 +25,7 @@ fn event_names(bytes: &[u8]) -> String {
     });
     names
         .iter()
-        .map(|(n, c)| {
-            if *c == 1 {
-                n.clone()
-            } else {
-                format!("{n}×{c}")
-            }
-        })
+        .map(|(n, c)| if *c == 1 { n.clone() } else { format!("{n}×{c}") })
         .collect::<Vec<_>>()
         .join(", ")
 }
@@ -56,11 +50,7 @@ fn render(fixture: &Fixture) -> String {
     }
     if fixture.streaming && fixture.endpoint == Endpoint::ChatCompletions {
         let (forwarded, filtered) = filter(&[Bytes::from(fixture.bytes.clone())]);
-        assert_eq!(
-            filtered, outcome,
-            "{}: the filter meters like the tap",
-            fixture.name
-        );
+        assert_eq!(filtered, outcome, "{}: the filter meters like the tap", fixture.name);
         let removed = removed_frame(&fixture.bytes, &forwarded);
         let removed = removed.map(|frame| String::from_utf8_lossy(&frame).into_owned());
         out.push_str(&format!("filter removed: {removed:?}\n"));
@@ -97,11 +87,7 @@ pub(crate) fn removed_frame(original: &[u8], forwarded: &[u8]) -> Option<Vec<u8>
 #[test]
 fn fixtures_match_snapshots() {
     let fixtures = fixtures::all();
-    assert!(
-        fixtures.len() >= 20,
-        "fixtures are missing: found {}",
-        fixtures.len()
-    );
+    assert!(fixtures.len() >= 20, "fixtures are missing: found {}", fixtures.len());
     for fixture in &fixtures {
         let name = fixture.name.replace('/', "__");
         insta::assert_snapshot!(name, render(fixture));

@@ -80,8 +80,7 @@ static NEXT: AtomicU32 = AtomicU32::new(0);
 
 impl TestGateway {
     pub(crate) async fn start() -> Self {
-        Self::start_with(MockConfig::default(), MockConfig::default(), |a, o| default_config(a, o))
-            .await
+        Self::start_with(MockConfig::default(), MockConfig::default(), default_config).await
     }
 
     pub(crate) async fn start_with(

@@ -16,7 +16,9 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Serve { listen, config } => (listen, config),
     };
-    let mock = MockLlm::bind(listen, *config).await.with_context(|| format!("cannot listen on {listen}"))?;
+    let mock = MockLlm::bind(listen, *config)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))?;
     let mut out = std::io::stdout().lock();
     writeln!(out, "listening on {}", mock.base_url()).context("cannot write to stdout")?;
     out.flush().context("cannot flush stdout")?;

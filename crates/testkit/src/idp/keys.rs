@@ -114,12 +114,7 @@ impl SigningKey {
             map.insert("use".into(), Value::String("sig".into()));
             map.insert("alg".into(), Value::String(alg.as_str().into()));
         }
-        Self {
-            kid,
-            alg,
-            encoding,
-            jwk,
-        }
+        Self { kid, alg, encoding, jwk }
     }
 }
 

@@ -20,10 +20,7 @@ async fn get(addr: SocketAddr, path: &str) -> std::io::Result<(u16, String)> {
     let mut raw = String::new();
     stream.read_to_string(&mut raw).await?;
     let status = raw.get(9..12).and_then(|s| s.parse().ok()).unwrap_or(0);
-    let body = raw
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default();
+    let body = raw.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
     Ok((status, body))
 }
 
@@ -37,9 +34,7 @@ async fn jwks(idp: &MockIdp) -> JwkSet {
 async fn decode(idp: &MockIdp, token: &str) -> jsonwebtoken::errors::Result<Value> {
     let header = jsonwebtoken::decode_header(token)?;
     let set = jwks(idp).await;
-    let jwk = set
-        .find(header.kid.as_deref().unwrap_or_default())
-        .expect("kid is published");
+    let jwk = set.find(header.kid.as_deref().unwrap_or_default()).expect("kid is published");
     let key = DecodingKey::from_jwk(jwk)?;
     let mut validation = Validation::new(header.alg);
     validation.set_audience(&[DEFAULT_AUDIENCE]);
@@ -50,9 +45,7 @@ async fn decode(idp: &MockIdp, token: &str) -> jsonwebtoken::errors::Result<Valu
 #[tokio::test]
 async fn discovery_announces_issuer_and_jwks() {
     let idp = MockIdp::start().await;
-    let (status, body) = get(idp.addr(), "/.well-known/openid-configuration")
-        .await
-        .unwrap();
+    let (status, body) = get(idp.addr(), "/.well-known/openid-configuration").await.unwrap();
     assert_eq!(status, 200);
     let doc: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(doc["issuer"], idp.issuer());
@@ -60,9 +53,7 @@ async fn discovery_announces_issuer_and_jwks() {
     assert_eq!(idp.discovery_fetches(), 1);
 
     idp.set_discovery_issuer(Some("https://elsewhere.example".into()));
-    let (_, body) = get(idp.addr(), "/.well-known/openid-configuration")
-        .await
-        .unwrap();
+    let (_, body) = get(idp.addr(), "/.well-known/openid-configuration").await.unwrap();
     let doc: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(doc["issuer"], "https://elsewhere.example");
 }
@@ -78,16 +69,11 @@ async fn tokens_of_every_algorithm_verify_against_the_jwks() {
     ] {
         let idp = MockIdp::start_with(alg).await;
         let token = idp.token(TokenSpec::user("alice@example.com").groups(["engineering"]));
-        let claims = decode(&idp, &token)
-            .await
-            .unwrap_or_else(|e| panic!("{alg:?}: {e}"));
+        let claims = decode(&idp, &token).await.unwrap_or_else(|e| panic!("{alg:?}: {e}"));
         assert_eq!(claims["email"], "alice@example.com");
         assert_eq!(claims["sub"], "user|alice@example.com");
         assert_eq!(claims["groups"], serde_json::json!(["engineering"]));
-        assert_eq!(
-            jsonwebtoken::decode_header(&token).unwrap().kid,
-            Some(idp.current_kid())
-        );
+        assert_eq!(jsonwebtoken::decode_header(&token).unwrap().kid, Some(idp.current_kid()));
     }
 }
 
@@ -107,16 +93,9 @@ async fn unknown_key_signature_does_not_verify() {
     for alg in [SigningAlg::Es256, SigningAlg::Rs256] {
         let idp = MockIdp::start_with(alg).await;
         let token = idp.token(TokenSpec::user("mallory@example.com").signed_with_unknown_key());
-        assert_eq!(
-            jsonwebtoken::decode_header(&token).unwrap().kid,
-            Some(idp.current_kid())
-        );
+        assert_eq!(jsonwebtoken::decode_header(&token).unwrap().kid, Some(idp.current_kid()));
         let err = decode(&idp, &token).await.unwrap_err();
-        assert_eq!(
-            *err.kind(),
-            jsonwebtoken::errors::ErrorKind::InvalidSignature,
-            "{alg:?}"
-        );
+        assert_eq!(*err.kind(), jsonwebtoken::errors::ErrorKind::InvalidSignature, "{alg:?}");
     }
 }
 

@@ -113,12 +113,8 @@ impl TokenSpec {
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        self.audience = Value::Array(
-            audiences
-                .into_iter()
-                .map(|a| Value::String(a.into()))
-                .collect(),
-        );
+        self.audience =
+            Value::Array(audiences.into_iter().map(|a| Value::String(a.into())).collect());
         self
     }
 

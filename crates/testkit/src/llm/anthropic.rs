@@ -38,7 +38,8 @@ fn signature(thinking: &str) -> String {
     for b in thinking.bytes() {
         h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
     }
-    base64::engine::general_purpose::STANDARD.encode(format!("mock-signature:{}:{h:016x}", thinking.len()))
+    base64::engine::general_purpose::STANDARD
+        .encode(format!("mock-signature:{}:{h:016x}", thinking.len()))
 }
 
 /// The non-streaming response body.
@@ -116,14 +117,25 @@ pub(crate) fn stream_frames(model: &str, o: &Outcome) -> Vec<Bytes> {
         ));
     };
     let stop = |frames: &mut Vec<Bytes>, index: u64| {
-        frames.push(event("content_block_stop", obj! { "type" => "content_block_stop", "index" => index }));
+        frames.push(event(
+            "content_block_stop",
+            obj! { "type" => "content_block_stop", "index" => index },
+        ));
     };
     if let Some(thinking) = &o.thinking {
-        start(&mut frames, index, obj! { "type" => "thinking", "thinking" => "", "signature" => "" });
+        start(
+            &mut frames,
+            index,
+            obj! { "type" => "thinking", "thinking" => "", "signature" => "" },
+        );
         for piece in text_pieces(thinking) {
             delta(&mut frames, index, obj! { "type" => "thinking_delta", "thinking" => piece });
         }
-        delta(&mut frames, index, obj! { "type" => "signature_delta", "signature" => signature(thinking) });
+        delta(
+            &mut frames,
+            index,
+            obj! { "type" => "signature_delta", "signature" => signature(thinking) },
+        );
         stop(&mut frames, index);
         index += 1;
     }
@@ -148,7 +160,11 @@ pub(crate) fn stream_frames(model: &str, o: &Outcome) -> Vec<Bytes> {
         );
         delta(&mut frames, index, obj! { "type" => "input_json_delta", "partial_json" => "" });
         for piece in char_pieces(&tool.input.to_string(), 24) {
-            delta(&mut frames, index, obj! { "type" => "input_json_delta", "partial_json" => piece });
+            delta(
+                &mut frames,
+                index,
+                obj! { "type" => "input_json_delta", "partial_json" => piece },
+            );
         }
         stop(&mut frames, index);
     }
@@ -186,10 +202,16 @@ fn error_kind(status: u16) -> (&'static str, &'static str) {
         400 => ("invalid_request_error", "Invalid request"),
         401 => ("authentication_error", "invalid x-api-key"),
         402 => ("billing_error", "Your credit balance is too low"),
-        403 => ("permission_error", "Your API key does not have permission to use the specified resource."),
+        403 => (
+            "permission_error",
+            "Your API key does not have permission to use the specified resource.",
+        ),
         404 => ("not_found_error", "Not found"),
         413 => ("request_too_large", "Request exceeds the maximum allowed number of bytes."),
-        429 => ("rate_limit_error", "This request would exceed the rate limit for your organization (mock)."),
+        429 => (
+            "rate_limit_error",
+            "This request would exceed the rate limit for your organization (mock).",
+        ),
         504 => ("timeout_error", "Request timed out"),
         529 => ("overloaded_error", "Overloaded"),
         500..=599 => ("api_error", "Internal server error"),

@@ -93,17 +93,22 @@ where
             }
             "--drip-ms" => {
                 let v = value("--drip-ms")?;
-                config.drip = Duration::from_millis(v.parse().with_context(|| format!("invalid --drip-ms {v}"))?);
+                config.drip = Duration::from_millis(
+                    v.parse().with_context(|| format!("invalid --drip-ms {v}"))?,
+                );
             }
             "--script" => {
                 let path = value("--script")?;
-                let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read {path}"))?;
-                let script: Script = serde_json::from_str(&text).with_context(|| format!("invalid script {path}"))?;
+                let text = std::fs::read_to_string(&path)
+                    .with_context(|| format!("cannot read {path}"))?;
+                let script: Script = serde_json::from_str(&text)
+                    .with_context(|| format!("invalid script {path}"))?;
                 config = config.script(script);
             }
             "--max-recorded" => {
                 let v = value("--max-recorded")?;
-                config.max_recorded = v.parse().with_context(|| format!("invalid --max-recorded {v}"))?;
+                config.max_recorded =
+                    v.parse().with_context(|| format!("invalid --max-recorded {v}"))?;
             }
             other => bail!("unknown option {other} (see --help)"),
         }

@@ -35,7 +35,10 @@ pub(crate) fn handle(shared: &Shared, method: &Method, path: &str, body: &[u8]) 
             shared.reset();
             reply(StatusCode::OK, json!({"ok": true}))
         }
-        _ => reply(StatusCode::NOT_FOUND, json!({"error": format!("no control endpoint {method} {route}")})),
+        _ => reply(
+            StatusCode::NOT_FOUND,
+            json!({"error": format!("no control endpoint {method} {route}")}),
+        ),
     }
 }
 

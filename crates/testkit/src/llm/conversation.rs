@@ -171,6 +171,9 @@ pub(crate) fn content_text(content: &Value) -> String {
             .collect::<Vec<_>>()
             .join("\n"),
         Value::Null => String::new(),
-        other => other.get("text").and_then(Value::as_str).map_or_else(|| other.to_string(), str::to_owned),
+        other => other
+            .get("text")
+            .and_then(Value::as_str)
+            .map_or_else(|| other.to_string(), str::to_owned),
     }
 }

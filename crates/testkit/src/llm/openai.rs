@@ -105,7 +105,10 @@ pub(crate) fn chat_frames(model: &str, o: &Outcome, include_usage: bool) -> Vec<
     let tool = arguments(o);
     match (&o.text, &tool) {
         (Some(_), _) | (None, None) => frames.push(chunk(
-            vec![choice(obj! { "role" => "assistant", "content" => "", "refusal" => J::Null }, None)],
+            vec![choice(
+                obj! { "role" => "assistant", "content" => "", "refusal" => J::Null },
+                None,
+            )],
             None,
         )),
         (None, Some((call_id, name, _))) => frames.push(chunk(
@@ -186,10 +189,24 @@ pub(crate) fn error_kind(status: u16) -> (&'static str, Option<&'static str>, &'
     match status {
         401 => ("invalid_request_error", Some("invalid_api_key"), "Incorrect API key provided."),
         403 => ("invalid_request_error", Some("unsupported_country_region_territory"), "Forbidden"),
-        404 => ("invalid_request_error", Some("model_not_found"), "The model does not exist or you do not have access to it."),
-        429 => ("requests", Some("rate_limit_exceeded"), "Rate limit reached (mock). Please try again later."),
-        503 | 529 => ("server_error", None, "The engine is currently overloaded, please try again later."),
-        500..=599 => ("server_error", None, "The server had an error while processing your request. Sorry about that!"),
+        404 => (
+            "invalid_request_error",
+            Some("model_not_found"),
+            "The model does not exist or you do not have access to it.",
+        ),
+        429 => (
+            "requests",
+            Some("rate_limit_exceeded"),
+            "Rate limit reached (mock). Please try again later.",
+        ),
+        503 | 529 => {
+            ("server_error", None, "The engine is currently overloaded, please try again later.")
+        }
+        500..=599 => (
+            "server_error",
+            None,
+            "The server had an error while processing your request. Sorry about that!",
+        ),
         _ => ("invalid_request_error", None, "Invalid request"),
     }
 }
@@ -233,17 +250,16 @@ pub(crate) fn model_object(id: &str) -> J {
 pub(crate) fn embeddings_json(req: &Value, model: &str, usage: &Usage) -> String {
     let inputs: Vec<String> = match req.get("input") {
         Some(Value::String(s)) => vec![s.clone()],
-        Some(Value::Array(items)) if items.iter().all(Value::is_number) => vec![Value::Array(items.clone()).to_string()],
-        Some(Value::Array(items)) => items
-            .iter()
-            .map(|i| i.as_str().map_or_else(|| i.to_string(), str::to_owned))
-            .collect(),
+        Some(Value::Array(items)) if items.iter().all(Value::is_number) => {
+            vec![Value::Array(items.clone()).to_string()]
+        }
+        Some(Value::Array(items)) => {
+            items.iter().map(|i| i.as_str().map_or_else(|| i.to_string(), str::to_owned)).collect()
+        }
         _ => vec![String::new()],
     };
-    let dims = req
-        .get("dimensions")
-        .and_then(Value::as_u64)
-        .map_or(8, |d| d.clamp(1, 4096)) as usize;
+    let dims =
+        req.get("dimensions").and_then(Value::as_u64).map_or(8, |d| d.clamp(1, 4096)) as usize;
     let base64 = req.get("encoding_format").and_then(Value::as_str) == Some("base64");
     let data: Vec<J> = inputs
         .iter()

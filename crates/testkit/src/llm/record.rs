@@ -37,9 +37,8 @@ impl RecordedRequest {
 
     /// The body, gunzipped when `content-encoding: gzip`.
     pub fn decoded_body(&self) -> Bytes {
-        let gz = self
-            .header("content-encoding")
-            .is_some_and(|v| v.trim().eq_ignore_ascii_case("gzip"));
+        let gz =
+            self.header("content-encoding").is_some_and(|v| v.trim().eq_ignore_ascii_case("gzip"));
         if gz {
             let mut out = Vec::new();
             if flate2::read::GzDecoder::new(&self.body[..]).read_to_end(&mut out).is_ok() {
@@ -64,7 +63,10 @@ impl RecordedRequest {
     pub fn to_json(&self) -> Value {
         let mut headers = serde_json::Map::new();
         for name in self.headers.keys() {
-            headers.insert(name.as_str().to_owned(), Value::from(self.header_all(name.as_str()).join(", ")));
+            headers.insert(
+                name.as_str().to_owned(),
+                Value::from(self.header_all(name.as_str()).join(", ")),
+            );
         }
         serde_json::json!({
             "method": self.method,

@@ -151,15 +151,16 @@ fn output_text(text: &str) -> J {
 fn items(req: &Value, o: &Outcome) -> Vec<Item> {
     let mut items = Vec::new();
     if let Some(thinking) = &o.thinking {
-        let wants_encrypted = req
-            .get("include")
-            .and_then(Value::as_array)
-            .is_some_and(|inc| inc.iter().any(|i| i.as_str() == Some("reasoning.encrypted_content")));
+        let wants_encrypted = req.get("include").and_then(Value::as_array).is_some_and(|inc| {
+            inc.iter().any(|i| i.as_str() == Some("reasoning.encrypted_content"))
+        });
         items.push(Item::Reasoning {
             id: idhex("rs_", 50),
             summary: thinking.clone(),
-            encrypted: wants_encrypted
-                .then(|| base64::engine::general_purpose::STANDARD.encode(format!("mock-reasoning:{thinking}"))),
+            encrypted: wants_encrypted.then(|| {
+                base64::engine::general_purpose::STANDARD
+                    .encode(format!("mock-reasoning:{thinking}"))
+            }),
         });
     }
     if let Some(text) = &o.text {
@@ -204,14 +205,28 @@ impl Events {
 
 /// The SSE frames of a streaming response; with `fail_after`, only that many events and then a
 /// `response.failed` (same response id) that ends the stream.
-pub(crate) fn stream_frames(req: &Value, model: &str, o: &Outcome, fail_after: Option<usize>) -> Vec<Bytes> {
+pub(crate) fn stream_frames(
+    req: &Value,
+    model: &str,
+    o: &Outcome,
+    fail_after: Option<usize>,
+) -> Vec<Bytes> {
     let ctx = ctx(req, model);
     let items = items(req, o);
     let mut ev = Events { frames: Vec::new() };
-    ev.push("response.created", obj! { "response" => ctx.response("in_progress", vec![], None, None) });
-    ev.push("response.in_progress", obj! { "response" => ctx.response("in_progress", vec![], None, None) });
+    ev.push(
+        "response.created",
+        obj! { "response" => ctx.response("in_progress", vec![], None, None) },
+    );
+    ev.push(
+        "response.in_progress",
+        obj! { "response" => ctx.response("in_progress", vec![], None, None) },
+    );
     for (index, item) in items.iter().enumerate() {
-        ev.push("response.output_item.added", obj! { "output_index" => index, "item" => item.added() });
+        ev.push(
+            "response.output_item.added",
+            obj! { "output_index" => index, "item" => item.added() },
+        );
         match item {
             Item::Reasoning { .. } => {}
             Item::Message { id, text } => {
@@ -264,7 +279,10 @@ pub(crate) fn stream_frames(req: &Value, model: &str, o: &Outcome, fail_after: O
                 );
             }
         }
-        ev.push("response.output_item.done", obj! { "output_index" => index, "item" => item.done() });
+        ev.push(
+            "response.output_item.done",
+            obj! { "output_index" => index, "item" => item.done() },
+        );
     }
     let output = items.iter().map(Item::done).collect();
     ev.push(
@@ -277,7 +295,10 @@ pub(crate) fn stream_frames(req: &Value, model: &str, o: &Outcome, fail_after: O
             "code" => "server_error",
             "message" => "The server had an error while processing your request. Sorry about that!",
         };
-        ev.push("response.failed", obj! { "response" => ctx.response("failed", vec![], None, Some(error)) });
+        ev.push(
+            "response.failed",
+            obj! { "response" => ctx.response("failed", vec![], None, Some(error)) },
+        );
     }
     ev.frames
 }

@@ -46,7 +46,10 @@ where
     B::Error: Into<axum::BoxError>,
 {
     let (parts, body) = req.into_parts();
-    let path = parts.uri.path_and_query().map_or_else(|| parts.uri.path().to_owned(), |pq| pq.as_str().to_owned());
+    let path = parts
+        .uri
+        .path_and_query()
+        .map_or_else(|| parts.uri.path().to_owned(), |pq| pq.as_str().to_owned());
     let body = match axum::body::to_bytes(Body::new(body), BODY_LIMIT).await {
         Ok(bytes) => bytes,
         Err(_) => {
@@ -74,7 +77,8 @@ where
         _ => Method::POST,
     };
     if parts.method != expected {
-        let err = ErrorReply::status(405).message(format!("Method {} not allowed for {}", parts.method, path));
+        let err = ErrorReply::status(405)
+            .message(format!("Method {} not allowed for {}", parts.method, path));
         return error_response(flavour, &err);
     }
     let state = Call { shared: &shared, headers: &parts.headers, recorded: &recorded, deployment };
@@ -151,7 +155,9 @@ impl Call<'_> {
                         .unwrap_or(false);
                     openai::chat_frames(&model, &outcome, include_usage)
                 }
-                Api::Responses => responses::stream_frames(&req, &model, &outcome, reply.error_event_after),
+                Api::Responses => {
+                    responses::stream_frames(&req, &model, &outcome, reply.error_event_after)
+                }
             };
             if let Some(n) = reply.error_event_after {
                 match api {
@@ -189,7 +195,8 @@ impl Call<'_> {
             return error_response(Flavour::OpenAi, err);
         }
         let cfg = &self.shared.config;
-        let model = conversation::model(&req, self.deployment.as_deref().unwrap_or("mock-embedding"));
+        let model =
+            conversation::model(&req, self.deployment.as_deref().unwrap_or("mock-embedding"));
         let usage = reply.usage.unwrap_or(cfg.usage);
         let body = openai::embeddings_json(&req, &model, &usage);
         full_response(Flavour::OpenAi, body, self.delivery(&reply))
@@ -199,7 +206,9 @@ impl Call<'_> {
         let cfg = &self.shared.config;
         let gzip = match reply.gzip.unwrap_or(cfg.gzip) {
             Gzip::Off => false,
-            Gzip::Auto => accepts_gzip(self.headers.get(header::ACCEPT_ENCODING).and_then(|v| v.to_str().ok())),
+            Gzip::Auto => accepts_gzip(
+                self.headers.get(header::ACCEPT_ENCODING).and_then(|v| v.to_str().ok()),
+            ),
             Gzip::Force => true,
         };
         Delivery {
@@ -289,7 +298,9 @@ fn base_headers(builder: http::response::Builder, flavour: Flavour) -> http::res
     let builder = builder.header(name, id);
     match flavour {
         Flavour::Anthropic => builder,
-        Flavour::OpenAi => builder.header("openai-processing-ms", "1").header("openai-version", "2020-10-01"),
+        Flavour::OpenAi => {
+            builder.header("openai-processing-ms", "1").header("openai-version", "2020-10-01")
+        }
     }
 }
 
@@ -324,7 +335,8 @@ fn error_response(flavour: Flavour, err: &ErrorReply) -> Response<Body> {
 }
 
 fn json_response(status: StatusCode, body: String, flavour: Flavour) -> Response<Body> {
-    let builder = Response::builder().status(status).header(header::CONTENT_TYPE, "application/json");
+    let builder =
+        Response::builder().status(status).header(header::CONTENT_TYPE, "application/json");
     finish(base_headers(builder, flavour), Body::from(body))
 }
 
@@ -342,8 +354,10 @@ fn sse_response(flavour: Flavour, frames: Vec<Bytes>, delivery: Delivery) -> Res
 /// A complete (non-streaming) JSON body; with a cut, half of it and then an abort under a
 /// `content-length` of the whole.
 fn full_response(flavour: Flavour, body: String, delivery: Delivery) -> Response<Body> {
-    let bytes = if delivery.gzip { Bytes::from(gzip_all(body.as_bytes())) } else { Bytes::from(body) };
-    let mut builder = Response::builder().status(StatusCode::OK).header(header::CONTENT_TYPE, "application/json");
+    let bytes =
+        if delivery.gzip { Bytes::from(gzip_all(body.as_bytes())) } else { Bytes::from(body) };
+    let mut builder =
+        Response::builder().status(StatusCode::OK).header(header::CONTENT_TYPE, "application/json");
     if delivery.gzip {
         builder = builder.header(header::CONTENT_ENCODING, "gzip");
     }
@@ -351,7 +365,10 @@ fn full_response(flavour: Flavour, body: String, delivery: Delivery) -> Response
         Some(_) => {
             builder = builder.header(header::CONTENT_LENGTH, HeaderValue::from(bytes.len()));
             let half = bytes.slice(..bytes.len() / 2);
-            frames_body(vec![half], Delivery { drip: Duration::ZERO, cut_after: Some(1), gzip: false })
+            frames_body(
+                vec![half],
+                Delivery { drip: Duration::ZERO, cut_after: Some(1), gzip: false },
+            )
         }
         None => Body::from(bytes),
     };

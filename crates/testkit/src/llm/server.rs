@@ -208,7 +208,11 @@ impl std::fmt::Debug for MockLlm {
     }
 }
 
-async fn run_accept(listener: TcpListener, shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
+async fn run_accept(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    mut shutdown: watch::Receiver<bool>,
+) {
     loop {
         let tcp = tokio::select! {
             accepted = listener.accept() => match accepted {

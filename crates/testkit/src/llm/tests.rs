@@ -24,7 +24,8 @@ struct Resp {
 
 impl Resp {
     fn json(&self) -> Value {
-        serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", self.text()))
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", self.text()))
     }
 
     fn text(&self) -> String {
@@ -45,7 +46,9 @@ impl Resp {
         self.events()
             .into_iter()
             .filter(|(_, d)| d != "[DONE]")
-            .map(|(_, d)| serde_json::from_str(&d).unwrap_or_else(|e| panic!("bad event data {d}: {e}")))
+            .map(|(_, d)| {
+                serde_json::from_str(&d).unwrap_or_else(|e| panic!("bad event data {d}: {e}"))
+            })
             .collect()
     }
 }
@@ -68,7 +71,13 @@ fn parse_sse(text: &str) -> Vec<(Option<String>, String)> {
         .collect()
 }
 
-async fn send(mock: &MockLlm, method: Method, path: &str, headers: &[(&str, &str)], body: &str) -> Resp {
+async fn send(
+    mock: &MockLlm,
+    method: Method,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> Resp {
     let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
     let mut req = Request::builder().method(method).uri(format!("{}{path}", mock.base_url()));
     for (k, v) in headers {
@@ -229,7 +238,8 @@ async fn anthropic_tool_use_stream_and_json() {
 
 #[tokio::test]
 async fn tool_result_is_echoed_instead_of_another_call() {
-    let mock = MockLlm::start(MockConfig::default().default_reply(Reply::shell("echo tool-ok"))).await;
+    let mock =
+        MockLlm::start(MockConfig::default().default_reply(Reply::shell("echo tool-ok"))).await;
     let first = json!({"model": "m", "max_tokens": 10, "stream": false,
         "tools": [{"name": "Read", "input_schema": {}}, {"name": "Bash", "input_schema": {}}],
         "messages": [{"role": "user", "content": "run it"}]});
@@ -238,15 +248,15 @@ async fn tool_result_is_echoed_instead_of_another_call() {
     assert_eq!(m["content"][0]["input"]["command"], "echo tool-ok");
     let id = m["content"][0]["id"].clone();
     let second = json!({"model": "m", "max_tokens": 10,
-        "tools": [{"name": "Bash", "input_schema": {}}],
-        "messages": [
-            {"role": "user", "content": "run it"},
-            {"role": "assistant", "content": [m["content"][0].clone()]},
-            {"role": "user", "content": [
-                {"type": "tool_result", "tool_use_id": id, "content": [{"type": "text", "text": "tool-ok\n"}]},
-                {"type": "text", "text": "<system-reminder>x</system-reminder>"}
-            ]}
-        ]});
+    "tools": [{"name": "Bash", "input_schema": {}}],
+    "messages": [
+        {"role": "user", "content": "run it"},
+        {"role": "assistant", "content": [m["content"][0].clone()]},
+        {"role": "user", "content": [
+            {"type": "tool_result", "tool_use_id": id, "content": [{"type": "text", "text": "tool-ok\n"}]},
+            {"type": "text", "text": "<system-reminder>x</system-reminder>"}
+        ]}
+    ]});
     let m = post(&mock, "/v1/messages", second.clone()).await.json();
     assert_eq!(m["stop_reason"], "end_turn");
     assert_eq!(m["content"].as_array().map(Vec::len), Some(1));
@@ -262,22 +272,33 @@ async fn tool_result_is_echoed_instead_of_another_call() {
 
 #[tokio::test]
 async fn shell_reply_adapts_to_offered_tools() {
-    let mock = MockLlm::start(MockConfig::default().default_reply(Reply::shell("echo tool-ok"))).await;
+    let mock =
+        MockLlm::start(MockConfig::default().default_reply(Reply::shell("echo tool-ok"))).await;
     let ask = |tools: Value| json!({"model": "gpt-5.5", "input": [{"role": "user", "content": "go"}], "tools": tools});
     let call = |r: &Resp| r.json()["output"][0].clone();
 
-    let r = post(&mock, "/v1/responses", ask(json!([{"type": "function", "name": "shell", "parameters": {}}]))).await;
+    let r = post(
+        &mock,
+        "/v1/responses",
+        ask(json!([{"type": "function", "name": "shell", "parameters": {}}])),
+    )
+    .await;
     let item = call(&r);
     assert_eq!(item["type"], "function_call");
     assert_eq!(item["name"], "shell");
-    let args: Value = serde_json::from_str(item["arguments"].as_str().unwrap_or("")).unwrap_or_default();
+    let args: Value =
+        serde_json::from_str(item["arguments"].as_str().unwrap_or("")).unwrap_or_default();
     assert_eq!(args, json!({"command": ["bash", "-lc", "echo tool-ok"]}));
 
-    let r = post(&mock, "/v1/responses", ask(json!([{"type": "function", "name": "exec_command"}]))).await;
+    let r =
+        post(&mock, "/v1/responses", ask(json!([{"type": "function", "name": "exec_command"}])))
+            .await;
     assert_eq!(call(&r)["name"], "exec_command");
     assert_eq!(call(&r)["arguments"], r#"{"cmd":"echo tool-ok"}"#);
 
-    let r = post(&mock, "/v1/responses", ask(json!([{"type": "function", "name": "shell_command"}]))).await;
+    let r =
+        post(&mock, "/v1/responses", ask(json!([{"type": "function", "name": "shell_command"}])))
+            .await;
     assert_eq!(call(&r)["arguments"], r#"{"command":"echo tool-ok"}"#);
 
     // No tools offered: plain text.
@@ -287,9 +308,14 @@ async fn shell_reply_adapts_to_offered_tools() {
 
 #[tokio::test]
 async fn anthropic_thinking_block() {
-    let mock = MockLlm::start(MockConfig::default().reply(Reply::text("done").thinking("let me think"))).await;
+    let mock =
+        MockLlm::start(MockConfig::default().reply(Reply::text("done").thinking("let me think")))
+            .await;
     let data = post(&mock, "/v1/messages", anthropic_req(true)).await.event_json();
-    assert_eq!(data[1]["content_block"], json!({"type": "thinking", "thinking": "", "signature": ""}));
+    assert_eq!(
+        data[1]["content_block"],
+        json!({"type": "thinking", "thinking": "", "signature": ""})
+    );
     let sig = data.iter().find(|d| d["delta"]["type"] == "signature_delta");
     assert!(sig.is_some_and(|d| d["delta"]["signature"].as_str().is_some_and(|s| !s.is_empty())));
     let second_block = data.iter().filter(|d| d["type"] == "content_block_start").nth(1).cloned();
@@ -302,7 +328,8 @@ async fn count_tokens_and_models() {
     let r = post(&mock, "/v1/messages/count_tokens", anthropic_req(false)).await;
     assert_eq!(r.json(), json!({"input_tokens": 42}));
 
-    let r = send(&mock, Method::GET, "/v1/models", &[("anthropic-version", "2023-06-01")], "").await;
+    let r =
+        send(&mock, Method::GET, "/v1/models", &[("anthropic-version", "2023-06-01")], "").await;
     let m = r.json();
     assert_eq!(m["has_more"], false);
     assert_eq!(m["data"][0]["type"], "model");
@@ -317,7 +344,8 @@ async fn count_tokens_and_models() {
 
     let r = send(&mock, Method::GET, "/v1/models/gpt-4o", &[], "").await;
     assert_eq!(r.json()["id"], "gpt-4o");
-    let r = send(&mock, Method::GET, "/v1/models/nope", &[("anthropic-version", "2023-06-01")], "").await;
+    let r = send(&mock, Method::GET, "/v1/models/nope", &[("anthropic-version", "2023-06-01")], "")
+        .await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
     assert_eq!(r.json()["error"]["type"], "not_found_error");
 }
@@ -370,10 +398,8 @@ async fn chat_stream_with_and_without_usage() {
     assert_eq!(finish["choices"][0]["finish_reason"], "stop");
     assert_eq!(finish["choices"][0]["delta"], json!({}));
     assert_eq!(finish["usage"], Value::Null);
-    let text: String = chunks
-        .iter()
-        .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())
-        .collect();
+    let text: String =
+        chunks.iter().filter_map(|c| c["choices"][0]["delta"]["content"].as_str()).collect();
     assert_eq!(text, "Hello from mock");
 
     for include in [None, Some(false)] {
@@ -411,7 +437,10 @@ async fn chat_tool_calls() {
         .filter_map(|c| c["choices"][0]["delta"]["tool_calls"][0]["function"]["arguments"].as_str())
         .collect();
     assert_eq!(serde_json::from_str::<Value>(&args).ok(), Some(input));
-    assert_eq!(chunks.last().map(|c| c["choices"][0]["finish_reason"].clone()), Some(json!("tool_calls")));
+    assert_eq!(
+        chunks.last().map(|c| c["choices"][0]["finish_reason"].clone()),
+        Some(json!("tool_calls"))
+    );
 
     // The tool's answer comes back as a `tool` message: echoed.
     let follow = json!({"model": "gpt-4o", "messages": [
@@ -480,8 +509,10 @@ async fn responses_stream_text() {
 #[tokio::test]
 async fn responses_function_call_flow() {
     let args = json!({"command": ["bash", "-lc", "echo tool-ok"]});
-    let mock = MockLlm::start(MockConfig::default().reply(Reply::tool_call("shell", args.clone()))).await;
-    let req = json!({"model": "gpt-5.5", "stream": true, "input": [{"role": "user", "content": "go"}]});
+    let mock =
+        MockLlm::start(MockConfig::default().reply(Reply::tool_call("shell", args.clone()))).await;
+    let req =
+        json!({"model": "gpt-5.5", "stream": true, "input": [{"role": "user", "content": "go"}]});
     let data = post(&mock, "/v1/responses", req).await.event_json();
     assert_eq!(kinds(&data)[2], "response.output_item.added");
     let item = &data[2]["item"];
@@ -517,7 +548,9 @@ async fn responses_function_call_flow() {
 
 #[tokio::test]
 async fn responses_error_event() {
-    let mock = MockLlm::start(MockConfig::default().reply(Reply::text("a b c").error_event_after(3))).await;
+    let mock =
+        MockLlm::start(MockConfig::default().reply(Reply::text("a b c").error_event_after(3)))
+            .await;
     let req = json!({"model": "gpt-5.5", "stream": true, "input": "hi"});
     let data = post(&mock, "/v1/responses", req).await.event_json();
     assert_eq!(data.len(), 4);
@@ -532,7 +565,12 @@ async fn responses_error_event() {
 #[tokio::test]
 async fn embeddings_float_and_base64() {
     let mock = start().await;
-    let r = post(&mock, "/v1/embeddings", json!({"model": "text-embedding-3-small", "input": ["a", "b"], "dimensions": 4})).await;
+    let r = post(
+        &mock,
+        "/v1/embeddings",
+        json!({"model": "text-embedding-3-small", "input": ["a", "b"], "dimensions": 4}),
+    )
+    .await;
     let e = r.json();
     assert_eq!(e["object"], "list");
     assert_eq!(e["data"].as_array().map(Vec::len), Some(2));
@@ -540,7 +578,12 @@ async fn embeddings_float_and_base64() {
     assert_eq!(e["data"][0]["embedding"].as_array().map(Vec::len), Some(4));
     assert_eq!(e["usage"], json!({"prompt_tokens": 10, "total_tokens": 10}));
 
-    let r = post(&mock, "/v1/embeddings", json!({"model": "m", "input": "a", "encoding_format": "base64"})).await;
+    let r = post(
+        &mock,
+        "/v1/embeddings",
+        json!({"model": "m", "input": "a", "encoding_format": "base64"}),
+    )
+    .await;
     let b64 = r.json()["data"][0]["embedding"].as_str().unwrap_or_default().to_owned();
     use base64::Engine as _;
     let bytes = base64::engine::general_purpose::STANDARD.decode(b64).unwrap_or_default();
@@ -593,7 +636,8 @@ async fn http_errors_have_provider_bodies() {
     assert_eq!(r.json()["error"]["type"], "server_error");
     assert_eq!(r.json()["error"]["param"], Value::Null);
 
-    let r = post(&mock, "/v1/responses", json!({"model": "x", "input": "hi", "stream": true})).await;
+    let r =
+        post(&mock, "/v1/responses", json!({"model": "x", "input": "hi", "stream": true})).await;
     assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(r.header("retry-after"), Some("3"));
     assert_eq!(r.json()["error"]["code"], "rate_limit_exceeded");
@@ -627,7 +671,8 @@ async fn cut_non_streaming_body() {
 
 #[tokio::test]
 async fn anthropic_error_event_mid_stream() {
-    let mock = MockLlm::start(MockConfig::default().reply(Reply::default().error_event_after(2))).await;
+    let mock =
+        MockLlm::start(MockConfig::default().reply(Reply::default().error_event_after(2))).await;
     let r = post(&mock, "/v1/messages", anthropic_req(true)).await;
     assert!(r.error.is_none());
     let events = r.events();
@@ -650,7 +695,10 @@ async fn drip_delays_events() {
 #[tokio::test]
 async fn delay_before_head() {
     tokio::time::pause();
-    let mock = MockLlm::start(MockConfig::default().reply(Reply::default().delay(Duration::from_secs(30)))).await;
+    let mock = MockLlm::start(
+        MockConfig::default().reply(Reply::default().delay(Duration::from_secs(30))),
+    )
+    .await;
     let begin = tokio::time::Instant::now();
     let r = post(&mock, "/v1/chat/completions", chat_req(false, None)).await;
     assert_eq!(r.status, StatusCode::OK);
@@ -671,11 +719,16 @@ async fn gzip_modes() {
     let r = send(&mock, Method::POST, "/v1/messages", &accept, &body).await;
     assert_eq!(r.header("content-encoding"), Some("gzip"));
     let text = gunzip(&r.body);
-    assert_eq!(parse_sse(&text).last().and_then(|(e, _)| e.clone()).as_deref(), Some("message_stop"));
+    assert_eq!(
+        parse_sse(&text).last().and_then(|(e, _)| e.clone()).as_deref(),
+        Some("message_stop")
+    );
 
     let r = send(&mock, Method::POST, "/v1/messages", &[], &body).await;
     assert_eq!(r.header("content-encoding"), None);
-    let r = send(&mock, Method::POST, "/v1/messages", &[("accept-encoding", "gzip;q=0, br")], &body).await;
+    let r =
+        send(&mock, Method::POST, "/v1/messages", &[("accept-encoding", "gzip;q=0, br")], &body)
+            .await;
     assert_eq!(r.header("content-encoding"), None);
 
     mock.push(Reply::default().gzip(Gzip::Force));
@@ -701,7 +754,11 @@ async fn gzip_modes() {
 async fn records_requests() {
     let mock = start().await;
     let body = anthropic_req(false).to_string();
-    let headers = [("x-api-key", "sk-test"), ("anthropic-version", "2023-06-01"), ("authorization", "Bearer t")];
+    let headers = [
+        ("x-api-key", "sk-test"),
+        ("anthropic-version", "2023-06-01"),
+        ("authorization", "Bearer t"),
+    ];
     send(&mock, Method::POST, "/v1/messages?beta=true", &headers, &body).await;
     send(&mock, Method::HEAD, "/", &[], "").await;
     let reqs = mock.requests();
@@ -746,7 +803,8 @@ async fn serves_h2c_prior_knowledge() {
 #[tokio::test]
 async fn control_api() {
     let mock = start().await;
-    let script = json!([{"tool_call": {"name": "Bash", "input": {"command": "ls"}}}, {"text": "second"}]);
+    let script =
+        json!([{"tool_call": {"name": "Bash", "input": {"command": "ls"}}}, {"text": "second"}]);
     let r = send(&mock, Method::POST, "/_mock/script", &[], &script.to_string()).await;
     assert_eq!(r.json(), json!({"queued": 2}));
     let r = send(&mock, Method::POST, "/_mock/script", &[], r#"{"text": 5}"#).await;
@@ -757,7 +815,14 @@ async fn control_api() {
     let m = post(&mock, "/v1/messages", anthropic_req(false)).await.json();
     assert_eq!(m["content"][0]["text"], "second");
 
-    let r = send(&mock, Method::POST, "/_mock/default", &[], r#"{"text": "dflt", "usage": {"input": 1, "output": 2}}"#).await;
+    let r = send(
+        &mock,
+        Method::POST,
+        "/_mock/default",
+        &[],
+        r#"{"text": "dflt", "usage": {"input": 1, "output": 2}}"#,
+    )
+    .await;
     assert_eq!(r.status, StatusCode::OK);
     let m = post(&mock, "/v1/messages", anthropic_req(false)).await.json();
     assert_eq!(m["content"][0]["text"], "dflt");
@@ -776,12 +841,19 @@ async fn control_api() {
     assert!(mock.requests().is_empty());
     let m = post(&mock, "/v1/messages", anthropic_req(false)).await.json();
     assert_eq!(m["content"][0]["text"], "Hello from mock");
-    assert_eq!(send(&mock, Method::GET, "/_mock/health", &[], "").await.json(), json!({"ok": true}));
+    assert_eq!(
+        send(&mock, Method::GET, "/_mock/health", &[], "").await.json(),
+        json!({"ok": true})
+    );
 }
 
 #[tokio::test]
 async fn script_builder_and_push() {
-    let mock = MockLlm::start(MockConfig::default().script(Script::new().then(Reply::text("one")).then(Reply::text("two")))).await;
+    let mock = MockLlm::start(
+        MockConfig::default()
+            .script(Script::new().then(Reply::text("one")).then(Reply::text("two"))),
+    )
+    .await;
     mock.push_script(vec![Reply::text("three")]);
     mock.set_default(Reply::text("rest"));
     let mut texts = Vec::new();
@@ -797,7 +869,13 @@ async fn script_builder_and_push() {
 #[tokio::test]
 async fn odd_input_gets_provider_errors_not_panics() {
     let mock = start().await;
-    let paths = ["/v1/messages", "/v1/chat/completions", "/v1/responses", "/v1/embeddings", "/v1/messages/count_tokens"];
+    let paths = [
+        "/v1/messages",
+        "/v1/chat/completions",
+        "/v1/responses",
+        "/v1/embeddings",
+        "/v1/messages/count_tokens",
+    ];
     let bodies = [
         "",
         "not json",
@@ -811,7 +889,11 @@ async fn odd_input_gets_provider_errors_not_panics() {
         for body in bodies {
             let r = send(&mock, Method::POST, path, &[], body).await;
             assert!(r.error.is_none(), "{path} {body}");
-            assert!(r.status == StatusCode::OK || r.status == StatusCode::BAD_REQUEST, "{path} {body}: {}", r.status);
+            assert!(
+                r.status == StatusCode::OK || r.status == StatusCode::BAD_REQUEST,
+                "{path} {body}: {}",
+                r.status
+            );
             if r.status == StatusCode::BAD_REQUEST {
                 assert!(r.json().get("error").is_some(), "{path} {body}");
             }
@@ -861,9 +943,14 @@ async fn dripped_events_arrive_promptly() {
 #[test]
 fn cli_options() {
     let parse = |args: &[&str]| parse_args(args.iter().copied());
-    let Ok(Command::Serve { listen, config }) =
-        parse(&["--listen", "127.0.0.1:0", "--tool-call-first", "--usage", "1,2,3,4,5", "--gzip=force"])
-    else {
+    let Ok(Command::Serve { listen, config }) = parse(&[
+        "--listen",
+        "127.0.0.1:0",
+        "--tool-call-first",
+        "--usage",
+        "1,2,3,4,5",
+        "--gzip=force",
+    ]) else {
         panic!("expected serve");
     };
     assert_eq!(listen.port(), 0);
@@ -871,9 +958,12 @@ fn cli_options() {
     assert_eq!(config.gzip, Gzip::Force);
     assert_eq!(config.default_reply, Reply::shell("echo tool-ok"));
 
-    let Ok(Command::Serve { config, .. }) =
-        parse(&["--tool-name", "shell", "--tool-input", r#"{"command":["bash","-lc","echo tool-ok"]}"#])
-    else {
+    let Ok(Command::Serve { config, .. }) = parse(&[
+        "--tool-name",
+        "shell",
+        "--tool-input",
+        r#"{"command":["bash","-lc","echo tool-ok"]}"#,
+    ]) else {
         panic!("expected serve");
     };
     assert_eq!(config.default_reply.tool_call.map(|t| t.name), Some("shell".to_owned()));

@@ -158,11 +158,9 @@ pub(crate) fn sse(event: Option<&str>, data: &str) -> Bytes {
 static COUNTER: AtomicU64 = AtomicU64::new(0);
 
 fn next_random() -> u64 {
-    let seed = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(0)
-        ^ u64::from(std::process::id()).rotate_left(32);
+    let seed =
+        SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0)
+            ^ u64::from(std::process::id()).rotate_left(32);
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
     splitmix(seed.wrapping_add(n.wrapping_mul(0x9E37_79B9_7F4A_7C15)))
 }
@@ -204,10 +202,7 @@ pub(crate) fn idhex(prefix: &str, len: usize) -> String {
 
 /// Seconds since the Unix epoch.
 pub(crate) fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
 /// Splits text into token-like pieces: words with their leading whitespace.
