@@ -26,18 +26,12 @@ fn main() -> anyhow::Result<()> {
 }
 
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_default()
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_default()
 }
 
 fn run(cmd: &mut Command) -> anyhow::Result<()> {
     eprintln!("+ {cmd:?}");
-    let status = cmd
-        .current_dir(root())
-        .status()
-        .with_context(|| format!("cannot run {cmd:?}"))?;
+    let status = cmd.current_dir(root()).status().with_context(|| format!("cannot run {cmd:?}"))?;
     if !status.success() {
         bail!("{cmd:?} failed with {status}");
     }
@@ -85,10 +79,7 @@ fn dependency_problems() -> anyhow::Result<Vec<String>> {
         .output()
         .context("cannot run cargo metadata")?;
     if !output.status.success() {
-        bail!(
-            "cargo metadata failed: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
+        bail!("cargo metadata failed: {}", String::from_utf8_lossy(&output.stderr));
     }
     let meta: Value = serde_json::from_slice(&output.stdout).context("cargo metadata output")?;
     let members: Vec<&str> = meta["workspace_members"]
@@ -97,9 +88,7 @@ fn dependency_problems() -> anyhow::Result<Vec<String>> {
         .unwrap_or_default();
     let mut problems = Vec::new();
     let packages = meta["packages"].as_array().cloned().unwrap_or_default();
-    for pkg in packages
-        .iter()
-        .filter(|p| p["id"].as_str().is_some_and(|id| members.contains(&id)))
+    for pkg in packages.iter().filter(|p| p["id"].as_str().is_some_and(|id| members.contains(&id)))
     {
         let name = pkg["name"].as_str().unwrap_or_default();
         let normal: Vec<&str> = pkg["dependencies"]
@@ -144,20 +133,17 @@ fn dependency_problems() -> anyhow::Result<Vec<String>> {
                 "the CLI talks to the server through api-types",
                 &mut problems,
             ),
-            "store" | "identity" => forbid(
-                &["proxy", "control", "server"],
-                "dependencies point down",
-                &mut problems,
-            ),
+            "store" | "identity" => {
+                forbid(&["proxy", "control", "server"], "dependencies point down", &mut problems)
+            }
             "proxy" | "control" => {
                 forbid(&["server", "cli"], "dependencies point down", &mut problems)
             }
             _ => {}
         }
         if name != "testkit" && normal.contains(&"testkit") {
-            problems.push(format!(
-                "crate `{name}` has testkit as a normal dependency; it is dev-only"
-            ));
+            problems
+                .push(format!("crate `{name}` has testkit as a normal dependency; it is dev-only"));
         }
     }
     Ok(problems)
@@ -171,10 +157,8 @@ fn tidy_problems() -> anyhow::Result<Vec<String>> {
             if path.extension().is_some_and(|e| e == "rs") {
                 let text = std::fs::read_to_string(path).unwrap_or_default();
                 if !text.trim_start().starts_with("//!") {
-                    problems.push(format!(
-                        "{} does not start with a `//!` module doc",
-                        path.display()
-                    ));
+                    problems
+                        .push(format!("{} does not start with a `//!` module doc", path.display()));
                 }
             }
         })?;
@@ -186,10 +170,7 @@ fn visit(dir: &Path, f: &mut dyn FnMut(&Path)) -> anyhow::Result<()> {
     for entry in std::fs::read_dir(dir).with_context(|| format!("cannot read {}", dir.display()))? {
         let path = entry?.path();
         if path.is_dir() {
-            if path
-                .file_name()
-                .is_some_and(|n| n == "target" || n == "node_modules")
-            {
+            if path.file_name().is_some_and(|n| n == "target" || n == "node_modules") {
                 continue;
             }
             visit(&path, f)?;
