@@ -17,6 +17,10 @@ pub struct ErrorDetail {
     /// The offending request field (e.g. `base_url`, `stamping.preset`) on validation errors.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
+    /// A finer machine-readable reason where the class is not enough, e.g. `token_expired` or
+    /// `token_missing` on a 401 `unauthenticated` (the same codes as the AI endpoint's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 /// A machine-readable error class; the HTTP status follows from it.
@@ -33,6 +37,10 @@ pub enum ErrorCode {
     AlreadyExists,
     /// 409: the record is owned by the config file; change it there.
     ManagedByConfig,
+    /// 401: the caller could not be identified (no bearer token, or one that was refused).
+    Unauthenticated,
+    /// 503: something the server depends on (e.g. the identity provider) is unreachable.
+    Unavailable,
     /// 500: something failed inside the server; the details are in its log.
     Internal,
 }
@@ -45,6 +53,8 @@ impl ErrorCode {
             ErrorCode::MethodNotAllowed => "method_not_allowed",
             ErrorCode::AlreadyExists => "already_exists",
             ErrorCode::ManagedByConfig => "managed_by_config",
+            ErrorCode::Unauthenticated => "unauthenticated",
+            ErrorCode::Unavailable => "unavailable",
             ErrorCode::Internal => "internal",
         }
     }
@@ -52,11 +62,16 @@ impl ErrorCode {
 
 impl ErrorBody {
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        Self { error: ErrorDetail { code, message: message.into(), field: None } }
+        Self { error: ErrorDetail { code, message: message.into(), field: None, reason: None } }
     }
 
     pub fn with_field(mut self, field: impl Into<String>) -> Self {
         self.error.field = Some(field.into());
+        self
+    }
+
+    pub fn with_reason(mut self, reason: impl Into<String>) -> Self {
+        self.error.reason = Some(reason.into());
         self
     }
 }

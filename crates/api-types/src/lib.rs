@@ -10,6 +10,7 @@
 mod directory;
 mod error;
 mod limit;
+mod me;
 mod policy;
 mod provider;
 pub mod time;
@@ -23,6 +24,7 @@ pub use error::{ErrorBody, ErrorCode, ErrorDetail};
 pub use limit::{
     format_window, parse_window, GlobalLimit, GlobalLimitInput, Limit, LimitPer, WindowError,
 };
+pub use me::{LimitOwnerKind, LimitUse, SelfView};
 pub use policy::{Policy, PolicyInput, PolicySources};
 pub use provider::{
     Api, ApiKey, GatewayPreset, ModelPrice, Provider, ProviderInput, ProviderKind, SetKeyRequest,

@@ -92,11 +92,12 @@ fn usage_query_string_is_percent_encoded() {
     let q = UsageQuery {
         principal: Some("ada@example.com".into()),
         group: Some("data science".into()),
+        policy: Some("eng".into()),
         since: Some("2025-01-01T00:00:00+02:00".into()),
         limit: Some(5),
         ..UsageQuery::default()
     };
-    expect!["principal=ada%40example.com&group=data%20science&since=2025-01-01T00%3A00%3A00%2B02%3A00&limit=5"]
+    expect!["principal=ada%40example.com&group=data%20science&policy=eng&since=2025-01-01T00%3A00%3A00%2B02%3A00&limit=5"]
         .assert_eq(&q.to_query_string());
     assert_eq!(UsageQuery::default().to_query_string(), "");
 }
@@ -275,4 +276,59 @@ fn limits_describe_themselves() {
     ] {
         assert_eq!(limit.describe(), text);
     }
+}
+
+#[test]
+fn self_view_shape() {
+    let view = SelfView {
+        principal: "alice@example.com".into(),
+        kind: "user".into(),
+        groups: vec!["engineering".into()],
+        limits: vec![
+            LimitUse {
+                owner_kind: LimitOwnerKind::Policy,
+                owner: "metered".into(),
+                limit: Limit::spend(1.0, LimitPer::User, "30d"),
+                applies_to: "you".into(),
+                used: 0.25,
+                remaining: 0.75,
+                cap: 1.0,
+            },
+            LimitUse {
+                owner_kind: LimitOwnerKind::Global,
+                owner: "rate".into(),
+                limit: Limit::requests(60, LimitPer::Group, "1m"),
+                applies_to: "group engineering".into(),
+                used: 3.0,
+                remaining: 57.0,
+                cap: 60.0,
+            },
+        ],
+        last_24h: UsageTotals::default(),
+        last_30d: UsageTotals::default(),
+        recent: vec![],
+    };
+    let json = serde_json::to_value(&view).unwrap();
+    expect![[r#"{"applies_to":"you","cap":1.0,"limit":{"per":"user","spend_usd":1.0,"window":"30d"},"owner":"metered","owner_kind":"policy","remaining":0.75,"used":0.25}"#]]
+        .assert_eq(&json["limits"][0].to_string());
+    assert_eq!(json["limits"][1]["owner_kind"], "global");
+    assert_eq!(json["last_24h"]["requests"], 0);
+    let back: SelfView = serde_json::from_value(json).unwrap();
+    assert_eq!(back, view);
+    assert_eq!(view.limits.iter().map(LimitUse::unit).collect::<Vec<_>>(), ["usd", "requests"]);
+    for kind in [LimitOwnerKind::Global, LimitOwnerKind::Policy] {
+        assert_eq!(serde_json::to_string(&kind).unwrap(), format!("\"{}\"", kind.as_str()));
+    }
+}
+
+#[test]
+fn error_reason_is_optional_on_the_wire() {
+    let body = ErrorBody::new(ErrorCode::Unauthenticated, "the token has expired")
+        .with_reason("token_expired");
+    expect![[r#"{"error":{"code":"unauthenticated","message":"the token has expired","reason":"token_expired"}}"#]]
+        .assert_eq(&serde_json::to_string(&body).unwrap());
+    let old: ErrorBody =
+        serde_json::from_str(r#"{"error":{"code":"not_found","message":"x"}}"#).unwrap();
+    assert_eq!(old.error.reason, None);
+    assert_eq!(ErrorCode::Unavailable.as_str(), "unavailable");
 }

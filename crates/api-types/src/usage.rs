@@ -61,6 +61,8 @@ pub struct UsageQuery {
     pub principal: Option<String>,
     /// Records of callers who were in this group at request time.
     pub group: Option<String>,
+    /// Records of requests this policy admitted (and was charged for).
+    pub policy: Option<String>,
     pub provider: Option<String>,
     pub model: Option<String>,
     /// `ok`, or a failure reason code such as `no_policy`.
@@ -80,6 +82,7 @@ impl UsageQuery {
         let pairs = [
             ("principal", self.principal.as_deref()),
             ("group", self.group.as_deref()),
+            ("policy", self.policy.as_deref()),
             ("provider", self.provider.as_deref()),
             ("model", self.model.as_deref()),
             ("reason", self.reason.as_deref()),

@@ -4,7 +4,7 @@
 //! JSON as is.
 
 mod client;
-mod table;
+pub(crate) mod table;
 mod when;
 
 #[cfg(test)]
@@ -230,6 +230,7 @@ pub(crate) fn usage_query(f: UsageFilters, now_ms: i64) -> anyhow::Result<UsageQ
     Ok(UsageQuery {
         principal: f.principal,
         group: f.group,
+        policy: f.policy,
         provider: f.provider,
         model: f.model,
         reason: f.reason,
@@ -304,7 +305,7 @@ fn list(values: &[String]) -> String {
     }
 }
 
-fn usd(cost: Option<f64>) -> String {
+pub(crate) fn usd(cost: Option<f64>) -> String {
     match cost {
         Some(c) if c != 0.0 && c < 0.01 => format!("${c:.4}"),
         Some(c) => format!("${c:.2}"),

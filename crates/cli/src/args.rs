@@ -1,13 +1,18 @@
 //! The command line, declared with clap's derive API. Parsing only: the commands live in
-//! `admin` and `setup`.
+//! `admin`, `usage` and `setup`.
 
 use std::path::PathBuf;
 
 use api_types::{GatewayPreset, Limit, LimitPer, ProviderKind};
-use clap::{builder::PossibleValuesParser, builder::TypedValueParser, Args, Parser, Subcommand};
+use clap::{
+    builder::PossibleValuesParser, builder::TypedValueParser, ArgGroup, Args, Parser, Subcommand,
+};
 
 /// Where the gateway's AI endpoint listens by default.
 pub(crate) const DEFAULT_ENDPOINT: &str = "http://127.0.0.1:4000";
+
+/// Where the gateway's admin listener (health, JWKS, the self-service view) listens by default.
+pub(crate) const DEFAULT_ADMIN_URL: &str = "http://127.0.0.1:4001";
 
 /// agentnet: a keyless access plane for AI agents and the people who run them.
 #[derive(Debug, Parser)]
@@ -27,11 +32,32 @@ pub(crate) enum Command {
     },
     /// Manage providers, groups, agents and policies, and read usage, through a running server.
     Admin(AdminArgs),
+    /// Your own usage: the caps that apply to you with what is used and left, your spend over
+    /// the last 24 hours and 30 days, and your recent requests.
+    Usage(UsageArgs),
     /// Point a client tool at the gateway.
     Setup {
         #[command(subcommand)]
         tool: SetupTool,
     },
+}
+
+#[derive(Debug, Args)]
+#[command(group(ArgGroup::new("token").required(true).args(["token_env", "token_command"])))]
+pub(crate) struct UsageArgs {
+    /// The gateway's admin listener, which serves the self-service view (`/api/v1/me`).
+    #[arg(long, value_name = "URL", default_value = DEFAULT_ADMIN_URL)]
+    pub(crate) server: String,
+    /// The environment variable holding your access token: the one your AI clients send.
+    #[arg(long, value_name = "VAR")]
+    pub(crate) token_env: Option<String>,
+    /// A command that prints your access token (run with `sh -c`), e.g. the one given to
+    /// `agentnet setup claude-code --token-command`.
+    #[arg(long, value_name = "CMD")]
+    pub(crate) token_command: Option<String>,
+    /// Print the server's JSON answer instead of tables.
+    #[arg(long)]
+    pub(crate) json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -249,6 +275,9 @@ pub(crate) struct UsageFilters {
     pub(crate) principal: Option<String>,
     #[arg(long)]
     pub(crate) group: Option<String>,
+    /// The policy that admitted (and was charged for) the requests.
+    #[arg(long)]
+    pub(crate) policy: Option<String>,
     #[arg(long)]
     pub(crate) provider: Option<String>,
     #[arg(long)]

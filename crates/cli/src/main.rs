@@ -1,5 +1,7 @@
 //! The `agentnet` binary: `agentnet server` runs the gateway, `agentnet admin …` manages it over
-//! the admin socket, `agentnet setup …` points Claude Code and Codex at it.
+//! the admin socket, `agentnet usage` shows a person or agent their own spend and caps (over the
+//! admin listener, with their bearer token), `agentnet setup …` points Claude Code and Codex at
+//! it.
 //!
 //! API boundary: this crate talks to the server only through `api-types` DTOs over HTTP, and
 //! embeds `server` for `agentnet server`; it never reaches the store or the proxy.
@@ -7,6 +9,7 @@
 mod admin;
 mod args;
 mod setup;
+mod usage;
 
 use std::process::ExitCode;
 
@@ -20,6 +23,7 @@ async fn main() -> ExitCode {
     let result = match cli.command {
         Command::Server { config } => server::run_from_cli(config).await,
         Command::Admin(admin) => admin::run(admin).await,
+        Command::Usage(args) => usage::run(args).await,
         Command::Setup { tool } => setup::run(tool),
     };
     match result {

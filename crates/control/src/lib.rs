@@ -1,6 +1,8 @@
 //! The admin REST API v1, served under `/api/v1`: providers (with write-only keys), groups,
 //! agents, policies (with their limits), global limits, usage records, per-principal summaries,
-//! and the OpenAPI document.
+//! and the OpenAPI document; and, apart, the self-service view `/api/v1/me`
+//! ([`self_service_router`]), where any caller with a valid bearer token sees their own usage
+//! and caps.
 //!
 //! API boundary: requests and responses are `api-types` DTOs only; this crate maps them to and
 //! from `domain` and `store` types. Every successful mutation calls `ControlState::on_change` so
@@ -12,6 +14,7 @@ mod directory;
 mod error;
 mod extract;
 mod limits;
+mod me;
 mod openapi;
 mod policies;
 mod providers;
@@ -29,6 +32,7 @@ use axum::{
 };
 
 pub use error::Error;
+pub use me::{self_service_router, SelfService, SelfServiceError};
 pub use openapi::ApiDoc;
 
 /// What the admin handlers share.

@@ -2,17 +2,21 @@
 //! `api-types` schemas, served at `/api/v1/openapi.json`.
 
 use axum::Json;
-use utoipa::OpenApi;
+use utoipa::{
+    openapi::security::{Http, HttpAuthScheme, SecurityScheme},
+    Modify, OpenApi,
+};
 
-use crate::{directory, limits, policies, providers, usage};
+use crate::{directory, limits, me, policies, providers, usage};
 
 #[derive(OpenApi)]
 #[openapi(
     info(
         title = "agentnet admin API",
         version = "1",
-        description = "Providers (with write-only keys), groups, agents, policies, global limits, usage and logs."
+        description = "Providers (with write-only keys), groups, agents, policies, global limits, usage and logs; and the self-service view `/api/v1/me`, where any caller with a bearer token from the identity provider sees their own usage and caps."
     ),
+    modifiers(&BearerToken),
     paths(
         providers::list, providers::create, providers::show, providers::replace, providers::remove,
         providers::set_key,
@@ -23,6 +27,7 @@ use crate::{directory, limits, policies, providers, usage};
         policies::list, policies::create, policies::show, policies::replace, policies::remove,
         limits::list, limits::create, limits::show, limits::replace, limits::remove,
         usage::records, usage::logs, usage::summary,
+        me::me,
         document,
     ),
     components(schemas(
@@ -34,6 +39,7 @@ use crate::{directory, limits, policies, providers, usage};
         api_types::Limit, api_types::LimitPer, api_types::GlobalLimit, api_types::GlobalLimitInput,
         api_types::UsageRecord, api_types::UsageQuery, api_types::UsageSummary,
         api_types::PrincipalUsage, api_types::UsageTotals,
+        api_types::SelfView, api_types::LimitUse, api_types::LimitOwnerKind,
         api_types::ErrorBody, api_types::ErrorDetail, api_types::ErrorCode,
     )),
     tags(
@@ -43,10 +49,30 @@ use crate::{directory, limits, policies, providers, usage};
         (name = "policies", description = "default-deny allow rules, with their limits"),
         (name = "limits", description = "global limits: caps checked before any policy"),
         (name = "usage", description = "usage records, logs and summaries"),
+        (name = "me", description = "the caller's own usage and caps, by bearer token"),
         (name = "meta", description = "this document"),
     )
 )]
 pub struct ApiDoc;
+
+/// The `bearer` security scheme of `/me`: an access token from the identity provider, the same
+/// one the AI endpoint takes.
+struct BearerToken;
+
+impl Modify for BearerToken {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                Http::builder()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("an access token from the identity provider"))
+                    .build(),
+            ),
+        );
+    }
+}
 
 #[utoipa::path(
     get, path = "/api/v1/openapi.json", tag = "meta",

@@ -506,7 +506,7 @@ async fn usage_and_logs_with_filters() {
     );
     check_error(
         h.call(Method::GET, "/api/v1/usage?princpal=x", None).await,
-        expect!["400 invalid_request: invalid query string: unknown field `princpal`, expected one of `principal`, `group`, `provider`, `model`, `reason`, `since`, `until`, `limit`"],
+        expect!["400 invalid_request: invalid query string: unknown field `princpal`, expected one of `principal`, `group`, `policy`, `provider`, `model`, `reason`, `since`, `until`, `limit`"],
     );
     check_error(
         h.call(Method::GET, "/api/v1/usage?limit=many", None).await,
@@ -563,6 +563,43 @@ async fn summary_groups_by_principal_over_many_records() {
 }
 
 #[tokio::test]
+async fn usage_and_summaries_by_policy() {
+    let h = harness().await;
+    let at = 1_700_000_000_000;
+    let mut other = usage_record("other", at + 1, Some("bob@example.com"), Some(2_000));
+    other.policy = Some("sales".into());
+    let mut refused = usage_record("refused", at + 2, Some("ada@example.com"), None);
+    refused.policy = None;
+    refused.status = 403;
+    refused.reason = "no_policy".into();
+    h.store
+        .insert_usage(&[
+            usage_record("eng-1", at, Some("ada@example.com"), Some(1_500)),
+            usage_record("eng-2", at + 3, Some("bob@example.com"), Some(500)),
+            other,
+            refused,
+        ])
+        .await
+        .unwrap();
+    let (status, eng) = h.call(Method::GET, "/api/v1/usage/summary?policy=eng-claude", None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(eng["total"]["requests"], 2);
+    assert_eq!(eng["total"]["cost_micro_usd"], 2_000);
+    assert_eq!(eng["principals"].as_array().unwrap().len(), 2);
+    let (_, sales) = h
+        .call(Method::GET, "/api/v1/usage/summary?policy=sales&principal=bob%40example.com", None)
+        .await;
+    assert_eq!(sales["total"]["requests"], 1);
+    assert_eq!(sales["total"]["cost_micro_usd"], 2_000);
+    let (_, records) = h.call(Method::GET, "/api/v1/logs?policy=eng-claude", None).await;
+    let ids: Vec<&str> =
+        records.as_array().unwrap().iter().map(|r| r["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, ["eng-2", "eng-1"]);
+    let (_, none) = h.call(Method::GET, "/api/v1/usage?policy=nope", None).await;
+    assert_eq!(none, json!([]));
+}
+
+#[tokio::test]
 async fn openapi_document_covers_every_route() {
     let h = harness().await;
     let (status, doc) = h.call(Method::GET, "/api/v1/openapi.json", None).await;
@@ -588,6 +625,7 @@ async fn openapi_document_covers_every_route() {
             "GET /api/v1/limits",
             "GET /api/v1/limits/{name}",
             "GET /api/v1/logs",
+            "GET /api/v1/me",
             "GET /api/v1/openapi.json",
             "GET /api/v1/policies",
             "GET /api/v1/policies/{name}",
@@ -622,9 +660,16 @@ async fn openapi_document_covers_every_route() {
         "UsageRecord",
         "UsageSummary",
         "ErrorBody",
+        "SelfView",
+        "LimitUse",
+        "LimitOwnerKind",
     ] {
         assert!(schemas.contains_key(name), "missing schema {name}");
     }
+    // `/me` takes the caller's bearer token; the rest of the API does not.
+    assert_eq!(doc["components"]["securitySchemes"]["bearer"]["scheme"], "bearer");
+    assert_eq!(doc["paths"]["/api/v1/me"]["get"]["security"], json!([{"bearer": []}]));
+    assert!(doc["paths"]["/api/v1/groups"]["get"].get("security").is_none());
     // The response schema of a provider has no field that could carry a key.
     let provider = schemas["Provider"]["properties"].as_object().unwrap();
     assert!(!provider.contains_key("api_key"));

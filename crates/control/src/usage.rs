@@ -52,13 +52,13 @@ pub(crate) async fn summary(
     Query(query): Query<UsageQuery>,
 ) -> Result<Json<UsageSummary>, Error> {
     let rows = state.store.usage_summary(&to_store_query(&query)?).await?;
-    let mut total = UsageTotals::default();
+    let total = sum_totals(&rows);
     let mut principals: Vec<PrincipalUsage> = rows
         .into_iter()
-        .map(|row| {
-            let totals = totals_to_dto(&row);
-            add_totals(&mut total, &totals);
-            PrincipalUsage { principal: row.principal, principal_kind: row.principal_kind, totals }
+        .map(|row| PrincipalUsage {
+            totals: totals_to_dto(&row),
+            principal: row.principal,
+            principal_kind: row.principal_kind,
         })
         .collect();
     // The store orders by cost; equal costs go by request count, then name.
@@ -71,6 +71,17 @@ pub(crate) async fn summary(
             .then_with(|| a.principal_kind.cmp(&b.principal_kind))
     });
     Ok(Json(UsageSummary { principals, total }))
+}
+
+/// The totals of several principals' rows added up (zero for none).
+pub(crate) fn sum_totals<'a>(
+    rows: impl IntoIterator<Item = &'a store::PrincipalTotals>,
+) -> UsageTotals {
+    let mut sum = UsageTotals::default();
+    for row in rows {
+        add_totals(&mut sum, &totals_to_dto(row));
+    }
+    sum
 }
 
 /// One principal's totals as the store added them up.
@@ -122,7 +133,9 @@ fn to_store_query(q: &UsageQuery) -> Result<store::UsageQuery, Error> {
     };
     Ok(store::UsageQuery {
         principal: q.principal.clone(),
+        principal_kind: None,
         group: q.group.clone(),
+        policy: q.policy.clone(),
         provider: q.provider.clone(),
         model: q.model.clone(),
         reason: q.reason.clone(),

@@ -227,8 +227,9 @@ impl Gateway {
             ctx.record.status = 200;
             ctx.record.cost_micro_usd = Some(0);
             ctx.record.latency_ms = i64::try_from(ctx.started.elapsed().as_millis()).unwrap_or(0);
+            let request_id = ctx.record.id.clone();
             self.sink.send(std::mem::take(&mut ctx.record));
-            return Ok(json_response(StatusCode::OK, body, &ctx_request_id(ctx)));
+            return Ok(json_response(StatusCode::OK, body, &request_id));
         }
 
         let body = read_body(body, self.settings.max_request_bytes).await?;
@@ -335,17 +336,23 @@ impl Gateway {
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .is_some_and(|ct| ct.starts_with("text/event-stream"));
-        // Only a plain SSE stream can have the injected usage chunk removed; anything else
-        // (an error body, a compressed stream) passes through untouched.
+        // The usage chunk the gateway asked for is removed from a chat stream; a compressed one
+        // is decoded for that (an encoding we cannot read passes through untouched).
         let tapping = if !endpoint.is_metered() {
             Tapping::Off
-        } else if inject_usage && is_sse && matches!(decoder, TapDecoder::Identity) {
-            Tapping::Filter(llm::ChatUsageFilter::new())
+        } else if inject_usage && is_sse && decoder.readable() {
+            Tapping::Filter(llm::ChatUsageFilter::new(), decoder)
         } else {
             Tapping::Tap(UsageTap::new(endpoint, facts.stream && is_sse), decoder)
         };
-        let filtering = matches!(tapping, Tapping::Filter(_));
+        let (filtering, decoding) = match &tapping {
+            Tapping::Filter(_, decoder) => (true, !matches!(decoder, TapDecoder::Identity)),
+            _ => (false, false),
+        };
         parts.headers = upstream::response_headers(&parts.headers, filtering);
+        if decoding {
+            parts.headers.remove(header::CONTENT_ENCODING);
+        }
         parts.headers.insert("x-agentnet-request-id", header_value(&ctx.record.id));
         budget::headroom_headers(&admitted.headroom, &admitted.policy, &mut parts.headers);
         let meter = Meter {
@@ -442,10 +449,6 @@ impl Gateway {
     pub(crate) fn client(&self) -> &HttpClient {
         &self.client
     }
-}
-
-fn ctx_request_id(ctx: &Context) -> String {
-    ctx.record.id.clone()
 }
 
 async fn read_body<B>(body: B, limit: usize) -> Result<Bytes, ProxyError>

@@ -59,29 +59,36 @@ impl TapDecoder {
         }
     }
 
-    fn feed(&mut self, chunk: &[u8], tap: &mut UsageTap) {
+    /// Whether this decoder can turn the stream back into plain bytes.
+    pub(crate) fn readable(&self) -> bool {
+        !matches!(self, TapDecoder::Unreadable)
+    }
+
+    /// Decodes `chunk`, handing the plain bytes produced so far to `out`. A corrupt stream
+    /// turns the decoder unreadable (the client still gets what the upstream sent).
+    fn decode(&mut self, chunk: &[u8], out: impl FnOnce(&[u8])) {
         fn pump<W: Write>(
             w: &mut W,
-            out: impl FnOnce(&mut W) -> &mut Vec<u8>,
+            buffer: impl FnOnce(&mut W) -> &mut Vec<u8>,
             chunk: &[u8],
-            tap: &mut UsageTap,
+            out: impl FnOnce(&[u8]),
         ) -> bool {
             if w.write_all(chunk).is_err() {
                 return false;
             }
-            let decoded = out(w);
-            tap.feed(decoded);
+            let decoded = buffer(w);
+            out(decoded);
             decoded.clear();
             true
         }
         let ok = match self {
             TapDecoder::Identity => {
-                tap.feed(chunk);
+                out(chunk);
                 true
             }
-            TapDecoder::Gzip(d) => pump(d.as_mut(), |d| d.get_mut(), chunk, tap),
-            TapDecoder::Deflate(d) => pump(d.as_mut(), |d| d.get_mut(), chunk, tap),
-            TapDecoder::Brotli(d) => pump(d.as_mut(), |d| d.get_mut(), chunk, tap),
+            TapDecoder::Gzip(d) => pump(d.as_mut(), |d| d.get_mut(), chunk, out),
+            TapDecoder::Deflate(d) => pump(d.as_mut(), |d| d.get_mut(), chunk, out),
+            TapDecoder::Brotli(d) => pump(d.as_mut(), |d| d.get_mut(), chunk, out),
             TapDecoder::Unreadable => true,
         };
         if !ok {
@@ -95,8 +102,9 @@ pub(crate) enum Tapping {
     /// A usage tap over the (decoded) response.
     Tap(UsageTap, TapDecoder),
     /// An OpenAI chat stream whose usage chunk the gateway requested: the filter meters it and
-    /// removes that chunk from what the client sees.
-    Filter(ChatUsageFilter),
+    /// removes that chunk from what the client sees. A compressed stream is decoded first and
+    /// reaches the client uncompressed (the filter must see plain events).
+    Filter(ChatUsageFilter, TapDecoder),
     /// Nothing to meter (model lists, token counting).
     Off,
 }
@@ -129,10 +137,15 @@ impl Meter {
         }
         match &mut self.tapping {
             Tapping::Tap(tap, decoder) => {
-                decoder.feed(&chunk, tap);
+                decoder.decode(&chunk, |plain| tap.feed(plain));
                 chunk
             }
-            Tapping::Filter(filter) => filter.push(chunk),
+            Tapping::Filter(filter, TapDecoder::Identity) => filter.push(chunk),
+            Tapping::Filter(filter, decoder) => {
+                let mut out = Bytes::new();
+                decoder.decode(&chunk, |plain| out = filter.push(Bytes::copy_from_slice(plain)));
+                out
+            }
             Tapping::Off => chunk,
         }
     }
@@ -146,7 +159,7 @@ impl Meter {
                 }
                 (Bytes::new(), Some(tap.finish()))
             }
-            Tapping::Filter(filter) => {
+            Tapping::Filter(filter, _) => {
                 let (rest, outcome) = filter.finish();
                 (rest, Some(outcome))
             }

@@ -1,12 +1,19 @@
 //! The admin side: the Unix socket in the data directory (owner-only) serving the admin API to
-//! the CLI on the server host, and the admin TCP listener serving health and the assertion JWKS.
+//! the CLI on the server host, and the admin TCP listener serving health, the assertion JWKS and
+//! the self-service view (`/api/v1/me`, for any caller with a valid bearer token).
 
-use std::{path::Path, sync::Arc};
+use std::{
+    future::Future,
+    path::Path,
+    pin::Pin,
+    sync::{Arc, Weak},
+};
 
 use anyhow::Context as _;
 use axum::{response::IntoResponse, routing::get, Json, Router};
-use http::StatusCode;
-use proxy::AssertionSigner;
+use control::{SelfService, SelfServiceError};
+use http::{HeaderMap, StatusCode};
+use proxy::{AssertionSigner, Gateway};
 use tokio::net::UnixListener;
 use tokio_util::sync::CancellationToken;
 
@@ -20,10 +27,51 @@ pub(crate) fn public_routes(signer: Arc<AssertionSigner>) -> Router {
         .route("/.well-known/jwks.json", get(move || async move { Json(jwks) }))
 }
 
-/// The TCP admin listener. The admin API needs an admin session, which arrives with remote
-/// admin sign-in; until then it is served only on the Unix socket.
-pub(crate) fn tcp_router_from(public: Router) -> Router {
-    public.route("/api/v1/{*rest}", axum::routing::any(remote_admin_unavailable))
+/// The self-service view's link to the data plane: callers are identified as on the AI
+/// endpoint, and their limits read from the live budget counters.
+///
+/// It holds the gateway weakly: at shutdown, dropping the last strong reference closes the usage
+/// channel so the writer can flush and stop, however many copies of the admin routers are still
+/// around.
+pub(crate) struct GatewaySelfService(Weak<Gateway>);
+
+impl GatewaySelfService {
+    pub(crate) fn new(gateway: &Arc<Gateway>) -> Self {
+        Self(Arc::downgrade(gateway))
+    }
+}
+
+impl SelfService for GatewaySelfService {
+    fn identify<'a>(
+        &'a self,
+        headers: &'a HeaderMap,
+    ) -> Pin<Box<dyn Future<Output = Result<domain::Principal, SelfServiceError>> + Send + 'a>>
+    {
+        Box::pin(async move {
+            let Some(gateway) = self.0.upgrade() else {
+                return Err(SelfServiceError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "shutting_down",
+                    "the server is shutting down",
+                ));
+            };
+            gateway
+                .identify(headers)
+                .await
+                .map_err(|err| SelfServiceError::new(err.status(), err.reason(), err.to_string()))
+        })
+    }
+
+    fn limits(&self, principal: &domain::Principal) -> Vec<domain::LimitStatus> {
+        self.0.upgrade().map(|gateway| gateway.limit_status(principal)).unwrap_or_default()
+    }
+}
+
+/// The TCP admin listener: `public` routes and the self-service view `me`. The rest of the admin
+/// API needs an admin session, which arrives with remote admin sign-in; until then it is served
+/// only on the Unix socket. (`/api/v1/me` is a static route, so it wins over the catch-all.)
+pub(crate) fn tcp_router_from(public: Router, me: Router) -> Router {
+    public.merge(me).route("/api/v1/{*rest}", axum::routing::any(remote_admin_unavailable))
 }
 
 async fn remote_admin_unavailable() -> impl IntoResponse {

@@ -26,6 +26,8 @@ pub struct App {
     admin_socket: Option<tokio::net::UnixListener>,
     socket_path: Option<PathBuf>,
     control: axum::Router,
+    /// The self-service view, `/api/v1/me`: on the Unix socket and the admin TCP listener.
+    me: axum::Router,
     public: axum::Router,
     changed: Arc<Notify>,
     usage_rx: tokio::sync::mpsc::Receiver<store::UsageRecord>,
@@ -83,6 +85,10 @@ impl App {
             store: store.clone(),
             on_change: Arc::new(move || notify.notify_one()),
         });
+        let me = control::self_service_router(
+            store.clone(),
+            Arc::new(admin::GatewaySelfService::new(&gateway)),
+        );
 
         let ai = match config.listen.ai {
             Some(addr) => Some(bind(addr, "AI endpoint").await?),
@@ -106,6 +112,7 @@ impl App {
             admin_socket,
             socket_path,
             control,
+            me,
             public: admin::public_routes(signer.clone()),
             changed,
             usage_rx,
@@ -132,7 +139,7 @@ impl App {
 
     /// The admin API router (what the Unix socket serves), for in-process tests.
     pub fn admin_router(&self) -> axum::Router {
-        self.control.clone().merge(self.public.clone())
+        self.control.clone().merge(self.me.clone()).merge(self.public.clone())
     }
 
     /// Serves until `shutdown` is cancelled, then drains in-flight requests and flushes usage.
@@ -145,6 +152,7 @@ impl App {
             admin_socket,
             socket_path,
             control,
+            me,
             public,
             changed,
             usage_rx,
@@ -160,12 +168,12 @@ impl App {
         }
         if let Some(listener) = admin_tcp {
             tracing::info!(addr = %listener.local_addr()?, "admin listener listening");
-            let router = admin::tcp_router_from(public.clone());
+            let router = admin::tcp_router_from(public.clone(), me.clone());
             tasks.spawn(admin::run_admin(listener, router, shutdown.clone(), "admin tcp"));
         }
         if let Some(listener) = admin_socket {
             tracing::info!(path = %socket_path.as_deref().map(|p| p.display().to_string()).unwrap_or_default(), "admin API on Unix socket");
-            let router = control.merge(public);
+            let router = control.merge(me).merge(public);
             tasks.spawn(admin::run_admin(listener, router, shutdown.clone(), "admin socket"));
         }
         tasks.spawn(run_snapshot_reloader(

@@ -46,7 +46,12 @@ pub struct UsageRecord {
 #[derive(Debug, Clone, Default)]
 pub struct UsageQuery {
     pub principal: Option<String>,
+    /// `user` or `agent`: with `principal`, one caller exactly (an agent and a user could share
+    /// a name).
+    pub principal_kind: Option<String>,
     pub group: Option<String>,
+    /// The policy that admitted the request.
+    pub policy: Option<String>,
     pub provider: Option<String>,
     pub model: Option<String>,
     pub reason: Option<String>,
@@ -189,9 +194,15 @@ fn push_filters<'a>(query: &mut QueryBuilder<'a, Sqlite>, q: &'a UsageQuery) {
     if let Some(p) = &q.principal {
         query.push(" AND principal = ").push_bind(p);
     }
+    if let Some(k) = &q.principal_kind {
+        query.push(" AND principal_kind = ").push_bind(k);
+    }
     if let Some(g) = &q.group {
         query.push(" AND EXISTS (SELECT 1 FROM json_each(groups) WHERE value = ").push_bind(g);
         query.push(")");
+    }
+    if let Some(p) = &q.policy {
+        query.push(" AND policy = ").push_bind(p);
     }
     if let Some(p) = &q.provider {
         query.push(" AND provider = ").push_bind(p);

@@ -370,3 +370,43 @@ fn setup_defaults_to_the_local_endpoint() {
 fn the_command_line_is_well_formed() {
     Cli::command().debug_assert();
 }
+
+#[test]
+fn usage_takes_exactly_one_token_source() {
+    let usage = |args: &[&str]| match parse(args).unwrap().command {
+        Command::Usage(usage) => usage,
+        other => panic!("not usage: {other:?}"),
+    };
+    let u = usage(&["usage", "--token-env", "AGENTNET_TOKEN"]);
+    assert_eq!(u.server, "http://127.0.0.1:4001");
+    assert_eq!(u.token_env.as_deref(), Some("AGENTNET_TOKEN"));
+    assert_eq!(u.token_command, None);
+    assert!(!u.json);
+
+    let u = usage(&[
+        "usage",
+        "--server",
+        "https://gateway.example.com:4001",
+        "--token-command",
+        "gcloud auth print-identity-token",
+        "--json",
+    ]);
+    assert_eq!(u.server, "https://gateway.example.com:4001");
+    assert_eq!(u.token_command.as_deref(), Some("gcloud auth print-identity-token"));
+    assert!(u.json);
+
+    let none = parse(&["usage"]).unwrap_err().to_string();
+    assert!(none.contains("--token-env <VAR>|--token-command <CMD>"), "{none}");
+    let both = parse(&["usage", "--token-env", "T", "--token-command", "echo t"]).unwrap_err();
+    assert!(both.to_string().contains("cannot be used with"), "{both}");
+    // The token itself is never an argument.
+    assert!(parse(&["usage", "--token", "eyJ..."]).is_err());
+}
+
+#[test]
+fn admin_usage_filters_by_policy() {
+    let a = admin(&["admin", "usage", "--policy", "eng", "--principal", "ada@x.io"]);
+    let AdminCommand::Usage(filters) = a.command else { panic!() };
+    let query = crate::admin::usage_query(filters, 0).unwrap();
+    assert_eq!(query.to_query_string(), "principal=ada%40x.io&policy=eng");
+}

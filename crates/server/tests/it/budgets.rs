@@ -337,3 +337,43 @@ async fn max_tokens_cap_and_unpriced_models() {
     assert_eq!(resp.json()["error"]["reason"], "model_price_unknown");
     gw.stop().await;
 }
+
+#[tokio::test]
+async fn codex_model_names_against_an_allowlist() {
+    let gw = TestGateway::start_with(MockConfig::default(), MockConfig::default(), |_, o| {
+        format!(
+            r#"
+            [[providers]]
+            name = "openai"
+            kind = "openai"
+            base_url = "{o}"
+            api_key_env = "TEST_OPENAI_KEY"
+
+            [[policies]]
+            name = "codex"
+            groups = ["engineering"]
+            providers = ["openai"]
+            models = ["gpt-5*"]
+            "#
+        )
+    })
+    .await;
+    let token = gw.alice();
+    // What Codex sends: its configured model in a streaming Responses request.
+    for (model, allowed) in [
+        ("gpt-5.5", true),
+        ("gpt-5-codex", true),
+        ("gpt-5.1-codex-max", true),
+        ("o3", false),
+        ("gpt-4.1", false),
+    ] {
+        let body = format!(r#"{{"model":"{model}","stream":true,"store":false,"input":[]}}"#);
+        let resp = gw.post("/v1/responses", &token, &[], &body).await;
+        let want = if allowed { StatusCode::OK } else { StatusCode::FORBIDDEN };
+        assert_eq!(resp.status, want, "{model}: {}", resp.text());
+        if !allowed {
+            assert_eq!(resp.json()["error"]["code"], "model_not_allowed");
+        }
+    }
+    gw.stop().await;
+}

@@ -6,5 +6,6 @@ mod auth;
 mod budgets;
 mod forward;
 mod metering;
+mod selfservice;
 mod startup;
 mod support;

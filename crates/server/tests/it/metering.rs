@@ -249,3 +249,31 @@ async fn provider_key_is_never_stored_in_plaintext() {
         assert!(!bytes.windows(10).any(|w| w == b"SERVERSIDE"), "{}", path.display());
     }
 }
+
+#[tokio::test]
+async fn compressed_chat_stream_is_decoded_to_hide_the_injected_usage_chunk() {
+    let gw = TestGateway::start_with(
+        MockConfig::default(),
+        MockConfig::default().gzip(Gzip::Force).usage(Usage::new(50, 7, 0, 0, 0)),
+        default_config,
+    )
+    .await;
+    let body = r#"{"model":"gpt-5","stream":true,"messages":[{"role":"user","content":"hi"}]}"#;
+    let resp =
+        gw.post("/v1/chat/completions", &gw.alice(), &[("accept-encoding", "gzip")], body).await;
+    assert_eq!(resp.status, StatusCode::OK);
+    assert!(!resp.headers.contains_key("content-encoding"), "the client gets the decoded stream");
+    let text = resp.text();
+    assert!(text.contains("data: [DONE]"), "{text}");
+    assert!(!text.contains("\"usage\":{"), "{text}");
+    let r = gw.record(&resp.request_id()).await;
+    assert_eq!((r.input_tokens, r.output_tokens), (50, 7));
+
+    // The models list carries its request id.
+    let auth = format!("Bearer {}", gw.alice());
+    let models = gw.send(http::Method::GET, "/v1/models", &[("authorization", &auth)], "").await;
+    let id = models.request_id();
+    assert!(!id.is_empty());
+    assert_eq!(gw.record(&id).await.endpoint, "models");
+    gw.stop().await;
+}

@@ -20,6 +20,9 @@ pub(crate) const OPENAI_KEY: &str = "sk-proj-SERVERSIDE-secret-key-WxYz";
 
 pub(crate) struct TestGateway {
     pub(crate) ai: String,
+    /// The admin TCP listener's base URL (health, JWKS, the self-service view).
+    pub(crate) admin_tcp: String,
+    /// The admin API router, as the Unix socket serves it.
     pub(crate) admin: axum::Router,
     pub(crate) store: Store,
     pub(crate) anthropic: MockLlm,
@@ -73,8 +76,14 @@ pub(crate) fn default_config(anthropic: &str, openai: &str) -> String {
     )
 }
 
-type Launched =
-    (String, axum::Router, Store, CancellationToken, tokio::task::JoinHandle<anyhow::Result<()>>);
+struct Launched {
+    ai: String,
+    admin_tcp: String,
+    admin: axum::Router,
+    store: Store,
+    shutdown: CancellationToken,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
 
 static NEXT: AtomicU32 = AtomicU32::new(0);
 
@@ -118,9 +127,11 @@ impl TestGateway {
             ("TEST_OPENAI_KEY".to_owned(), OPENAI_KEY.to_owned()),
         ]
         .into();
-        let (ai, admin, store, shutdown, task) = Self::launch(&path, &env).await;
+        let Launched { ai, admin_tcp, admin, store, shutdown, task } =
+            Self::launch(&path, &env).await;
         Self {
             ai,
+            admin_tcp,
             admin,
             store,
             anthropic,
@@ -138,11 +149,12 @@ impl TestGateway {
         let config = Config::load(Some(path), env).unwrap();
         let app = App::build(config, env).await.unwrap();
         let ai = format!("http://{}", app.ai_addr().unwrap());
+        let admin_tcp = format!("http://{}", app.admin_addr().unwrap());
         let admin = app.admin_router();
         let store = app.store().clone();
         let shutdown = CancellationToken::new();
         let task = tokio::spawn(app.run(shutdown.clone()));
-        (ai, admin, store, shutdown, task)
+        Launched { ai, admin_tcp, admin, store, shutdown, task }
     }
 
     /// Stops the server and starts a new one on the same data directory and config (the
@@ -152,8 +164,10 @@ impl TestGateway {
         if let Some(task) = self.task.take() {
             task.await.unwrap().unwrap();
         }
-        let (ai, admin, store, shutdown, task) = Self::launch(&self.config_path, &self.env).await;
+        let Launched { ai, admin_tcp, admin, store, shutdown, task } =
+            Self::launch(&self.config_path, &self.env).await;
         self.ai = ai;
+        self.admin_tcp = admin_tcp;
         self.admin = admin;
         self.store = store;
         self.shutdown = shutdown;
@@ -177,19 +191,17 @@ impl TestGateway {
         headers: &[(&str, &str)],
         body: &str,
     ) -> Response {
-        let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
-        let mut req = Request::builder().method(method).uri(format!("{}{path}", self.ai));
-        for (k, v) in headers {
-            req = req.header(*k, *v);
-        }
-        let resp = client
-            .request(req.body(Full::new(Bytes::from(body.to_owned()))).unwrap())
-            .await
-            .unwrap();
-        let status = resp.status();
-        let headers = resp.headers().clone();
-        let body = resp.into_body().collect().await.unwrap().to_bytes();
-        Response { status, headers, body }
+        send_to(&self.ai, method, path, headers, body).await
+    }
+
+    /// Sends a request to the admin TCP listener and reads the whole response.
+    pub(crate) async fn send_admin(
+        &self,
+        method: Method,
+        path: &str,
+        headers: &[(&str, &str)],
+    ) -> Response {
+        send_to(&self.admin_tcp, method, path, headers, "").await
     }
 
     pub(crate) async fn post(
@@ -249,6 +261,27 @@ impl Drop for TestGateway {
     fn drop(&mut self) {
         self.shutdown.cancel();
     }
+}
+
+/// Sends a request to `base` and reads the whole response.
+pub(crate) async fn send_to(
+    base: &str,
+    method: Method,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> Response {
+    let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+    let mut req = Request::builder().method(method).uri(format!("{base}{path}"));
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let resp =
+        client.request(req.body(Full::new(Bytes::from(body.to_owned()))).unwrap()).await.unwrap();
+    let status = resp.status();
+    let headers = resp.headers().clone();
+    let body = resp.into_body().collect().await.unwrap().to_bytes();
+    Response { status, headers, body }
 }
 
 pub(crate) struct Response {
