@@ -320,6 +320,11 @@ pub(crate) enum SetupTool {
         /// The environment variable whose value Codex sends as its bearer token.
         #[arg(long, value_name = "VAR")]
         token_env: Option<String>,
+        /// The model Codex asks for (`model` in config.toml). Set it to a model your policies
+        /// allow and Codex knows: with a custom provider, Codex offers its tools only for models
+        /// it knows (e.g. gpt-5.5).
+        #[arg(long, value_name = "MODEL")]
+        model: Option<String>,
         /// Show what would change without writing.
         #[arg(long)]
         dry_run: bool,

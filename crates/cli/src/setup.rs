@@ -28,11 +28,11 @@ pub(crate) fn run(tool: SetupTool) -> anyhow::Result<()> {
             let helper = token_command.unwrap_or_else(|| claude_code::DUMMY_KEY_HELPER.to_owned());
             apply(&path, dry_run, |existing| claude_code::merge(existing, &endpoint, &helper))
         }
-        SetupTool::Codex { endpoint, token_env, dry_run } => {
+        SetupTool::Codex { endpoint, token_env, model, dry_run } => {
             let endpoint = Endpoint::parse(&endpoint)?;
             let path = codex::config_path()?;
             apply(&path, dry_run, |existing| {
-                codex::merge(existing, &endpoint, token_env.as_deref())
+                codex::merge(existing, &endpoint, token_env.as_deref(), model.as_deref())
             })
         }
     }

@@ -56,6 +56,7 @@ pub(crate) fn merge(
     existing: Option<&str>,
     endpoint: &Endpoint,
     token_env: Option<&str>,
+    model: Option<&str>,
 ) -> anyhow::Result<Merged> {
     let mut doc: DocumentMut = existing
         .unwrap_or_default()
@@ -65,6 +66,12 @@ pub(crate) fn merge(
     let mut changes = Vec::new();
     let root = doc.as_table_mut();
     set(root, "model_provider", "model_provider", Want::Str(PROVIDER), &mut changes);
+    if let Some(model) = model {
+        if model.trim().is_empty() {
+            bail!("--model must name a model");
+        }
+        set(root, "model", "model", Want::Str(model), &mut changes);
+    }
     {
         let providers = table(root, "model_providers", "model_providers", true)?;
         let path = format!("model_providers.{PROVIDER}");

@@ -119,10 +119,10 @@ fn claude_code_notes_a_competing_key() {
 }
 
 fn check_codex(existing: Option<&str>, token_env: Option<&str>, text: Expect, changed: Expect) {
-    let merged = codex::merge(existing, &endpoint(), token_env).unwrap();
+    let merged = codex::merge(existing, &endpoint(), token_env, None).unwrap();
     text.assert_eq(&merged.text);
     changed.assert_eq(&changes(&merged));
-    let again = codex::merge(Some(&merged.text), &endpoint(), token_env).unwrap();
+    let again = codex::merge(Some(&merged.text), &endpoint(), token_env, None).unwrap();
     assert!(again.changes.is_empty(), "{:?}", again.changes);
     assert_eq!(again.text, merged.text);
     // The result is valid TOML that Codex's parser reads back.
@@ -229,14 +229,15 @@ model = "gpt-5-mini"
 
 #[test]
 fn codex_refuses_what_it_cannot_merge() {
-    let err =
-        |text: &str| format!("{:#}", codex::merge(Some(text), &endpoint(), None).unwrap_err());
+    let err = |text: &str| {
+        format!("{:#}", codex::merge(Some(text), &endpoint(), None, None).unwrap_err())
+    };
     assert!(
         err("model = ").starts_with("it is not valid TOML; fix or move it, then run this again: ")
     );
     expect!["`analytics` is not a table; fix it, then run this again"]
         .assert_eq(&err("analytics = true"));
-    let bad_env = codex::merge(None, &endpoint(), Some("MY TOKEN")).unwrap_err();
+    let bad_env = codex::merge(None, &endpoint(), Some("MY TOKEN"), None).unwrap_err();
     expect!["--token-env 'MY TOKEN' is not an environment variable name"]
         .assert_eq(&format!("{bad_env:#}"));
 }
@@ -269,4 +270,14 @@ fn writes_are_atomic_and_private_and_follow_symlinks() {
         .collect();
     assert!(leftovers.is_empty());
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn codex_model_is_set_only_when_asked() {
+    let without = codex::merge(Some("model = \"o3\"\n"), &endpoint(), None, None).unwrap();
+    assert!(without.text.starts_with("model = \"o3\""), "{}", without.text);
+    let with = codex::merge(Some("model = \"o3\"\n"), &endpoint(), None, Some("gpt-5.5")).unwrap();
+    let parsed: toml::Table = toml::from_str(&with.text).unwrap();
+    assert_eq!(parsed["model"].as_str(), Some("gpt-5.5"));
+    assert!(codex::merge(None, &endpoint(), None, Some(" ")).is_err());
 }

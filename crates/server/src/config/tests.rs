@@ -106,3 +106,13 @@ fn durations() {
     assert!(parse_duration("").is_err());
     assert!(parse_duration("99999999999999999999d").is_err());
 }
+
+#[test]
+fn the_readme_example_is_a_valid_config() {
+    let readme = include_str!("../../../../README.md");
+    let start = readme.find("```toml\n").expect("README has a TOML example") + "```toml\n".len();
+    let end = start + readme[start..].find("```").expect("closed");
+    let config = load(&readme[start..end], &[]).unwrap();
+    assert_eq!(config.policies[0].to_domain().unwrap().limits.len(), 4);
+    assert_eq!(config.global_limits[0].to_domain().unwrap().limit.cap, 50_000_000_000);
+}
