@@ -21,6 +21,8 @@ pub enum ProxyError {
     Unauthenticated(#[source] identity::AuthError),
     #[error("this gateway has no identity provider configured ([oidc] issuer), so it cannot identify callers")]
     IdentityNotConfigured,
+    #[error("your account is deactivated")]
+    Deactivated,
     #[error("the identity provider is unreachable; try again shortly")]
     IdpUnavailable(#[source] identity::AuthError),
     #[error("{message}")]
@@ -97,7 +99,7 @@ impl ProxyError {
             ProxyError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ProxyError::Route(RouteError::WrongApi { .. }) => StatusCode::BAD_REQUEST,
             ProxyError::Route(_) => StatusCode::NOT_FOUND,
-            ProxyError::Denied { .. } => StatusCode::FORBIDDEN,
+            ProxyError::Denied { .. } | ProxyError::Deactivated => StatusCode::FORBIDDEN,
             ProxyError::Refused { refusal, .. } if refusal.is_quota() => {
                 StatusCode::TOO_MANY_REQUESTS
             }
@@ -115,6 +117,7 @@ impl ProxyError {
             ProxyError::UnknownEndpoint { .. } => "unknown_endpoint",
             ProxyError::Unauthenticated(e) => e.reason(),
             ProxyError::IdentityNotConfigured => "identity_not_configured",
+            ProxyError::Deactivated => "user_deactivated",
             ProxyError::IdpUnavailable(_) => "idp_unavailable",
             ProxyError::BadRequest { reason, .. } => reason,
             ProxyError::PayloadTooLarge { .. } => "request_too_large",

@@ -29,9 +29,10 @@ use tracing::Instrument;
 
 use crate::{
     budget::{self, Hold},
+    directory::{Directory, InFlight, InFlightRegistry},
     error::ProxyError,
     ingress::{classify, guess_api, Operation},
-    meter::{Meter, MeteredBody, TapDecoder, Tapping},
+    meter::{Meter, MeteredBody, Registration, TapDecoder, Tapping},
     models,
     sink::UsageSink,
     snapshot::{Snapshot, SnapshotProvider},
@@ -71,6 +72,10 @@ pub struct Gateway {
     snapshot: ArcSwap<Snapshot>,
     /// Budget and rate counters; replaced whole when limits change (rebuilt from records).
     ledger: ArcSwap<Mutex<Ledger>>,
+    /// SCIM-provisioned memberships, the source of people's groups when SCIM is on.
+    directory: ArcSwap<Directory>,
+    /// Responses still streaming, cut when their caller loses access.
+    in_flight: Arc<InFlightRegistry>,
     verifier: Option<TokenVerifier>,
     client: HttpClient,
     sink: UsageSink,
@@ -103,6 +108,8 @@ impl Gateway {
         Arc::new(Self {
             snapshot: ArcSwap::from_pointee(Snapshot::default()),
             ledger: ArcSwap::from_pointee(Mutex::new(Ledger::new())),
+            directory: ArcSwap::from_pointee(Directory::default()),
+            in_flight: Arc::default(),
             client: upstream::http_client(settings.connect_timeout),
             verifier,
             sink,
@@ -120,6 +127,26 @@ impl Gateway {
             self.ledger.store(Arc::new(Mutex::new(ledger)));
         }
         self.snapshot.store(Arc::new(snapshot));
+    }
+
+    /// Replaces the directory (SCIM memberships). Takes effect for the next request; streams of
+    /// callers who are deactivated, or whose admitting policy no longer admits them, are cut.
+    /// Returns how many streams were cut.
+    pub fn install_directory(&self, directory: Directory) -> usize {
+        self.directory.store(Arc::new(directory));
+        let directory = self.directory.load();
+        let snapshot = self.snapshot.load();
+        let cut = self.in_flight.cut_unless(|stream| {
+            let Some(principal) = directory.apply(stream.principal.clone()) else { return false };
+            snapshot
+                .rules
+                .candidates(&principal, &stream.provider, stream.model.as_deref())
+                .is_ok_and(|allowing| allowing.iter().any(|p| p.name == stream.policy))
+        });
+        if cut > 0 {
+            tracing::info!(streams = cut, "cut streams of callers who lost access");
+        }
+        cut
     }
 
     /// Identifies the caller of a self-service request by the same bearer token as AI requests.
@@ -355,6 +382,16 @@ impl Gateway {
         }
         parts.headers.insert("x-agentnet-request-id", header_value(&ctx.record.id));
         budget::headroom_headers(&admitted.headroom, &admitted.policy, &mut parts.headers);
+        // Register the stream so that losing access (SCIM deactivation, group removal) cuts it.
+        let cancel = CancellationToken::new();
+        let id = self.in_flight.register(InFlight {
+            principal: principal.clone(),
+            provider: provider.name.clone(),
+            model: model.clone(),
+            policy: admitted.policy.clone(),
+            cancel: cancel.clone(),
+        });
+        let registration = Registration { registry: self.in_flight.clone(), id };
         let meter = Meter {
             sink: self.sink.clone(),
             snapshot,
@@ -362,10 +399,12 @@ impl Gateway {
             started: ctx.started,
             tapping,
             hold: admitted.hold,
+            registration: Some(registration),
         };
         let body = MeteredBody::new(
             incoming,
             meter,
+            Some(cancel),
             self.settings.stream_idle_timeout,
             self.settings.disconnect_drain_timeout,
         );
@@ -436,6 +475,8 @@ impl Gateway {
                 AuthError::IdpUnavailable => ProxyError::IdpUnavailable(e),
                 e => ProxyError::Unauthenticated(e),
             })?;
+        // With SCIM on, the directory decides people's groups and whether they are active.
+        principal = self.directory.load().apply(principal).ok_or(ProxyError::Deactivated)?;
         if principal.kind == domain::PrincipalKind::Agent {
             if let Some(groups) = snapshot.agent_groups.get(&principal.name) {
                 principal.groups.extend(groups.iter().cloned());

@@ -10,6 +10,7 @@
 //! - client credentials and client-sent identity headers never reach an upstream.
 
 mod budget;
+mod directory;
 mod error;
 mod gateway;
 mod ingress;
@@ -21,6 +22,7 @@ mod stamp;
 mod upstream;
 
 pub use budget::DEFAULT_OUTPUT_ESTIMATE;
+pub use directory::{Directory, DirectoryUser};
 pub use error::{ErrorSource, ProxyError};
 pub use gateway::{run_ai_listener, Gateway, GatewaySettings};
 pub use sink::{run_usage_writer, UsageSink, UsageSinkStats};

@@ -24,9 +24,11 @@ use hyper::body::Incoming;
 use llm::{ChatUsageFilter, TapOutcome, UsageTap};
 use store::UsageRecord;
 use tokio::time::Sleep;
+use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
 use crate::{
     budget::{self, Hold},
+    directory::InFlightRegistry,
     sink::UsageSink,
     snapshot::Snapshot,
     BoxError,
@@ -118,6 +120,20 @@ pub(crate) struct Meter {
     pub(crate) tapping: Tapping,
     /// The budget reservation, settled with the actual consumption.
     pub(crate) hold: Option<Hold>,
+    /// The stream's entry in the in-flight registry, removed when the meter is done.
+    pub(crate) registration: Option<Registration>,
+}
+
+/// A stream's place in the in-flight registry; dropping it unregisters the stream.
+pub(crate) struct Registration {
+    pub(crate) registry: Arc<InFlightRegistry>,
+    pub(crate) id: u64,
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        self.registry.remove(self.id);
+    }
 }
 
 /// How a response body ended.
@@ -127,6 +143,8 @@ pub(crate) enum Ending {
     UpstreamError,
     IdleTimeout,
     ClientDisconnected,
+    /// The caller lost access (deactivated, or removed from the groups that admitted it).
+    Revoked,
 }
 
 impl Meter {
@@ -171,7 +189,9 @@ impl Meter {
     pub(crate) fn settle(self, ending: Ending, outcome: Option<TapOutcome>) {
         let metered = outcome.is_some();
         let outcome = outcome.unwrap_or_default();
-        let Meter { sink, snapshot, mut record, started, hold, .. } = self;
+        let Meter { sink, snapshot, mut record, started, hold, registration, .. } = self;
+        // The stream is over: it can no longer be cut.
+        drop(registration);
         record.latency_ms = millis(started.elapsed());
         if let Some(model) = outcome.model.filter(|m| !m.is_empty()) {
             record.model = Some(model);
@@ -184,6 +204,7 @@ impl Meter {
             Ending::UpstreamError => "upstream_stream_error",
             Ending::IdleTimeout => "stream_idle_timeout",
             Ending::ClientDisconnected => "client_disconnected",
+            Ending::Revoked => "access_revoked",
         }
         .to_owned();
         let prices =
@@ -243,6 +264,8 @@ fn to_i64(n: u64) -> i64 {
 pub(crate) struct MeteredBody {
     inner: Option<Incoming>,
     meter: Option<Meter>,
+    /// Fires when the caller loses access mid-stream.
+    revoked: Option<Pin<Box<WaitForCancellationFutureOwned>>>,
     idle: Pin<Box<Sleep>>,
     idle_timeout: Duration,
     drain_timeout: Duration,
@@ -252,12 +275,14 @@ impl MeteredBody {
     pub(crate) fn new(
         inner: Incoming,
         meter: Meter,
+        revoked: Option<CancellationToken>,
         idle_timeout: Duration,
         drain_timeout: Duration,
     ) -> Self {
         Self {
             inner: Some(inner),
             meter: Some(meter),
+            revoked: revoked.map(|token| Box::pin(token.cancelled_owned())),
             idle: Box::pin(tokio::time::sleep(idle_timeout)),
             idle_timeout,
             drain_timeout,
@@ -278,6 +303,11 @@ impl MeteredBody {
     }
 }
 
+/// The caller lost access while the response was streaming.
+#[derive(Debug, thiserror::Error)]
+#[error("access revoked mid-stream")]
+struct AccessRevoked;
+
 /// The stream went quiet for longer than the idle timeout.
 #[derive(Debug, thiserror::Error)]
 #[error("upstream stream idle for longer than {0:?}")]
@@ -292,6 +322,15 @@ impl Body for MeteredBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = &mut *self;
+        if let Some(revoked) = this.revoked.as_mut() {
+            if revoked.as_mut().poll(cx).is_ready() {
+                this.revoked = None;
+                if this.inner.is_some() {
+                    this.settle(Ending::Revoked);
+                    return Poll::Ready(Some(Err(Box::new(AccessRevoked))));
+                }
+            }
+        }
         loop {
             let Some(inner) = this.inner.as_mut() else {
                 return Poll::Ready(None);
