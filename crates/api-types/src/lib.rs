@@ -3,22 +3,27 @@
 //! Architecture invariant: this is the only crate that defines admin JSON. Domain and store types
 //! are not `Serialize`; `control` maps them to and from these DTOs. A provider's key travels in
 //! request bodies only (`ApiKey`, write-only): no response type has a field that could carry it.
+//! The one secret a response carries is a new SCIM token (`ScimToken`), once, to the admin who
+//! created it; the server keeps only its hash.
 //!
 //! Enumerations (`ProviderKind`, `GatewayPreset`, …) are spelled on the wire exactly as the
 //! config file spells them, so an operator can copy values between the two.
 
+mod audit;
 mod directory;
 mod error;
 mod limit;
 mod me;
 mod policy;
 mod provider;
+mod scim;
 pub mod time;
 mod usage;
 
 #[cfg(test)]
 mod tests;
 
+pub use audit::{AuditEntry, AuditQuery};
 pub use directory::{Agent, AgentInput, Group, GroupInput};
 pub use error::{ErrorBody, ErrorCode, ErrorDetail};
 pub use limit::{
@@ -30,6 +35,7 @@ pub use provider::{
     Api, ApiKey, GatewayPreset, ModelPrice, Provider, ProviderInput, ProviderKind, SetKeyRequest,
     SetKeyResponse, Stamping,
 };
+pub use scim::{ScimStatus, ScimToken};
 pub use usage::{micro_to_usd, PrincipalUsage, UsageQuery, UsageRecord, UsageSummary, UsageTotals};
 
 use serde::{Deserialize, Serialize};

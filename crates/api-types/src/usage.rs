@@ -105,7 +105,7 @@ impl UsageQuery {
 }
 
 /// Encodes everything but RFC 3986 unreserved characters.
-fn percent_encode(value: &str, out: &mut String) {
+pub(crate) fn percent_encode(value: &str, out: &mut String) {
     for byte in value.bytes() {
         if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
             out.push(char::from(byte));

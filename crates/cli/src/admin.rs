@@ -1,6 +1,5 @@
-//! `agentnet admin …`: providers, groups, agents, policies, global limits, usage and logs,
-//! through the admin
-//! API on the server's Unix socket. Human output is aligned tables; `--json` prints the server's
+//! `agentnet admin …`: providers, groups, agents, policies, global limits, usage, logs and the
+//! audit log, through the admin API on the server's Unix socket. Human output is aligned tables; `--json` prints the server's
 //! JSON as is.
 
 mod client;
@@ -14,14 +13,14 @@ use std::io::{IsTerminal, Read};
 
 use anyhow::{bail, Context};
 use api_types::{
-    Agent, AgentInput, ApiKey, GlobalLimit, GlobalLimitInput, Group, GroupInput, Policy,
-    PolicyInput, PolicySources, Provider, ProviderInput, SetKeyRequest, SetKeyResponse, Stamping,
-    UsageQuery, UsageRecord, UsageSummary,
+    Agent, AgentInput, ApiKey, AuditEntry, AuditQuery, GlobalLimit, GlobalLimitInput, Group,
+    GroupInput, Policy, PolicyInput, PolicySources, Provider, ProviderInput, ScimStatus, ScimToken,
+    SetKeyRequest, SetKeyResponse, Stamping, UsageQuery, UsageRecord, UsageSummary,
 };
 
 use crate::args::{
-    AdminArgs, AdminCommand, AgentsCommand, GroupsCommand, LimitAdd, LimitsCommand,
-    PoliciesCommand, PolicyAdd, ProviderAdd, ProvidersCommand, UsageFilters,
+    AdminArgs, AdminCommand, AgentsCommand, AuditFilters, GroupsCommand, LimitAdd, LimitsCommand,
+    PoliciesCommand, PolicyAdd, ProviderAdd, ProvidersCommand, ScimCommand, UsageFilters,
 };
 use client::{segment, Answer, Client};
 use table::Table;
@@ -163,23 +162,43 @@ async fn execute(client: &Client, command: AdminCommand, json: bool) -> anyhow::
         AdminCommand::Usage(filters) => {
             let limit = filters.limit;
             let query = usage_query(filters, when::now_ms()?)?;
-            let answer = client.get(&with_query("/usage/summary", &query)).await?;
+            let answer =
+                client.get(&with_query("/usage/summary", &query.to_query_string())).await?;
             out(answer, &|a| Ok(summary_table(&a.decode()?, limit)))
         }
         AdminCommand::Logs(filters) => {
             let query = usage_query(filters, when::now_ms()?)?;
-            let answer = client.get(&with_query("/logs", &query)).await?;
+            let answer = client.get(&with_query("/logs", &query.to_query_string())).await?;
             out(answer, &|a| Ok(logs_table(&a.decode::<Vec<UsageRecord>>()?)))
+        }
+        AdminCommand::Scim(cmd) => match cmd {
+            ScimCommand::Token => {
+                let answer = client.post("/scim/token", &serde_json::json!({})).await?;
+                out(answer, &|a| Ok(scim_token_text(&a.decode()?)))
+            }
+            ScimCommand::Disable => out(client.delete("/scim/token").await?, &|_| {
+                Ok("SCIM provisioning is off: the SCIM token no longer works. Provisioned users \
+                    and groups are kept; `agentnet admin scim token` turns it back on.\n"
+                    .to_owned())
+            }),
+            ScimCommand::Status => {
+                out(client.get("/scim").await?, &|a| Ok(scim_status_text(&a.decode()?)))
+            }
+        },
+        AdminCommand::Audit(filters) => {
+            let query = audit_query(filters, when::now_ms()?)?;
+            let answer = client.get(&with_query("/audit", &query.to_query_string())).await?;
+            out(answer, &|a| Ok(audit_table(&a.decode::<Vec<AuditEntry>>()?)))
         }
     }
 }
 
-fn with_query(path: &str, query: &UsageQuery) -> String {
-    let q = query.to_query_string();
-    if q.is_empty() {
+/// `path`, with `?query` unless it is empty.
+fn with_query(path: &str, query: &str) -> String {
+    if query.is_empty() {
         path.to_owned()
     } else {
-        format!("{path}?{q}")
+        format!("{path}?{query}")
     }
 }
 
@@ -234,6 +253,18 @@ pub(crate) fn usage_query(f: UsageFilters, now_ms: i64) -> anyhow::Result<UsageQ
         provider: f.provider,
         model: f.model,
         reason: f.reason,
+        since: f.since.map(|v| when::resolve("since", &v, now_ms)).transpose()?,
+        until: f.until.map(|v| when::resolve("until", &v, now_ms)).transpose()?,
+        limit: f.limit,
+    })
+}
+
+pub(crate) fn audit_query(f: AuditFilters, now_ms: i64) -> anyhow::Result<AuditQuery> {
+    Ok(AuditQuery {
+        actor: f.actor,
+        action: f.action,
+        target_kind: f.target_kind,
+        target: f.target,
         since: f.since.map(|v| when::resolve("since", &v, now_ms)).transpose()?,
         until: f.until.map(|v| when::resolve("until", &v, now_ms)).transpose()?,
         limit: f.limit,
@@ -566,4 +597,70 @@ fn logs_table(records: &[UsageRecord]) -> String {
         return "no requests in this range\n".to_owned();
     }
     t.render()
+}
+
+/// The audit log, one change a line, newest first. CHANGED names the top-level fields that
+/// differ between before and after (an update), `-` for a create or delete; `--json` has the
+/// records themselves.
+fn audit_table(entries: &[AuditEntry]) -> String {
+    let mut t = Table::new(&["TIME", "ACTOR", "ACTION", "TARGET", "CHANGED"]);
+    for e in entries {
+        t.row(vec![
+            e.at.clone(),
+            e.actor.clone(),
+            e.action.clone(),
+            format!("{}:{}", e.target_kind, e.target),
+            changed_fields(e.before.as_ref(), e.after.as_ref()),
+        ]);
+    }
+    if t.is_empty() {
+        return "no audit entries match\n".to_owned();
+    }
+    t.render()
+}
+
+/// The top-level fields of two JSON objects that differ, sorted, `updated_at` aside (it changes
+/// with every write); `-` unless both are objects.
+fn changed_fields(before: Option<&serde_json::Value>, after: Option<&serde_json::Value>) -> String {
+    let (Some(serde_json::Value::Object(before)), Some(serde_json::Value::Object(after))) =
+        (before, after)
+    else {
+        return "-".to_owned();
+    };
+    let mut fields: Vec<&str> = before
+        .keys()
+        .chain(after.keys().filter(|k| !before.contains_key(*k)))
+        .map(String::as_str)
+        .filter(|k| *k != "updated_at" && before.get(*k) != after.get(*k))
+        .collect();
+    fields.sort_unstable();
+    if fields.is_empty() {
+        "(none)".to_owned()
+    } else {
+        fields.join(",")
+    }
+}
+
+fn scim_token_text(token: &ScimToken) -> String {
+    format!(
+        "SCIM provisioning is on. The SCIM token, shown this once (agentnet keeps only its hash):
+
+    {}
+
+Paste it into your IdP's SCIM connector as the bearer token (Okta: authentication mode \"HTTP
+Header\"; Entra ID: \"Secret Token\"), with the SCIM base URL <admin listener URL>/scim/v2,
+e.g. https://agentnet.example.com:4001/scim/v2. Any previous SCIM token no longer works.
+",
+        token.token
+    )
+}
+
+fn scim_status_text(status: &ScimStatus) -> String {
+    match &status.token_created_at {
+        Some(at) if status.enabled => format!(
+            "SCIM provisioning is on (token created {at}); the IdP connects to <admin listener URL>{}\n",
+            status.path
+        ),
+        _ => "SCIM provisioning is off; `agentnet admin scim token` turns it on\n".to_owned(),
+    }
 }

@@ -114,6 +114,12 @@ pub(crate) enum AdminCommand {
     Usage(UsageFilters),
     /// The request log: one line per request, with status and reason.
     Logs(UsageFilters),
+    /// The audit log: who changed what, and when, newest first; with --json, each record
+    /// before and after the change.
+    Audit(AuditFilters),
+    /// SCIM provisioning: the token your IdP (Okta, Entra ID, …) pushes users and groups with.
+    #[command(subcommand)]
+    Scim(ScimCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -292,6 +298,43 @@ pub(crate) struct UsageFilters {
     #[arg(long, value_name = "WHEN")]
     pub(crate) until: Option<String>,
     /// At most this many records (logs) or principals (usage).
+    #[arg(long, value_name = "N")]
+    pub(crate) limit: Option<u32>,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum ScimCommand {
+    /// Create the SCIM token and turn SCIM provisioning on; the token is printed once, and any
+    /// previous one stops working.
+    Token,
+    /// Turn SCIM provisioning off: the SCIM token stops working. Provisioned users and groups
+    /// are kept.
+    Disable,
+    /// Whether SCIM provisioning is on, and since when.
+    Status,
+}
+
+#[derive(Debug, Clone, Default, Args)]
+pub(crate) struct AuditFilters {
+    /// Who made the change: uid:0 (the admin socket's peer), an admin's email, scim.
+    #[arg(long, value_name = "ACTOR")]
+    pub(crate) actor: Option<String>,
+    /// A prefix of the action: provider, provider.key.set, policy.update, scim.
+    #[arg(long, value_name = "PREFIX")]
+    pub(crate) action: Option<String>,
+    /// The kind of record changed: provider, group, agent, policy, limit, user.
+    #[arg(long, value_name = "KIND")]
+    pub(crate) target_kind: Option<String>,
+    /// The record's name or id.
+    #[arg(long, value_name = "NAME")]
+    pub(crate) target: Option<String>,
+    /// An RFC 3339 time, or a duration back from now: 30m, 24h, 7d, 2w.
+    #[arg(long, value_name = "WHEN")]
+    pub(crate) since: Option<String>,
+    /// An RFC 3339 time, or a duration back from now.
+    #[arg(long, value_name = "WHEN")]
+    pub(crate) until: Option<String>,
+    /// At most this many entries (default 100, at most 1000).
     #[arg(long, value_name = "N")]
     pub(crate) limit: Option<u32>,
 }

@@ -10,7 +10,10 @@ use axum::{
 use store::{AgentRecord, GroupRecord, ManagedBy};
 
 use crate::{
-    extract::Body, providers::managed_by_to_dto, put_status, validate, ControlState, Error, Write,
+    audit::{self, Caller, Change},
+    extract::Body,
+    providers::managed_by_to_dto,
+    put_status, validate, ControlState, Error, Write,
 };
 
 const GROUP: &str = "group";
@@ -50,11 +53,13 @@ pub(crate) async fn show_group(
 )]
 pub(crate) async fn create_group(
     State(state): State<ControlState>,
+    caller: Caller,
     Body(input): Body<GroupInput>,
 ) -> Result<(StatusCode, Json<Group>), Error> {
     let name = input.name.clone().unwrap_or_default();
     validate::name("name", &name)?;
-    Ok((StatusCode::CREATED, Json(save_group(&state, name, input, Write::Create).await?)))
+    let (group, _) = save_group(&state, &caller, name, input, Write::Create).await?;
+    Ok((StatusCode::CREATED, Json(group)))
 }
 
 #[utoipa::path(
@@ -71,11 +76,11 @@ pub(crate) async fn create_group(
 pub(crate) async fn replace_group(
     State(state): State<ControlState>,
     Path(name): Path<String>,
+    caller: Caller,
     Body(input): Body<GroupInput>,
 ) -> Result<(StatusCode, Json<Group>), Error> {
     validate::name_matches_path(&name, input.name.as_deref())?;
-    let existed = state.store.group(&name).await?.is_some();
-    let group = save_group(&state, name, input, Write::Replace).await?;
+    let (group, existed) = save_group(&state, &caller, name, input, Write::Replace).await?;
     Ok((put_status(existed), Json(group)))
 }
 
@@ -91,30 +96,40 @@ pub(crate) async fn replace_group(
 pub(crate) async fn remove_group(
     State(state): State<ControlState>,
     Path(name): Path<String>,
+    caller: Caller,
 ) -> Result<StatusCode, Error> {
-    if !state.store.delete_group(&name).await? {
+    let mut tx = state.store.begin().await?;
+    let before = tx.group(&name).await?.map(group_to_dto);
+    if !tx.delete_group(&name).await? {
         return Err(Error::NotFound { kind: GROUP, name });
     }
-    tracing::info!(group = %name, "group deleted through the admin api");
-    state.changed();
+    let entry = caller.entry(Change::Delete, GROUP, &name, before.as_ref(), None)?;
+    audit::commit(&state, tx, entry).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Stores a group, and answers with it and whether it existed before.
 async fn save_group(
     state: &ControlState,
+    caller: &Caller,
     name: String,
     input: GroupInput,
     write: Write,
-) -> Result<Group, Error> {
+) -> Result<(Group, bool), Error> {
     validate::text("description", &input.description)?;
     let record = GroupRecord { name, description: input.description, managed_by: ManagedBy::Api };
+    let mut tx = state.store.begin().await?;
+    let before = tx.group(&record.name).await?.map(group_to_dto);
     match write {
-        Write::Create => state.store.create_group(&record).await?,
-        Write::Replace => state.store.put_group(&record).await?,
+        Write::Create => tx.create_group(&record).await?,
+        Write::Replace => tx.put_group(&record).await?,
     }
-    tracing::info!(group = %record.name, "group saved through the admin api");
-    state.changed();
-    Ok(group_to_dto(record))
+    let name = record.name.clone();
+    let after = group_to_dto(record);
+    let change = Change::write(before.is_some());
+    let entry = caller.entry(change, GROUP, &name, before.as_ref(), Some(&after))?;
+    audit::commit(state, tx, entry).await?;
+    Ok((after, before.is_some()))
 }
 
 fn group_to_dto(g: GroupRecord) -> Group {
@@ -155,11 +170,13 @@ pub(crate) async fn show_agent(
 )]
 pub(crate) async fn create_agent(
     State(state): State<ControlState>,
+    caller: Caller,
     Body(input): Body<AgentInput>,
 ) -> Result<(StatusCode, Json<Agent>), Error> {
     let name = input.name.clone().unwrap_or_default();
     validate::name("name", &name)?;
-    Ok((StatusCode::CREATED, Json(save_agent(&state, name, input, Write::Create).await?)))
+    let (agent, _) = save_agent(&state, &caller, name, input, Write::Create).await?;
+    Ok((StatusCode::CREATED, Json(agent)))
 }
 
 #[utoipa::path(
@@ -176,11 +193,11 @@ pub(crate) async fn create_agent(
 pub(crate) async fn replace_agent(
     State(state): State<ControlState>,
     Path(name): Path<String>,
+    caller: Caller,
     Body(input): Body<AgentInput>,
 ) -> Result<(StatusCode, Json<Agent>), Error> {
     validate::name_matches_path(&name, input.name.as_deref())?;
-    let existed = state.store.agent(&name).await?.is_some();
-    let agent = save_agent(&state, name, input, Write::Replace).await?;
+    let (agent, existed) = save_agent(&state, &caller, name, input, Write::Replace).await?;
     Ok((put_status(existed), Json(agent)))
 }
 
@@ -196,21 +213,26 @@ pub(crate) async fn replace_agent(
 pub(crate) async fn remove_agent(
     State(state): State<ControlState>,
     Path(name): Path<String>,
+    caller: Caller,
 ) -> Result<StatusCode, Error> {
-    if !state.store.delete_agent(&name).await? {
+    let mut tx = state.store.begin().await?;
+    let before = tx.agent(&name).await?.map(agent_to_dto);
+    if !tx.delete_agent(&name).await? {
         return Err(Error::NotFound { kind: AGENT, name });
     }
-    tracing::info!(agent = %name, "agent deleted through the admin api");
-    state.changed();
+    let entry = caller.entry(Change::Delete, AGENT, &name, before.as_ref(), None)?;
+    audit::commit(&state, tx, entry).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Stores an agent, and answers with it and whether it existed before.
 async fn save_agent(
     state: &ControlState,
+    caller: &Caller,
     name: String,
     input: AgentInput,
     write: Write,
-) -> Result<Agent, Error> {
+) -> Result<(Agent, bool), Error> {
     validate::text("description", &input.description)?;
     let record = AgentRecord {
         name,
@@ -218,13 +240,18 @@ async fn save_agent(
         groups: validate::references("groups", input.groups, true)?,
         managed_by: ManagedBy::Api,
     };
+    let mut tx = state.store.begin().await?;
+    let before = tx.agent(&record.name).await?.map(agent_to_dto);
     match write {
-        Write::Create => state.store.create_agent(&record).await?,
-        Write::Replace => state.store.put_agent(&record).await?,
+        Write::Create => tx.create_agent(&record).await?,
+        Write::Replace => tx.put_agent(&record).await?,
     }
-    tracing::info!(agent = %record.name, "agent saved through the admin api");
-    state.changed();
-    Ok(agent_to_dto(record))
+    let name = record.name.clone();
+    let after = agent_to_dto(record);
+    let change = Change::write(before.is_some());
+    let entry = caller.entry(change, AGENT, &name, before.as_ref(), Some(&after))?;
+    audit::commit(state, tx, entry).await?;
+    Ok((after, before.is_some()))
 }
 
 fn agent_to_dto(a: AgentRecord) -> Agent {

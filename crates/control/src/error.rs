@@ -31,6 +31,10 @@ pub enum Error {
     WrongMethod(http::Method),
     #[error("internal error")]
     Store(#[source] store::Error),
+    /// A failure that is the server's own (e.g. a request carrying an actor the audit log does
+    /// not know), logged with its detail and answered with a bare 500.
+    #[error("internal error")]
+    Internal(String),
 }
 
 impl From<store::Error> for Error {
@@ -56,7 +60,7 @@ impl Error {
             Error::AlreadyExists { .. } => ErrorCode::AlreadyExists,
             Error::ManagedByConfig { .. } => ErrorCode::ManagedByConfig,
             Error::WrongMethod(_) => ErrorCode::MethodNotAllowed,
-            Error::Store(_) => ErrorCode::Internal,
+            Error::Store(_) | Error::Internal(_) => ErrorCode::Internal,
         }
     }
 
@@ -75,8 +79,12 @@ impl Error {
 
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
-        if let Error::Store(err) = &self {
-            tracing::error!(error = %chain(err), "admin request failed in the store");
+        match &self {
+            Error::Store(err) => {
+                tracing::error!(error = %chain(err), "admin request failed in the store");
+            }
+            Error::Internal(detail) => tracing::error!(error = %detail, "admin request failed"),
+            _ => {}
         }
         let field = match &self {
             Error::Invalid { field, .. } => Some(field.clone()),

@@ -1,15 +1,19 @@
 //! The admin REST API v1, served under `/api/v1`: providers (with write-only keys), groups,
 //! agents, policies (with their limits), global limits, usage records, per-principal summaries,
-//! and the OpenAPI document; and, apart, the self-service view `/api/v1/me`
+//! the audit log and the OpenAPI document; and, apart, the self-service view `/api/v1/me`
 //! ([`self_service_router`]), where any caller with a valid bearer token sees their own usage
-//! and caps.
+//! and caps; and the SCIM 2.0 server under `/scim/v2` ([`scim_router`]), through which an IdP
+//! provisions users and groups with the SCIM token created at `POST /api/v1/scim/token`.
 //!
 //! API boundary: requests and responses are `api-types` DTOs only; this crate maps them to and
-//! from `domain` and `store` types. Every successful mutation calls `ControlState::on_change` so
-//! the server can rebuild the data plane's snapshot. Records owned by the config file are
-//! read-only here (409), except that a config-managed provider's key may be set. Keys are never
-//! logged or returned: only their fingerprint (last four characters).
+//! from `domain` and `store` types. Every successful mutation records an audit entry in the
+//! same store transaction as its change (who: the request's [`Actor`]; before and after: the
+//! record's response DTO), then calls `ControlState::on_change` so the server can rebuild the
+//! data plane's snapshot. Records owned by the config file are read-only here (409), except that
+//! a config-managed provider's key may be set. Keys are never logged, returned or audited: only
+//! their fingerprint (last four characters).
 
+mod audit;
 mod directory;
 mod error;
 mod extract;
@@ -18,6 +22,7 @@ mod me;
 mod openapi;
 mod policies;
 mod providers;
+mod scim;
 mod usage;
 mod validate;
 
@@ -27,13 +32,15 @@ mod tests;
 use std::sync::Arc;
 
 use axum::{
-    routing::{get, put},
+    routing::{get, post, put},
     Router,
 };
 
+pub use audit::Actor;
 pub use error::Error;
 pub use me::{self_service_router, SelfService, SelfServiceError};
 pub use openapi::ApiDoc;
+pub use scim::{scim_router, ScimState, SCIM_PREFIX};
 
 /// What the admin handlers share.
 #[derive(Clone)]
@@ -62,9 +69,8 @@ pub(crate) enum Write {
     Replace,
 }
 
-/// The status a PUT answers with: whether the record existed is read before the write, so a
-/// concurrent create may make a 201 out of what was really a replacement; the write itself is
-/// atomic in the store.
+/// The status a PUT answers with: whether the record existed is read in the write's own
+/// transaction.
 fn put_status(existed: bool) -> http::StatusCode {
     if existed {
         http::StatusCode::OK
@@ -111,6 +117,12 @@ pub fn router(state: ControlState) -> Router {
         .route(&api("/usage"), get(usage::records))
         .route(&api("/usage/summary"), get(usage::summary))
         .route(&api("/logs"), get(usage::logs))
+        .route(&api("/audit"), get(audit::list))
+        .route(&api("/scim"), get(scim::token::status))
+        .route(
+            &api("/scim/token"),
+            post(scim::token::create_token).delete(scim::token::delete_token),
+        )
         .route(&api("/openapi.json"), get(openapi::document))
         .fallback(error::no_route)
         .method_not_allowed_fallback(error::wrong_method)

@@ -17,6 +17,7 @@ use domain::{Metric, Per};
 use store::{GlobalLimitRecord, ManagedBy};
 
 use crate::{
+    audit::{self, Caller, Change},
     extract::Body,
     policies::{sources_from_dto, sources_to_dto},
     providers::managed_by_to_dto,
@@ -24,6 +25,9 @@ use crate::{
 };
 
 const KIND: &str = "global limit";
+
+/// The audit log's `target_kind` (and action prefix) for global limits, as the path names them.
+const AUDIT_KIND: &str = "limit";
 
 /// The largest spend cap, in USD.
 const MAX_SPEND_USD: f64 = 1e9;
@@ -65,11 +69,13 @@ pub(crate) async fn show(
 )]
 pub(crate) async fn create(
     State(state): State<ControlState>,
+    caller: Caller,
     Body(input): Body<GlobalLimitInput>,
 ) -> Result<(StatusCode, Json<GlobalLimit>), Error> {
     let name = input.name.clone().unwrap_or_default();
     validate::name("name", &name)?;
-    Ok((StatusCode::CREATED, Json(save(&state, name, input, Write::Create).await?)))
+    let (limit, _) = save(&state, &caller, name, input, Write::Create).await?;
+    Ok((StatusCode::CREATED, Json(limit)))
 }
 
 #[utoipa::path(
@@ -86,11 +92,11 @@ pub(crate) async fn create(
 pub(crate) async fn replace(
     State(state): State<ControlState>,
     Path(name): Path<String>,
+    caller: Caller,
     Body(input): Body<GlobalLimitInput>,
 ) -> Result<(StatusCode, Json<GlobalLimit>), Error> {
     validate::name_matches_path(&name, input.name.as_deref())?;
-    let existed = state.store.global_limit(&name).await?.is_some();
-    let limit = save(&state, name, input, Write::Replace).await?;
+    let (limit, existed) = save(&state, &caller, name, input, Write::Replace).await?;
     Ok((put_status(existed), Json(limit)))
 }
 
@@ -106,12 +112,15 @@ pub(crate) async fn replace(
 pub(crate) async fn remove(
     State(state): State<ControlState>,
     Path(name): Path<String>,
+    caller: Caller,
 ) -> Result<StatusCode, Error> {
-    if !state.store.delete_global_limit(&name).await? {
+    let mut tx = state.store.begin().await?;
+    let before = tx.global_limit(&name).await?.map(|r| to_dto(&r));
+    if !tx.delete_global_limit(&name).await? {
         return Err(Error::NotFound { kind: KIND, name });
     }
-    tracing::info!(limit = %name, "global limit deleted through the admin api");
-    state.changed();
+    let entry = caller.entry(Change::Delete, AUDIT_KIND, &name, before.as_ref(), None)?;
+    audit::commit(&state, tx, entry).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -123,20 +132,31 @@ async fn find(state: &ControlState, name: &str) -> Result<GlobalLimitRecord, Err
         .ok_or_else(|| Error::NotFound { kind: KIND, name: name.to_owned() })
 }
 
+/// Stores a global limit, and answers with the stored record and whether it existed before.
 async fn save(
     state: &ControlState,
+    caller: &Caller,
     name: String,
     input: GlobalLimitInput,
     write: Write,
-) -> Result<GlobalLimit, Error> {
+) -> Result<(GlobalLimit, bool), Error> {
     let limit = from_input(name, input)?;
+    let name = limit.name.as_str();
+    let mut tx = state.store.begin().await?;
+    let before = tx.global_limit(name).await?.map(|r| to_dto(&r));
     match write {
-        Write::Create => state.store.create_global_limit(&limit, ManagedBy::Api).await?,
-        Write::Replace => state.store.put_global_limit(&limit, ManagedBy::Api).await?,
+        Write::Create => tx.create_global_limit(&limit, ManagedBy::Api).await?,
+        Write::Replace => tx.put_global_limit(&limit, ManagedBy::Api).await?,
     }
-    tracing::info!(limit = %limit.name, "global limit saved through the admin api");
-    state.changed();
-    Ok(to_dto(&find(state, &limit.name).await?))
+    let stored = tx
+        .global_limit(name)
+        .await?
+        .ok_or_else(|| Error::NotFound { kind: KIND, name: name.to_owned() })?;
+    let after = to_dto(&stored);
+    let change = Change::write(before.is_some());
+    let entry = caller.entry(change, AUDIT_KIND, name, before.as_ref(), Some(&after))?;
+    audit::commit(state, tx, entry).await?;
+    Ok((after, before.is_some()))
 }
 
 /// The domain global limit for validated `input`.

@@ -7,14 +7,14 @@ use utoipa::{
     Modify, OpenApi,
 };
 
-use crate::{directory, limits, me, policies, providers, usage};
+use crate::{audit, directory, limits, me, policies, providers, scim, usage};
 
 #[derive(OpenApi)]
 #[openapi(
     info(
         title = "agentnet admin API",
         version = "1",
-        description = "Providers (with write-only keys), groups, agents, policies, global limits, usage and logs; and the self-service view `/api/v1/me`, where any caller with a bearer token from the identity provider sees their own usage and caps."
+        description = "Providers (with write-only keys), groups, agents, policies, global limits, usage and logs, the audit log; and the self-service view `/api/v1/me`, where any caller with a bearer token from the identity provider sees their own usage and caps."
     ),
     modifiers(&BearerToken),
     paths(
@@ -27,6 +27,8 @@ use crate::{directory, limits, me, policies, providers, usage};
         policies::list, policies::create, policies::show, policies::replace, policies::remove,
         limits::list, limits::create, limits::show, limits::replace, limits::remove,
         usage::records, usage::logs, usage::summary,
+        audit::list,
+        scim::token::status, scim::token::create_token, scim::token::delete_token,
         me::me,
         document,
     ),
@@ -39,6 +41,8 @@ use crate::{directory, limits, me, policies, providers, usage};
         api_types::Limit, api_types::LimitPer, api_types::GlobalLimit, api_types::GlobalLimitInput,
         api_types::UsageRecord, api_types::UsageQuery, api_types::UsageSummary,
         api_types::PrincipalUsage, api_types::UsageTotals,
+        api_types::AuditEntry, api_types::AuditQuery,
+        api_types::ScimToken, api_types::ScimStatus,
         api_types::SelfView, api_types::LimitUse, api_types::LimitOwnerKind,
         api_types::ErrorBody, api_types::ErrorDetail, api_types::ErrorCode,
     )),
@@ -49,6 +53,8 @@ use crate::{directory, limits, me, policies, providers, usage};
         (name = "policies", description = "default-deny allow rules, with their limits"),
         (name = "limits", description = "global limits: caps checked before any policy"),
         (name = "usage", description = "usage records, logs and summaries"),
+        (name = "audit", description = "every admin change: who, when, the record before and after"),
+        (name = "scim", description = "the SCIM token an IdP provisions users and groups with, at /scim/v2"),
         (name = "me", description = "the caller's own usage and caps, by bearer token"),
         (name = "meta", description = "this document"),
     )

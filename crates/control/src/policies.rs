@@ -12,6 +12,7 @@ use domain::{ModelPattern, Source};
 use store::{ManagedBy, PolicyRecord};
 
 use crate::{
+    audit::{self, Caller, Change},
     extract::Body,
     limits::{limit_to_dto, limits_from_dto},
     providers::managed_by_to_dto,
@@ -51,11 +52,13 @@ pub(crate) async fn show(
 )]
 pub(crate) async fn create(
     State(state): State<ControlState>,
+    caller: Caller,
     Body(input): Body<PolicyInput>,
 ) -> Result<(StatusCode, Json<Policy>), Error> {
     let name = input.name.clone().unwrap_or_default();
     validate::name("name", &name)?;
-    Ok((StatusCode::CREATED, Json(save(&state, name, input, Write::Create).await?)))
+    let (policy, _) = save(&state, &caller, name, input, Write::Create).await?;
+    Ok((StatusCode::CREATED, Json(policy)))
 }
 
 #[utoipa::path(
@@ -72,11 +75,11 @@ pub(crate) async fn create(
 pub(crate) async fn replace(
     State(state): State<ControlState>,
     Path(name): Path<String>,
+    caller: Caller,
     Body(input): Body<PolicyInput>,
 ) -> Result<(StatusCode, Json<Policy>), Error> {
     validate::name_matches_path(&name, input.name.as_deref())?;
-    let existed = state.store.policy(&name).await?.is_some();
-    let policy = save(&state, name, input, Write::Replace).await?;
+    let (policy, existed) = save(&state, &caller, name, input, Write::Replace).await?;
     Ok((put_status(existed), Json(policy)))
 }
 
@@ -92,12 +95,15 @@ pub(crate) async fn replace(
 pub(crate) async fn remove(
     State(state): State<ControlState>,
     Path(name): Path<String>,
+    caller: Caller,
 ) -> Result<StatusCode, Error> {
-    if !state.store.delete_policy(&name).await? {
+    let mut tx = state.store.begin().await?;
+    let before = tx.policy(&name).await?.map(|r| to_dto(&r));
+    if !tx.delete_policy(&name).await? {
         return Err(Error::NotFound { kind: KIND, name });
     }
-    tracing::info!(policy = %name, "policy deleted through the admin api");
-    state.changed();
+    let entry = caller.entry(Change::Delete, KIND, &name, before.as_ref(), None)?;
+    audit::commit(&state, tx, entry).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -109,20 +115,31 @@ async fn find(state: &ControlState, name: &str) -> Result<PolicyRecord, Error> {
         .ok_or_else(|| Error::NotFound { kind: KIND, name: name.to_owned() })
 }
 
+/// Stores a policy, and answers with the stored record and whether it existed before.
 async fn save(
     state: &ControlState,
+    caller: &Caller,
     name: String,
     input: PolicyInput,
     write: Write,
-) -> Result<Policy, Error> {
+) -> Result<(Policy, bool), Error> {
     let policy = from_input(name, input)?;
+    let name = policy.name.as_str();
+    let mut tx = state.store.begin().await?;
+    let before = tx.policy(name).await?.map(|r| to_dto(&r));
     match write {
-        Write::Create => state.store.create_policy(&policy, ManagedBy::Api).await?,
-        Write::Replace => state.store.put_policy(&policy, ManagedBy::Api).await?,
+        Write::Create => tx.create_policy(&policy, ManagedBy::Api).await?,
+        Write::Replace => tx.put_policy(&policy, ManagedBy::Api).await?,
     }
-    tracing::info!(policy = %policy.name, "policy saved through the admin api");
-    state.changed();
-    Ok(to_dto(&find(state, &policy.name).await?))
+    let stored = tx
+        .policy(name)
+        .await?
+        .ok_or_else(|| Error::NotFound { kind: KIND, name: name.to_owned() })?;
+    let after = to_dto(&stored);
+    let change = Change::write(before.is_some());
+    let entry = caller.entry(change, KIND, name, before.as_ref(), Some(&after))?;
+    audit::commit(state, tx, entry).await?;
+    Ok((after, before.is_some()))
 }
 
 /// The domain policy for validated `input`.

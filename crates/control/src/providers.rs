@@ -1,5 +1,5 @@
 //! `/providers`: upstream LLM APIs and their keys. The key is write-only: it goes into the store
-//! encrypted and only its fingerprint ever comes back.
+//! encrypted and only its fingerprint ever comes back (or goes into the audit log).
 
 use api_types::{ErrorBody, ModelPrice, Provider, ProviderInput, SetKeyRequest, SetKeyResponse};
 use axum::{
@@ -11,9 +11,16 @@ use domain::{ModelPattern, Price};
 use secrecy::SecretString;
 use store::{ManagedBy, ProviderRecord};
 
-use crate::{extract::Body, put_status, validate, ControlState, Error, Write};
+use crate::{
+    audit::{self, Caller, Change},
+    extract::Body,
+    put_status, validate, ControlState, Error, Write,
+};
 
 const KIND: &str = "provider";
+
+/// The audit log's `target_kind` (and action prefix) for providers.
+const AUDIT_KIND: &str = "provider";
 
 #[utoipa::path(
     get, path = "/api/v1/providers", tag = "providers",
@@ -50,11 +57,12 @@ pub(crate) async fn show(
 )]
 pub(crate) async fn create(
     State(state): State<ControlState>,
+    caller: Caller,
     Body(input): Body<ProviderInput>,
 ) -> Result<(StatusCode, Json<Provider>), Error> {
     let name = input.name.clone().unwrap_or_default();
     validate::name("name", &name)?;
-    let provider = save(&state, name, input, Write::Create).await?;
+    let (provider, _) = save(&state, &caller, name, input, Write::Create).await?;
     Ok((StatusCode::CREATED, Json(provider)))
 }
 
@@ -72,11 +80,11 @@ pub(crate) async fn create(
 pub(crate) async fn replace(
     State(state): State<ControlState>,
     Path(name): Path<String>,
+    caller: Caller,
     Body(input): Body<ProviderInput>,
 ) -> Result<(StatusCode, Json<Provider>), Error> {
     validate::name_matches_path(&name, input.name.as_deref())?;
-    let existed = state.store.provider(&name).await?.is_some();
-    let provider = save(&state, name, input, Write::Replace).await?;
+    let (provider, existed) = save(&state, &caller, name, input, Write::Replace).await?;
     Ok((put_status(existed), Json(provider)))
 }
 
@@ -92,12 +100,15 @@ pub(crate) async fn replace(
 pub(crate) async fn remove(
     State(state): State<ControlState>,
     Path(name): Path<String>,
+    caller: Caller,
 ) -> Result<StatusCode, Error> {
-    if !state.store.delete_provider(&name).await? {
+    let mut tx = state.store.begin().await?;
+    let before = tx.provider(&name).await?.map(|r| to_dto(&r));
+    if !tx.delete_provider(&name).await? {
         return Err(Error::NotFound { kind: KIND, name });
     }
-    tracing::info!(provider = %name, "provider deleted through the admin api");
-    state.changed();
+    let entry = caller.entry(Change::Delete, AUDIT_KIND, &name, before.as_ref(), None)?;
+    audit::commit(&state, tx, entry).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -116,13 +127,17 @@ pub(crate) async fn remove(
 pub(crate) async fn set_key(
     State(state): State<ControlState>,
     Path(name): Path<String>,
+    caller: Caller,
     Body(request): Body<SetKeyRequest>,
 ) -> Result<Json<SetKeyResponse>, Error> {
     validate::api_key("api_key", request.api_key.expose())?;
     let key = SecretString::from(request.api_key.into_inner());
-    state.store.set_provider_key(&name, &key).await?;
-    tracing::info!(provider = %name, "provider key set through the admin api");
-    state.changed();
+    let mut tx = state.store.begin().await?;
+    let before = tx.provider(&name).await?.map(|r| to_dto(&r));
+    tx.set_provider_key(&name, &key).await?;
+    let after = to_dto(&find_in(&mut tx, &name).await?);
+    let entry = caller.entry(Change::KeySet, AUDIT_KIND, &name, before.as_ref(), Some(&after))?;
+    audit::commit(&state, tx, entry).await?;
     Ok(Json(SetKeyResponse { key_fingerprint: store::fingerprint(&key), name }))
 }
 
@@ -134,18 +149,23 @@ async fn find(state: &ControlState, name: &str) -> Result<ProviderRecord, Error>
         .ok_or_else(|| Error::NotFound { kind: KIND, name: name.to_owned() })
 }
 
+async fn find_in(tx: &mut store::Transaction, name: &str) -> Result<ProviderRecord, Error> {
+    tx.provider(name).await?.ok_or_else(|| Error::NotFound { kind: KIND, name: name.to_owned() })
+}
+
 /// Validates `input`, stores it as an API-managed provider (and its key, if given), and answers
-/// with the stored record.
+/// with the stored record and whether it existed before.
 ///
-/// A provider and its key are two writes. When a create's key cannot be stored, the provider
-/// just created is deleted again, so a failed POST leaves nothing behind; a replacement whose
-/// key fails keeps its new spec (and the previous key), and the data plane is told.
+/// The spec, the key and the audit entry are written in one transaction: a request whose key
+/// cannot be stored leaves nothing behind. One request is one entry (`provider.create` or
+/// `provider.update`), whose `after` shows the new key's fingerprint.
 async fn save(
     state: &ControlState,
+    caller: &Caller,
     name: String,
     input: ProviderInput,
     write: Write,
-) -> Result<Provider, Error> {
+) -> Result<(Provider, bool), Error> {
     let key = match &input.api_key {
         Some(key) => {
             validate::api_key("api_key", key.expose())?;
@@ -154,38 +174,21 @@ async fn save(
         None => None,
     };
     let provider = from_input(name, input)?;
+    let name = provider.name.as_str();
+    let mut tx = state.store.begin().await?;
+    let before = tx.provider(name).await?.map(|r| to_dto(&r));
     match write {
-        Write::Create => state.store.create_provider(&provider, ManagedBy::Api).await?,
-        Write::Replace => state.store.put_provider(&provider, ManagedBy::Api).await?,
+        Write::Create => tx.create_provider(&provider, ManagedBy::Api).await?,
+        Write::Replace => tx.put_provider(&provider, ManagedBy::Api).await?,
     }
     if let Some(key) = &key {
-        if let Err(err) = state.store.set_provider_key(&provider.name, key).await {
-            match write {
-                Write::Create => undo_create(state, &provider.name).await,
-                Write::Replace => state.changed(),
-            }
-            return Err(err.into());
-        }
+        tx.set_provider_key(name, key).await?;
     }
-    tracing::info!(provider = %provider.name, key_set = key.is_some(), "provider saved through the admin api");
-    state.changed();
-    Ok(to_dto(&find(state, &provider.name).await?))
-}
-
-/// Deletes a provider whose creation failed half-way. Failing that too, the provider stays (API
-/// managed, without a key) and the log says so; the client has its error either way.
-async fn undo_create(state: &ControlState, name: &str) {
-    match state.store.delete_provider(name).await {
-        // A concurrent change may have rebuilt the snapshot with the half-created provider in
-        // it: rebuild again without.
-        Ok(true) => state.changed(),
-        Ok(false) => {}
-        Err(err) => tracing::error!(
-            provider = %name,
-            error = %crate::error::chain(&err),
-            "could not delete a provider whose key failed to be stored"
-        ),
-    }
+    let after = to_dto(&find_in(&mut tx, name).await?);
+    let change = Change::write(before.is_some());
+    let entry = caller.entry(change, AUDIT_KIND, name, before.as_ref(), Some(&after))?;
+    audit::commit(state, tx, entry).await?;
+    Ok((after, before.is_some()))
 }
 
 /// The domain provider for validated `input`.

@@ -618,8 +618,10 @@ async fn openapi_document_covers_every_route() {
             "DELETE /api/v1/limits/{name}",
             "DELETE /api/v1/policies/{name}",
             "DELETE /api/v1/providers/{name}",
+            "DELETE /api/v1/scim/token",
             "GET /api/v1/agents",
             "GET /api/v1/agents/{name}",
+            "GET /api/v1/audit",
             "GET /api/v1/groups",
             "GET /api/v1/groups/{name}",
             "GET /api/v1/limits",
@@ -631,6 +633,7 @@ async fn openapi_document_covers_every_route() {
             "GET /api/v1/policies/{name}",
             "GET /api/v1/providers",
             "GET /api/v1/providers/{name}",
+            "GET /api/v1/scim",
             "GET /api/v1/usage",
             "GET /api/v1/usage/summary",
             "POST /api/v1/agents",
@@ -638,6 +641,7 @@ async fn openapi_document_covers_every_route() {
             "POST /api/v1/limits",
             "POST /api/v1/policies",
             "POST /api/v1/providers",
+            "POST /api/v1/scim/token",
             "PUT /api/v1/agents/{name}",
             "PUT /api/v1/groups/{name}",
             "PUT /api/v1/limits/{name}",
@@ -663,6 +667,9 @@ async fn openapi_document_covers_every_route() {
         "SelfView",
         "LimitUse",
         "LimitOwnerKind",
+        "AuditEntry",
+        "ScimToken",
+        "ScimStatus",
     ] {
         assert!(schemas.contains_key(name), "missing schema {name}");
     }

@@ -1,6 +1,7 @@
 //! The admin side: the Unix socket in the data directory (owner-only) serving the admin API to
-//! the CLI on the server host, and the admin TCP listener serving health, the assertion JWKS and
-//! the self-service view (`/api/v1/me`, for any caller with a valid bearer token).
+//! the CLI on the server host, and the admin TCP listener serving health, the assertion JWKS,
+//! the self-service view (`/api/v1/me`, for any caller with a valid bearer token) and the SCIM
+//! server (`/scim/v2`, for the IdP's provisioning client, with the SCIM token).
 
 use std::{
     future::Future,
@@ -67,11 +68,15 @@ impl SelfService for GatewaySelfService {
     }
 }
 
-/// The TCP admin listener: `public` routes and the self-service view `me`. The rest of the admin
-/// API needs an admin session, which arrives with remote admin sign-in; until then it is served
-/// only on the Unix socket. (`/api/v1/me` is a static route, so it wins over the catch-all.)
-pub(crate) fn tcp_router_from(public: Router, me: Router) -> Router {
-    public.merge(me).route("/api/v1/{*rest}", axum::routing::any(remote_admin_unavailable))
+/// The TCP admin listener: `public` routes, the self-service view `me` and the SCIM server
+/// `scim` (`/scim/v2`, for the IdP, with its own bearer token). The rest of the admin API needs
+/// an admin session, which arrives with remote admin sign-in; until then it is served only on
+/// the Unix socket. (`/api/v1/me` is a static route, so it wins over the catch-all.)
+pub(crate) fn tcp_router_from(public: Router, me: Router, scim: Router) -> Router {
+    public
+        .merge(me)
+        .merge(scim)
+        .route("/api/v1/{*rest}", axum::routing::any(remote_admin_unavailable))
 }
 
 async fn remote_admin_unavailable() -> impl IntoResponse {

@@ -29,6 +29,8 @@ pub struct App {
     /// The self-service view, `/api/v1/me`: on the Unix socket and the admin TCP listener.
     me: axum::Router,
     public: axum::Router,
+    /// The SCIM server, `/scim/v2`: on the admin TCP listener only.
+    scim: axum::Router,
     changed: Arc<Notify>,
     usage_rx: tokio::sync::mpsc::Receiver<store::UsageRecord>,
     sink: UsageSink,
@@ -78,6 +80,7 @@ impl App {
         let history = provision::history(&store, &snapshot).await?;
         tracing::info!(records = history.len(), "budget counters rebuilt from usage records");
         gateway.install(snapshot, Some(&history));
+        gateway.install_directory(provision::directory(&store).await?);
 
         let changed = Arc::new(Notify::new());
         let notify = changed.clone();
@@ -89,6 +92,25 @@ impl App {
             store.clone(),
             Arc::new(admin::GatewaySelfService::new(&gateway)),
         );
+        // A SCIM change is answered only once the data plane has the new directory, so the
+        // next AI request after the response already sees it. A weak reference: the SCIM
+        // router must not keep the gateway alive at shutdown.
+        let (scim_store, scim_gateway) = (store.clone(), Arc::downgrade(&gateway));
+        let scim = control::scim_router(control::ScimState {
+            store: store.clone(),
+            on_change: Arc::new(move || {
+                let (store, gateway) = (scim_store.clone(), scim_gateway.clone());
+                Box::pin(async move {
+                    let Some(gateway) = gateway.upgrade() else { return };
+                    if let Err(err) = reload_directory(&store, &gateway).await {
+                        tracing::error!(
+                            error = format!("{err:#}"),
+                            "could not apply a SCIM change to the data plane"
+                        );
+                    }
+                })
+            }),
+        });
 
         let ai = match config.listen.ai {
             Some(addr) => Some(bind(addr, "AI endpoint").await?),
@@ -114,6 +136,7 @@ impl App {
             control,
             me,
             public: admin::public_routes(signer.clone()),
+            scim,
             changed,
             usage_rx,
             sink,
@@ -154,6 +177,7 @@ impl App {
             control,
             me,
             public,
+            scim,
             changed,
             usage_rx,
             sink,
@@ -168,7 +192,7 @@ impl App {
         }
         if let Some(listener) = admin_tcp {
             tracing::info!(addr = %listener.local_addr()?, "admin listener listening");
-            let router = admin::tcp_router_from(public.clone(), me.clone());
+            let router = admin::tcp_router_from(public.clone(), me.clone(), scim);
             tasks.spawn(admin::run_admin(listener, router, shutdown.clone(), "admin tcp"));
         }
         if let Some(listener) = admin_socket {
@@ -239,5 +263,11 @@ async fn reload(store: &Store, gateway: &Gateway) -> anyhow::Result<()> {
     } else {
         gateway.install(snapshot, None);
     }
+    reload_directory(store, gateway).await
+}
+
+/// Replaces the data plane's SCIM directory; streams of people who lost access are cut.
+async fn reload_directory(store: &Store, gateway: &Gateway) -> anyhow::Result<()> {
+    gateway.install_directory(provision::directory(store).await?);
     Ok(())
 }

@@ -105,6 +105,18 @@ pub(crate) async fn build_snapshot(store: &Store) -> anyhow::Result<Snapshot> {
     Ok(Snapshot::new(providers, policies, globals, agents))
 }
 
+/// The SCIM directory for the data plane (disabled when no SCIM token exists).
+pub(crate) async fn directory(store: &Store) -> anyhow::Result<proxy::Directory> {
+    let enabled = store.scim_enabled().await?;
+    let users = store.directory().await?.into_iter().map(|u| proxy::DirectoryUser {
+        user_name: u.user_name,
+        emails: u.emails,
+        active: u.active,
+        groups: u.groups,
+    });
+    Ok(proxy::Directory::new(enabled, users))
+}
+
 /// The usage records that budget counters are rebuilt from: those of the longest window.
 pub(crate) async fn history(
     store: &Store,

@@ -1,12 +1,16 @@
 //! Persistence for agentnet: providers (with keys encrypted at rest), groups, agents, policies,
-//! usage records and assertion-signing keys, in SQLite through sqlx (PostgreSQL later).
+//! usage records, assertion-signing keys, the audit log and SCIM provisioning state (users,
+//! groups, memberships, the hashed SCIM token), in SQLite through sqlx (PostgreSQL later).
 //!
 //! Architecture invariant: this is the only crate that writes SQL. Secrets enter and leave it as
 //! `SecretString`/`SecretBox`; what it writes to disk is ciphertext.
 
+mod audit;
 mod migrate;
 mod records;
+mod scim;
 mod secrets;
+mod transaction;
 mod usage;
 
 #[cfg(test)]
@@ -19,11 +23,17 @@ use sqlx::{
     SqlitePool,
 };
 
+pub use audit::{ActorKind, AuditEntry, AuditQuery, DEFAULT_AUDIT_LIMIT, MAX_AUDIT_LIMIT};
 pub use records::{
     AgentRecord, ConfigTable, GlobalLimitRecord, GroupRecord, ManagedBy, PolicyRecord,
     ProviderRecord, SigningKey,
 };
+pub use scim::{
+    DirectoryUser, Members, ScimGroup, ScimGroupData, ScimGroupRef, ScimLookup, ScimMeta,
+    ScimTokenIssued, ScimUser, ScimUserData,
+};
 pub use secrets::{fingerprint, MasterKey, SecretError};
+pub use transaction::Transaction;
 pub use usage::{PrincipalTotals, UsageQuery, UsageRecord};
 
 /// A store failure. Callers map it to a 500 (admin) or fail closed (data plane).
@@ -47,6 +57,9 @@ pub enum Error {
     AlreadyExists { kind: &'static str, name: String },
     #[error("{kind} '{name}' is managed by the config file; change it there")]
     ManagedByConfig { kind: &'static str, name: String },
+    /// A SCIM group member that is not a SCIM user.
+    #[error("SCIM user '{0}' does not exist")]
+    UnknownMember(String),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

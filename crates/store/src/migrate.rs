@@ -11,6 +11,8 @@ use sqlx::{
 const MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "init", include_str!("../migrations/0001_init.sql")),
     (2, "limits", include_str!("../migrations/0002_limits.sql")),
+    (3, "scim", include_str!("../migrations/0003_scim.sql")),
+    (4, "audit", include_str!("../migrations/0004_audit.sql")),
 ];
 
 /// The migrations compiled into the binary, so a deployment needs no migrations directory.

@@ -1,6 +1,7 @@
 //! Providers, groups, agents, policies and signing keys: the dynamic configuration the data
 //! plane compiles into its snapshot. Specs are stored as JSON in private mirror types, so the
-//! domain types stay free of serde.
+//! domain types stay free of serde. Each read and write is a function of a connection, so that
+//! the same code serves the `Store` (a pooled connection) and a [`Transaction`].
 
 use domain::{
     Api, GatewayPreset, GlobalLimit, Limit, Metric, ModelPattern, Per, Policy, Price, Provider,
@@ -8,9 +9,13 @@ use domain::{
 };
 use secrecy::{SecretBox, SecretString};
 use serde::{Deserialize, Serialize};
-use sqlx::Row;
+use sqlx::{Row, SqliteConnection};
 
-use crate::{now_ms, secrets::fingerprint, Error, Result, Store};
+use crate::{
+    now_ms,
+    secrets::{fingerprint, Cipher},
+    Error, Result, Store, Transaction,
+};
 
 /// Who owns a record: the config file (re-applied at every start) or the admin API.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -319,93 +324,26 @@ impl Store {
     /// Creates or replaces a provider's spec; its key, if any, is kept. An API write never
     /// replaces a config-managed provider (`Error::ManagedByConfig`); the config file does.
     pub async fn put_provider(&self, provider: &Provider, managed_by: ManagedBy) -> Result<()> {
-        self.write_provider(provider, managed_by, Conflict::Replace).await
+        write_provider(&mut *self.pool.acquire().await?, provider, managed_by, Conflict::Replace)
+            .await
     }
 
     /// Creates a provider; `Error::AlreadyExists` if one has that name.
     pub async fn create_provider(&self, provider: &Provider, managed_by: ManagedBy) -> Result<()> {
-        self.write_provider(provider, managed_by, Conflict::Fail).await
-    }
-
-    async fn write_provider(
-        &self,
-        provider: &Provider,
-        managed_by: ManagedBy,
-        conflict: Conflict,
-    ) -> Result<()> {
-        let spec = to_json(&provider_to_json(provider));
-        self.write_spec("providers", "provider", &provider.name, spec, managed_by, conflict).await
-    }
-
-    /// Writes a record of a table shaped `(name, spec JSON, managed_by, timestamps)`.
-    async fn write_spec(
-        &self,
-        table: &str,
-        kind: &'static str,
-        name: &str,
-        spec: String,
-        managed_by: ManagedBy,
-        conflict: Conflict,
-    ) -> Result<()> {
-        let insert = format!(
-            "INSERT INTO {table} (name, spec, managed_by, created_at_ms, updated_at_ms)
-             VALUES (?1, ?2, ?3, ?4, ?4)"
-        );
-        let sql = conflict.sql(table, &insert, "spec = ?2, managed_by = ?3, updated_at_ms = ?4");
-        let done = sqlx::query(&sql)
-            .bind(name)
-            .bind(spec)
-            .bind(managed_by.as_str())
-            .bind(now_ms())
-            .execute(&self.pool)
-            .await;
-        conflict.check(done, kind, name)
+        write_provider(&mut *self.pool.acquire().await?, provider, managed_by, Conflict::Fail).await
     }
 
     /// Sets (or replaces) a provider's upstream key, encrypted under the master key.
     pub async fn set_provider_key(&self, name: &str, key: &SecretString) -> Result<()> {
-        let sealed = self
-            .cipher
-            .seal(secrecy::ExposeSecret::expose_secret(key).as_bytes(), &key_context(name))?;
-        let done = sqlx::query(
-            "UPDATE providers SET key_ciphertext = ?2, key_fingerprint = ?3, updated_at_ms = ?4
-             WHERE name = ?1",
-        )
-        .bind(name)
-        .bind(sealed)
-        .bind(fingerprint(key))
-        .bind(now_ms())
-        .execute(&self.pool)
-        .await?;
-        if done.rows_affected() == 0 {
-            return Err(Error::NotFound { kind: "provider", name: name.to_owned() });
-        }
-        Ok(())
+        set_provider_key(&mut *self.pool.acquire().await?, &self.cipher, name, key).await
     }
 
     pub async fn providers(&self) -> Result<Vec<ProviderRecord>> {
-        let rows = sqlx::query(
-            "SELECT name, spec, key_fingerprint, managed_by, updated_at_ms FROM providers
-             ORDER BY name",
-        )
-        .fetch_all(&self.pool)
-        .await?;
-        rows.into_iter()
-            .map(|row| {
-                let name: String = row.try_get("name")?;
-                let spec: String = row.try_get("spec")?;
-                Ok(ProviderRecord {
-                    provider: provider_from_json(name, &spec)?,
-                    managed_by: ManagedBy::parse(row.try_get("managed_by")?),
-                    key_fingerprint: row.try_get("key_fingerprint")?,
-                    updated_at_ms: row.try_get("updated_at_ms")?,
-                })
-            })
-            .collect()
+        providers(&mut *self.pool.acquire().await?, None).await
     }
 
     pub async fn provider(&self, name: &str) -> Result<Option<ProviderRecord>> {
-        Ok(self.providers().await?.into_iter().find(|r| r.provider.name == name))
+        Ok(providers(&mut *self.pool.acquire().await?, Some(name)).await?.pop())
     }
 
     /// Every provider's decrypted key, for the data plane's snapshot.
@@ -428,165 +366,110 @@ impl Store {
     /// Deletes an API-managed provider: `Ok(false)` if there is none by that name,
     /// `Error::ManagedByConfig` if the config file owns it.
     pub async fn delete_provider(&self, name: &str) -> Result<bool> {
-        self.delete_api_managed("providers", "provider", name).await
+        delete_api_managed(&mut *self.pool.acquire().await?, "providers", "provider", name).await
     }
 
     /// Creates or replaces a group (API writes never replace a config-managed one).
     pub async fn put_group(&self, group: &GroupRecord) -> Result<()> {
-        self.write_group(group, Conflict::Replace).await
+        write_group(&mut *self.pool.acquire().await?, group, Conflict::Replace).await
     }
 
     /// Creates a group; `Error::AlreadyExists` if one has that name.
     pub async fn create_group(&self, group: &GroupRecord) -> Result<()> {
-        self.write_group(group, Conflict::Fail).await
-    }
-
-    async fn write_group(&self, group: &GroupRecord, conflict: Conflict) -> Result<()> {
-        let sql = conflict.sql(
-            "groups",
-            "INSERT INTO groups (name, description, managed_by, created_at_ms, updated_at_ms)
-             VALUES (?1, ?2, ?3, ?4, ?4)",
-            "description = ?2, managed_by = ?3, updated_at_ms = ?4",
-        );
-        let done = sqlx::query(&sql)
-            .bind(&group.name)
-            .bind(&group.description)
-            .bind(group.managed_by.as_str())
-            .bind(now_ms())
-            .execute(&self.pool)
-            .await;
-        conflict.check(done, "group", &group.name)
+        write_group(&mut *self.pool.acquire().await?, group, Conflict::Fail).await
     }
 
     pub async fn groups(&self) -> Result<Vec<GroupRecord>> {
-        let rows = sqlx::query("SELECT name, description, managed_by FROM groups ORDER BY name")
-            .fetch_all(&self.pool)
-            .await?;
-        rows.into_iter()
-            .map(|row| {
-                Ok(GroupRecord {
-                    name: row.try_get("name")?,
-                    description: row.try_get("description")?,
-                    managed_by: ManagedBy::parse(row.try_get("managed_by")?),
-                })
-            })
-            .collect()
+        groups(&mut *self.pool.acquire().await?, None).await
+    }
+
+    pub async fn group(&self, name: &str) -> Result<Option<GroupRecord>> {
+        Ok(groups(&mut *self.pool.acquire().await?, Some(name)).await?.pop())
     }
 
     /// Deletes an API-managed group: `Ok(false)` if there is none by that name,
     /// `Error::ManagedByConfig` if the config file owns it.
-    pub async fn group(&self, name: &str) -> Result<Option<GroupRecord>> {
-        Ok(self.groups().await?.into_iter().find(|g| g.name == name))
-    }
-
     pub async fn delete_group(&self, name: &str) -> Result<bool> {
-        self.delete_api_managed("groups", "group", name).await
+        delete_api_managed(&mut *self.pool.acquire().await?, "groups", "group", name).await
     }
 
     /// Creates or replaces an agent (API writes never replace a config-managed one).
     pub async fn put_agent(&self, agent: &AgentRecord) -> Result<()> {
-        self.write_agent(agent, Conflict::Replace).await
+        write_agent(&mut *self.pool.acquire().await?, agent, Conflict::Replace).await
     }
 
     /// Creates an agent; `Error::AlreadyExists` if one has that name.
     pub async fn create_agent(&self, agent: &AgentRecord) -> Result<()> {
-        self.write_agent(agent, Conflict::Fail).await
-    }
-
-    async fn write_agent(&self, agent: &AgentRecord, conflict: Conflict) -> Result<()> {
-        let sql = conflict.sql(
-            "agents",
-            "INSERT INTO agents (name, description, groups, managed_by, created_at_ms, updated_at_ms)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
-            "description = ?2, groups = ?3, managed_by = ?4, updated_at_ms = ?5",
-        );
-        let done = sqlx::query(&sql)
-            .bind(&agent.name)
-            .bind(&agent.description)
-            .bind(to_json(&agent.groups))
-            .bind(agent.managed_by.as_str())
-            .bind(now_ms())
-            .execute(&self.pool)
-            .await;
-        conflict.check(done, "agent", &agent.name)
+        write_agent(&mut *self.pool.acquire().await?, agent, Conflict::Fail).await
     }
 
     pub async fn agents(&self) -> Result<Vec<AgentRecord>> {
-        let rows =
-            sqlx::query("SELECT name, description, groups, managed_by FROM agents ORDER BY name")
-                .fetch_all(&self.pool)
-                .await?;
-        rows.into_iter()
-            .map(|row| {
-                let name: String = row.try_get("name")?;
-                let groups: String = row.try_get("groups")?;
-                Ok(AgentRecord {
-                    groups: serde_json::from_str(&groups)
-                        .map_err(corrupt(format!("agent '{name}'")))?,
-                    name,
-                    description: row.try_get("description")?,
-                    managed_by: ManagedBy::parse(row.try_get("managed_by")?),
-                })
-            })
-            .collect()
+        agents(&mut *self.pool.acquire().await?, None).await
     }
 
     pub async fn agent(&self, name: &str) -> Result<Option<AgentRecord>> {
-        Ok(self.agents().await?.into_iter().find(|a| a.name == name))
+        Ok(agents(&mut *self.pool.acquire().await?, Some(name)).await?.pop())
     }
 
     /// Deletes an API-managed agent: `Ok(false)` if there is none by that name,
     /// `Error::ManagedByConfig` if the config file owns it.
     pub async fn delete_agent(&self, name: &str) -> Result<bool> {
-        self.delete_api_managed("agents", "agent", name).await
+        delete_api_managed(&mut *self.pool.acquire().await?, "agents", "agent", name).await
     }
 
     /// Creates or replaces a policy (API writes never replace a config-managed one).
     pub async fn put_policy(&self, policy: &Policy, managed_by: ManagedBy) -> Result<()> {
-        self.write_policy(policy, managed_by, Conflict::Replace).await
+        write_policy(&mut *self.pool.acquire().await?, policy, managed_by, Conflict::Replace).await
     }
 
     /// Creates a policy; `Error::AlreadyExists` if one has that name.
     pub async fn create_policy(&self, policy: &Policy, managed_by: ManagedBy) -> Result<()> {
-        self.write_policy(policy, managed_by, Conflict::Fail).await
-    }
-
-    async fn write_policy(
-        &self,
-        policy: &Policy,
-        managed_by: ManagedBy,
-        conflict: Conflict,
-    ) -> Result<()> {
-        let spec = to_json(&policy_to_json(policy));
-        self.write_spec("policies", "policy", &policy.name, spec, managed_by, conflict).await
+        write_policy(&mut *self.pool.acquire().await?, policy, managed_by, Conflict::Fail).await
     }
 
     pub async fn policies(&self) -> Result<Vec<PolicyRecord>> {
-        let rows =
-            sqlx::query("SELECT name, spec, managed_by, updated_at_ms FROM policies ORDER BY name")
-                .fetch_all(&self.pool)
-                .await?;
-        rows.into_iter()
-            .map(|row| {
-                let name: String = row.try_get("name")?;
-                let spec: String = row.try_get("spec")?;
-                Ok(PolicyRecord {
-                    policy: policy_from_json(name, &spec)?,
-                    managed_by: ManagedBy::parse(row.try_get("managed_by")?),
-                    updated_at_ms: row.try_get("updated_at_ms")?,
-                })
-            })
-            .collect()
+        policies(&mut *self.pool.acquire().await?, None).await
     }
 
     pub async fn policy(&self, name: &str) -> Result<Option<PolicyRecord>> {
-        Ok(self.policies().await?.into_iter().find(|p| p.policy.name == name))
+        Ok(policies(&mut *self.pool.acquire().await?, Some(name)).await?.pop())
     }
 
     /// Deletes an API-managed policy: `Ok(false)` if there is none by that name,
     /// `Error::ManagedByConfig` if the config file owns it.
     pub async fn delete_policy(&self, name: &str) -> Result<bool> {
-        self.delete_api_managed("policies", "policy", name).await
+        delete_api_managed(&mut *self.pool.acquire().await?, "policies", "policy", name).await
+    }
+
+    /// Creates or replaces a global limit (API writes never replace a config-managed one).
+    pub async fn put_global_limit(&self, limit: &GlobalLimit, managed_by: ManagedBy) -> Result<()> {
+        write_global_limit(&mut *self.pool.acquire().await?, limit, managed_by, Conflict::Replace)
+            .await
+    }
+
+    /// Creates a global limit; `Error::AlreadyExists` if one has that name.
+    pub async fn create_global_limit(
+        &self,
+        limit: &GlobalLimit,
+        managed_by: ManagedBy,
+    ) -> Result<()> {
+        write_global_limit(&mut *self.pool.acquire().await?, limit, managed_by, Conflict::Fail)
+            .await
+    }
+
+    pub async fn global_limits(&self) -> Result<Vec<GlobalLimitRecord>> {
+        global_limits(&mut *self.pool.acquire().await?, None).await
+    }
+
+    pub async fn global_limit(&self, name: &str) -> Result<Option<GlobalLimitRecord>> {
+        Ok(global_limits(&mut *self.pool.acquire().await?, Some(name)).await?.pop())
+    }
+
+    /// Deletes an API-managed global limit: `Ok(false)` if there is none by that name,
+    /// `Error::ManagedByConfig` if the config file owns it.
+    pub async fn delete_global_limit(&self, name: &str) -> Result<bool> {
+        delete_api_managed(&mut *self.pool.acquire().await?, "global_limits", "global limit", name)
+            .await
     }
 
     /// Deletes config-managed records of `table` whose names are not in `keep`: what was removed
@@ -641,81 +524,364 @@ impl Store {
         .await?;
         Ok(())
     }
-    /// Creates or replaces a global limit (API writes never replace a config-managed one).
-    pub async fn put_global_limit(&self, limit: &GlobalLimit, managed_by: ManagedBy) -> Result<()> {
-        self.write_global_limit(limit, managed_by, Conflict::Replace).await
+}
+
+/// The same reads and writes inside a transaction, for the admin API: it reads the record
+/// before, writes, reads it after and records the audit entry, all in one transaction. Each
+/// method behaves as its `Store` namesake.
+impl Transaction {
+    pub async fn put_provider(&mut self, provider: &Provider, managed_by: ManagedBy) -> Result<()> {
+        write_provider(&mut self.tx, provider, managed_by, Conflict::Replace).await
     }
 
-    /// Creates a global limit; `Error::AlreadyExists` if one has that name.
+    pub async fn create_provider(
+        &mut self,
+        provider: &Provider,
+        managed_by: ManagedBy,
+    ) -> Result<()> {
+        write_provider(&mut self.tx, provider, managed_by, Conflict::Fail).await
+    }
+
+    pub async fn set_provider_key(&mut self, name: &str, key: &SecretString) -> Result<()> {
+        set_provider_key(&mut self.tx, &self.cipher, name, key).await
+    }
+
+    pub async fn provider(&mut self, name: &str) -> Result<Option<ProviderRecord>> {
+        Ok(providers(&mut self.tx, Some(name)).await?.pop())
+    }
+
+    pub async fn delete_provider(&mut self, name: &str) -> Result<bool> {
+        delete_api_managed(&mut self.tx, "providers", "provider", name).await
+    }
+
+    pub async fn put_group(&mut self, group: &GroupRecord) -> Result<()> {
+        write_group(&mut self.tx, group, Conflict::Replace).await
+    }
+
+    pub async fn create_group(&mut self, group: &GroupRecord) -> Result<()> {
+        write_group(&mut self.tx, group, Conflict::Fail).await
+    }
+
+    pub async fn group(&mut self, name: &str) -> Result<Option<GroupRecord>> {
+        Ok(groups(&mut self.tx, Some(name)).await?.pop())
+    }
+
+    pub async fn delete_group(&mut self, name: &str) -> Result<bool> {
+        delete_api_managed(&mut self.tx, "groups", "group", name).await
+    }
+
+    pub async fn put_agent(&mut self, agent: &AgentRecord) -> Result<()> {
+        write_agent(&mut self.tx, agent, Conflict::Replace).await
+    }
+
+    pub async fn create_agent(&mut self, agent: &AgentRecord) -> Result<()> {
+        write_agent(&mut self.tx, agent, Conflict::Fail).await
+    }
+
+    pub async fn agent(&mut self, name: &str) -> Result<Option<AgentRecord>> {
+        Ok(agents(&mut self.tx, Some(name)).await?.pop())
+    }
+
+    pub async fn delete_agent(&mut self, name: &str) -> Result<bool> {
+        delete_api_managed(&mut self.tx, "agents", "agent", name).await
+    }
+
+    pub async fn put_policy(&mut self, policy: &Policy, managed_by: ManagedBy) -> Result<()> {
+        write_policy(&mut self.tx, policy, managed_by, Conflict::Replace).await
+    }
+
+    pub async fn create_policy(&mut self, policy: &Policy, managed_by: ManagedBy) -> Result<()> {
+        write_policy(&mut self.tx, policy, managed_by, Conflict::Fail).await
+    }
+
+    pub async fn policy(&mut self, name: &str) -> Result<Option<PolicyRecord>> {
+        Ok(policies(&mut self.tx, Some(name)).await?.pop())
+    }
+
+    pub async fn delete_policy(&mut self, name: &str) -> Result<bool> {
+        delete_api_managed(&mut self.tx, "policies", "policy", name).await
+    }
+
+    pub async fn put_global_limit(
+        &mut self,
+        limit: &GlobalLimit,
+        managed_by: ManagedBy,
+    ) -> Result<()> {
+        write_global_limit(&mut self.tx, limit, managed_by, Conflict::Replace).await
+    }
+
     pub async fn create_global_limit(
-        &self,
+        &mut self,
         limit: &GlobalLimit,
         managed_by: ManagedBy,
     ) -> Result<()> {
-        self.write_global_limit(limit, managed_by, Conflict::Fail).await
+        write_global_limit(&mut self.tx, limit, managed_by, Conflict::Fail).await
     }
 
-    async fn write_global_limit(
-        &self,
-        limit: &GlobalLimit,
-        managed_by: ManagedBy,
-        conflict: Conflict,
-    ) -> Result<()> {
-        let spec = to_json(&GlobalLimitJson {
-            targets: sources_to_json(&limit.targets),
-            limit: limit_to_json(&limit.limit),
-        });
-        self.write_spec("global_limits", "global limit", &limit.name, spec, managed_by, conflict)
-            .await
+    pub async fn global_limit(&mut self, name: &str) -> Result<Option<GlobalLimitRecord>> {
+        Ok(global_limits(&mut self.tx, Some(name)).await?.pop())
     }
 
-    pub async fn global_limits(&self) -> Result<Vec<GlobalLimitRecord>> {
-        let rows = sqlx::query(
-            "SELECT name, spec, managed_by, updated_at_ms FROM global_limits ORDER BY name",
-        )
-        .fetch_all(&self.pool)
-        .await?;
-        rows.into_iter()
-            .map(|row| {
-                let name: String = row.try_get("name")?;
-                let spec: String = row.try_get("spec")?;
-                Ok(GlobalLimitRecord {
-                    limit: global_from_json(name, &spec)?,
-                    managed_by: ManagedBy::parse(row.try_get("managed_by")?),
-                    updated_at_ms: row.try_get("updated_at_ms")?,
-                })
+    pub async fn delete_global_limit(&mut self, name: &str) -> Result<bool> {
+        delete_api_managed(&mut self.tx, "global_limits", "global limit", name).await
+    }
+}
+
+async fn write_provider(
+    conn: &mut SqliteConnection,
+    provider: &Provider,
+    managed_by: ManagedBy,
+    conflict: Conflict,
+) -> Result<()> {
+    let spec = to_json(&provider_to_json(provider));
+    write_spec(conn, "providers", "provider", &provider.name, spec, managed_by, conflict).await
+}
+
+async fn write_policy(
+    conn: &mut SqliteConnection,
+    policy: &Policy,
+    managed_by: ManagedBy,
+    conflict: Conflict,
+) -> Result<()> {
+    let spec = to_json(&policy_to_json(policy));
+    write_spec(conn, "policies", "policy", &policy.name, spec, managed_by, conflict).await
+}
+
+async fn write_global_limit(
+    conn: &mut SqliteConnection,
+    limit: &GlobalLimit,
+    managed_by: ManagedBy,
+    conflict: Conflict,
+) -> Result<()> {
+    let spec = to_json(&GlobalLimitJson {
+        targets: sources_to_json(&limit.targets),
+        limit: limit_to_json(&limit.limit),
+    });
+    write_spec(conn, "global_limits", "global limit", &limit.name, spec, managed_by, conflict).await
+}
+
+/// Writes a record of a table shaped `(name, spec JSON, managed_by, timestamps)`.
+async fn write_spec(
+    conn: &mut SqliteConnection,
+    table: &str,
+    kind: &'static str,
+    name: &str,
+    spec: String,
+    managed_by: ManagedBy,
+    conflict: Conflict,
+) -> Result<()> {
+    let insert = format!(
+        "INSERT INTO {table} (name, spec, managed_by, created_at_ms, updated_at_ms)
+         VALUES (?1, ?2, ?3, ?4, ?4)"
+    );
+    let sql = conflict.sql(table, &insert, "spec = ?2, managed_by = ?3, updated_at_ms = ?4");
+    let done = sqlx::query(&sql)
+        .bind(name)
+        .bind(spec)
+        .bind(managed_by.as_str())
+        .bind(now_ms())
+        .execute(conn)
+        .await;
+    conflict.check(done, kind, name)
+}
+
+async fn set_provider_key(
+    conn: &mut SqliteConnection,
+    cipher: &Cipher,
+    name: &str,
+    key: &SecretString,
+) -> Result<()> {
+    let sealed =
+        cipher.seal(secrecy::ExposeSecret::expose_secret(key).as_bytes(), &key_context(name))?;
+    let done = sqlx::query(
+        "UPDATE providers SET key_ciphertext = ?2, key_fingerprint = ?3, updated_at_ms = ?4
+         WHERE name = ?1",
+    )
+    .bind(name)
+    .bind(sealed)
+    .bind(fingerprint(key))
+    .bind(now_ms())
+    .execute(conn)
+    .await?;
+    if done.rows_affected() == 0 {
+        return Err(Error::NotFound { kind: "provider", name: name.to_owned() });
+    }
+    Ok(())
+}
+
+/// Every provider by name, or the one named `only`.
+async fn providers(conn: &mut SqliteConnection, only: Option<&str>) -> Result<Vec<ProviderRecord>> {
+    let rows = sqlx::query(
+        "SELECT name, spec, key_fingerprint, managed_by, updated_at_ms FROM providers
+         WHERE ?1 IS NULL OR name = ?1 ORDER BY name",
+    )
+    .bind(only)
+    .fetch_all(conn)
+    .await?;
+    rows.into_iter()
+        .map(|row| {
+            let name: String = row.try_get("name")?;
+            let spec: String = row.try_get("spec")?;
+            Ok(ProviderRecord {
+                provider: provider_from_json(name, &spec)?,
+                managed_by: ManagedBy::parse(row.try_get("managed_by")?),
+                key_fingerprint: row.try_get("key_fingerprint")?,
+                updated_at_ms: row.try_get("updated_at_ms")?,
             })
-            .collect()
-    }
+        })
+        .collect()
+}
 
-    pub async fn global_limit(&self, name: &str) -> Result<Option<GlobalLimitRecord>> {
-        Ok(self.global_limits().await?.into_iter().find(|g| g.limit.name == name))
-    }
+async fn write_group(
+    conn: &mut SqliteConnection,
+    group: &GroupRecord,
+    conflict: Conflict,
+) -> Result<()> {
+    let sql = conflict.sql(
+        "groups",
+        "INSERT INTO groups (name, description, managed_by, created_at_ms, updated_at_ms)
+         VALUES (?1, ?2, ?3, ?4, ?4)",
+        "description = ?2, managed_by = ?3, updated_at_ms = ?4",
+    );
+    let done = sqlx::query(&sql)
+        .bind(&group.name)
+        .bind(&group.description)
+        .bind(group.managed_by.as_str())
+        .bind(now_ms())
+        .execute(conn)
+        .await;
+    conflict.check(done, "group", &group.name)
+}
 
-    /// Deletes an API-managed global limit: `Ok(false)` if there is none by that name,
-    /// `Error::ManagedByConfig` if the config file owns it.
-    pub async fn delete_global_limit(&self, name: &str) -> Result<bool> {
-        self.delete_api_managed("global_limits", "global limit", name).await
-    }
+/// Every group by name, or the one named `only`.
+async fn groups(conn: &mut SqliteConnection, only: Option<&str>) -> Result<Vec<GroupRecord>> {
+    let rows = sqlx::query(
+        "SELECT name, description, managed_by FROM groups
+         WHERE ?1 IS NULL OR name = ?1 ORDER BY name",
+    )
+    .bind(only)
+    .fetch_all(conn)
+    .await?;
+    rows.into_iter()
+        .map(|row| {
+            Ok(GroupRecord {
+                name: row.try_get("name")?,
+                description: row.try_get("description")?,
+                managed_by: ManagedBy::parse(row.try_get("managed_by")?),
+            })
+        })
+        .collect()
+}
 
-    async fn delete_api_managed(
-        &self,
-        table: &str,
-        kind: &'static str,
-        name: &str,
-    ) -> Result<bool> {
-        let sql = format!("DELETE FROM {table} WHERE name = ?1 AND managed_by = 'api'");
-        let done = sqlx::query(&sql).bind(name).execute(&self.pool).await?;
-        if done.rows_affected() > 0 {
-            return Ok(true);
-        }
-        let sql = format!("SELECT 1 FROM {table} WHERE name = ?1");
-        let exists: Option<i64> =
-            sqlx::query_scalar(&sql).bind(name).fetch_optional(&self.pool).await?;
-        match exists {
-            Some(_) => Err(Error::ManagedByConfig { kind, name: name.to_owned() }),
-            None => Ok(false),
-        }
+async fn write_agent(
+    conn: &mut SqliteConnection,
+    agent: &AgentRecord,
+    conflict: Conflict,
+) -> Result<()> {
+    let sql = conflict.sql(
+        "agents",
+        "INSERT INTO agents (name, description, groups, managed_by, created_at_ms, updated_at_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
+        "description = ?2, groups = ?3, managed_by = ?4, updated_at_ms = ?5",
+    );
+    let done = sqlx::query(&sql)
+        .bind(&agent.name)
+        .bind(&agent.description)
+        .bind(to_json(&agent.groups))
+        .bind(agent.managed_by.as_str())
+        .bind(now_ms())
+        .execute(conn)
+        .await;
+    conflict.check(done, "agent", &agent.name)
+}
+
+/// Every agent by name, or the one named `only`.
+async fn agents(conn: &mut SqliteConnection, only: Option<&str>) -> Result<Vec<AgentRecord>> {
+    let rows = sqlx::query(
+        "SELECT name, description, groups, managed_by FROM agents
+         WHERE ?1 IS NULL OR name = ?1 ORDER BY name",
+    )
+    .bind(only)
+    .fetch_all(conn)
+    .await?;
+    rows.into_iter()
+        .map(|row| {
+            let name: String = row.try_get("name")?;
+            let groups: String = row.try_get("groups")?;
+            Ok(AgentRecord {
+                groups: serde_json::from_str(&groups)
+                    .map_err(corrupt(format!("agent '{name}'")))?,
+                name,
+                description: row.try_get("description")?,
+                managed_by: ManagedBy::parse(row.try_get("managed_by")?),
+            })
+        })
+        .collect()
+}
+
+/// Every policy by name, or the one named `only`.
+async fn policies(conn: &mut SqliteConnection, only: Option<&str>) -> Result<Vec<PolicyRecord>> {
+    let rows = sqlx::query(
+        "SELECT name, spec, managed_by, updated_at_ms FROM policies
+         WHERE ?1 IS NULL OR name = ?1 ORDER BY name",
+    )
+    .bind(only)
+    .fetch_all(conn)
+    .await?;
+    rows.into_iter()
+        .map(|row| {
+            let name: String = row.try_get("name")?;
+            let spec: String = row.try_get("spec")?;
+            Ok(PolicyRecord {
+                policy: policy_from_json(name, &spec)?,
+                managed_by: ManagedBy::parse(row.try_get("managed_by")?),
+                updated_at_ms: row.try_get("updated_at_ms")?,
+            })
+        })
+        .collect()
+}
+
+/// Every global limit by name, or the one named `only`.
+async fn global_limits(
+    conn: &mut SqliteConnection,
+    only: Option<&str>,
+) -> Result<Vec<GlobalLimitRecord>> {
+    let rows = sqlx::query(
+        "SELECT name, spec, managed_by, updated_at_ms FROM global_limits
+         WHERE ?1 IS NULL OR name = ?1 ORDER BY name",
+    )
+    .bind(only)
+    .fetch_all(conn)
+    .await?;
+    rows.into_iter()
+        .map(|row| {
+            let name: String = row.try_get("name")?;
+            let spec: String = row.try_get("spec")?;
+            Ok(GlobalLimitRecord {
+                limit: global_from_json(name, &spec)?,
+                managed_by: ManagedBy::parse(row.try_get("managed_by")?),
+                updated_at_ms: row.try_get("updated_at_ms")?,
+            })
+        })
+        .collect()
+}
+
+async fn delete_api_managed(
+    conn: &mut SqliteConnection,
+    table: &str,
+    kind: &'static str,
+    name: &str,
+) -> Result<bool> {
+    let sql = format!("DELETE FROM {table} WHERE name = ?1 AND managed_by = 'api'");
+    let done = sqlx::query(&sql).bind(name).execute(&mut *conn).await?;
+    if done.rows_affected() > 0 {
+        return Ok(true);
+    }
+    let sql = format!("SELECT 1 FROM {table} WHERE name = ?1");
+    let exists: Option<i64> = sqlx::query_scalar(&sql).bind(name).fetch_optional(conn).await?;
+    match exists {
+        Some(_) => Err(Error::ManagedByConfig { kind, name: name.to_owned() }),
+        None => Ok(false),
     }
 }
 

@@ -492,3 +492,143 @@ impl AdminArgs {
         admin
     }
 }
+
+fn audit_entry(
+    at_ms: i64,
+    actor: &str,
+    action: &str,
+    kind: &str,
+    target: &str,
+) -> store::AuditEntry {
+    let mut e = store::AuditEntry::new(store::ActorKind::AdminSocket, actor, action, kind, target);
+    e.at_ms = at_ms;
+    e
+}
+
+#[tokio::test]
+async fn audit_over_the_socket() {
+    let server = Server::start().await;
+    expect![[r#"
+        no audit entries match
+    "#]]
+    .assert_eq(&server.run(&["audit"]).await);
+
+    let mut created = audit_entry(1_700_000_000_000, "uid:0", "group.create", "group", "eng");
+    created.after =
+        Some(serde_json::json!({"name": "eng", "description": "", "managed_by": "api"}));
+    let mut updated = audit_entry(1_700_000_060_000, "uid:1000", "agent.update", "agent", "ci-bot");
+    updated.before =
+        Some(serde_json::json!({"name": "ci-bot", "description": "", "groups": ["eng"]}));
+    updated.after = Some(serde_json::json!({"name": "ci-bot", "description": "CI", "groups": []}));
+    let mut key =
+        audit_entry(1_700_000_120_000, "uid:0", "provider.key.set", "provider", "anthropic");
+    key.before = Some(serde_json::json!({"key_fingerprint": "…aaaa", "updated_at": "1"}));
+    key.after = Some(serde_json::json!({"key_fingerprint": "…bbbb", "updated_at": "2"}));
+    let mut scim =
+        audit_entry(1_700_000_180_000, "scim", "scim.user.update", "user", "ada@example.com");
+    scim.actor_kind = store::ActorKind::Scim;
+    scim.before = Some(serde_json::json!({"active": true}));
+    scim.after = Some(serde_json::json!({"active": true}));
+    for e in [&created, &updated, &key, &scim] {
+        server.store.record_audit(e).await.unwrap();
+    }
+    expect![[r#"
+        TIME                      ACTOR     ACTION            TARGET                CHANGED
+        2023-11-14T22:16:20.000Z  scim      scim.user.update  user:ada@example.com  (none)
+        2023-11-14T22:15:20.000Z  uid:0     provider.key.set  provider:anthropic    key_fingerprint
+        2023-11-14T22:14:20.000Z  uid:1000  agent.update      agent:ci-bot          description,groups
+        2023-11-14T22:13:20.000Z  uid:0     group.create      group:eng             -
+    "#]]
+    .assert_eq(&server.run(&["audit"]).await);
+    expect![[r#"
+        TIME                      ACTOR  ACTION            TARGET              CHANGED
+        2023-11-14T22:15:20.000Z  uid:0  provider.key.set  provider:anthropic  key_fingerprint
+    "#]]
+    .assert_eq(
+        &server
+            .run(&[
+                "audit",
+                "--actor",
+                "uid:0",
+                "--action",
+                "provider",
+                "--since",
+                "2023-11-14T23:14:00+01:00",
+            ])
+            .await,
+    );
+    expect![[r#"
+        TIME                      ACTOR     ACTION        TARGET        CHANGED
+        2023-11-14T22:14:20.000Z  uid:1000  agent.update  agent:ci-bot  description,groups
+    "#]]
+    .assert_eq(&server.run(&["audit", "--target-kind", "agent", "--target", "ci-bot"]).await);
+    // A duration reaches back from now: these entries are from 2023.
+    expect![[r#"
+        no audit entries match
+    "#]]
+    .assert_eq(&server.run(&["audit", "--since", "24h"]).await);
+    expect![[r#"
+        error: --until takes an RFC 3339 time or a duration such as 30m, 24h, 7d: 'soon' is not an RFC 3339 timestamp (e.g. 2025-06-01T12:00:00Z): expected a digit
+    "#]]
+    .assert_eq(&server.run(&["audit", "--until", "soon"]).await);
+
+    // --json: the full entries, before and after included.
+    let json = server.run(&["audit", "--limit", "2", "--json"]).await;
+    let value: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(value.as_array().unwrap().len(), 2);
+    assert_eq!(value[1]["action"], "provider.key.set");
+    assert_eq!(value[1]["actor_kind"], "admin-socket");
+    assert_eq!(value[1]["before"]["key_fingerprint"], "…aaaa");
+    assert_eq!(value[1]["after"]["key_fingerprint"], "…bbbb");
+    assert_eq!(value[0]["actor_kind"], "scim");
+
+    // A change made through the CLI is in the log, attributed to the socket.
+    server.run(&["groups", "add", "ops", "--description", "on call"]).await;
+    let json = server.run(&["audit", "--target", "ops", "--json"]).await;
+    let value: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(value[0]["action"], "group.create");
+    assert_eq!(value[0]["actor"], "local");
+    assert_eq!(value[0]["before"], serde_json::Value::Null);
+    assert_eq!(value[0]["after"]["description"], "on call");
+}
+
+#[tokio::test]
+async fn scim_token_status_and_disable_over_the_socket() {
+    let server = Server::start().await;
+    expect![[r#"
+        SCIM provisioning is off; `agentnet admin scim token` turns it on
+    "#]]
+    .assert_eq(&server.run(&["scim", "status"]).await);
+
+    let first = server.run(&["scim", "token"]).await;
+    let secret = |out: &str| out.lines().nth(2).unwrap().trim().to_owned();
+    let first_secret = secret(&first);
+    assert_eq!(first_secret.len(), 43, "{first}");
+    assert!(server.store.scim_token_matches(&first_secret).await.unwrap());
+    expect![[r#"
+        SCIM provisioning is on. The SCIM token, shown this once (agentnet keeps only its hash):
+
+            <secret>
+
+        Paste it into your IdP's SCIM connector as the bearer token (Okta: authentication mode "HTTP
+        Header"; Entra ID: "Secret Token"), with the SCIM base URL <admin listener URL>/scim/v2,
+        e.g. https://agentnet.example.com:4001/scim/v2. Any previous SCIM token no longer works.
+    "#]]
+    .assert_eq(&first.replace(&first_secret, "<secret>"));
+
+    // A second token revokes the first; --json carries the secret for scripts.
+    let json: serde_json::Value =
+        serde_json::from_str(&server.run(&["scim", "token", "--json"]).await).unwrap();
+    let second_secret = json["token"].as_str().unwrap();
+    assert!(!server.store.scim_token_matches(&first_secret).await.unwrap());
+    assert!(server.store.scim_token_matches(second_secret).await.unwrap());
+    let status = server.run(&["scim", "status"]).await;
+    assert!(status.starts_with("SCIM provisioning is on (token created "), "{status}");
+    assert!(!status.contains(second_secret));
+
+    expect![[r#"
+        SCIM provisioning is off: the SCIM token no longer works. Provisioned users and groups are kept; `agentnet admin scim token` turns it back on.
+    "#]]
+    .assert_eq(&server.run(&["scim", "disable"]).await);
+    assert!(!server.store.scim_enabled().await.unwrap());
+}

@@ -410,3 +410,42 @@ fn admin_usage_filters_by_policy() {
     let query = crate::admin::usage_query(filters, 0).unwrap();
     assert_eq!(query.to_query_string(), "principal=ada%40x.io&policy=eng");
 }
+
+#[test]
+fn audit_takes_its_filters_and_the_global_json_flag() {
+    let a = admin(&[
+        "admin",
+        "audit",
+        "--actor",
+        "uid:0",
+        "--action",
+        "provider.key",
+        "--target-kind",
+        "provider",
+        "--target",
+        "anthropic",
+        "--since",
+        "7d",
+        "--until",
+        "2025-06-01T00:00:00Z",
+        "--limit",
+        "20",
+        "--json",
+    ]);
+    let AdminCommand::Audit(f) = a.command else { panic!() };
+    assert_eq!(
+        (f.actor.as_deref(), f.action.as_deref(), f.target_kind.as_deref(), f.target.as_deref()),
+        (Some("uid:0"), Some("provider.key"), Some("provider"), Some("anthropic"))
+    );
+    assert_eq!(
+        (f.since.as_deref(), f.until.as_deref(), f.limit),
+        (Some("7d"), Some("2025-06-01T00:00:00Z"), Some(20))
+    );
+    assert!(a.json);
+    let a = admin(&["admin", "audit"]);
+    let AdminCommand::Audit(f) = a.command else { panic!() };
+    assert!(f.actor.is_none() && f.action.is_none() && f.since.is_none() && f.limit.is_none());
+    assert!(!a.json);
+    assert!(parse(&["admin", "audit", "--limit", "all"]).is_err());
+    assert!(parse(&["admin", "audit", "--principal", "x"]).is_err());
+}

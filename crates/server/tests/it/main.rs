@@ -4,6 +4,7 @@
 mod admin;
 mod auth;
 mod budgets;
+mod deprovision;
 mod forward;
 mod metering;
 mod selfservice;

@@ -204,6 +204,19 @@ impl TestGateway {
         send_to(&self.admin_tcp, method, path, headers, "").await
     }
 
+    /// Sends a SCIM request (JSON body) to the admin TCP listener with the SCIM bearer secret.
+    pub(crate) async fn scim(
+        &self,
+        method: Method,
+        path: &str,
+        secret: &str,
+        body: &str,
+    ) -> Response {
+        let auth = format!("Bearer {secret}");
+        let headers = [("authorization", auth.as_str()), ("content-type", "application/scim+json")];
+        send_to(&self.admin_tcp, method, &format!("/scim/v2{path}"), &headers, body).await
+    }
+
     pub(crate) async fn post(
         &self,
         path: &str,
