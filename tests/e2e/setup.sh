@@ -3,7 +3,8 @@
 # npm, Python 3.11+ with venv). Idempotent, and quick when everything is already there:
 #   - npm ci (Claude Code, Codex, oidc-provider pinned by package-lock.json) unless node_modules
 #     already matches the lockfile and the CLIs run;
-#   - .venv with requirements.txt unless the venv already holds exactly those pins.
+#   - .venv with requirements.txt (SDKs, pytest, scim2-cli + scim2-tester) unless the venv
+#     already holds exactly those pins.
 # Usage: tests/e2e/setup.sh        (from anywhere)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
@@ -54,7 +55,7 @@ log "$(node_modules/.bin/claude --version) / $(node_modules/.bin/codex --version
 # --- python side -----------------------------------------------------------------------------
 pystamp=.venv/.e2e-requirements.sha256
 pywant=$(cat requirements.txt <(python3 --version 2>&1) | sha256sum | cut -d' ' -f1)
-if [ -x .venv/bin/python ] && [ -f "$pystamp" ] && [ "$(cat "$pystamp")" = "$pywant" ]; then
+if [ -x .venv/bin/python ] && [ -x .venv/bin/scim2 ] && [ -f "$pystamp" ] && [ "$(cat "$pystamp")" = "$pywant" ]; then
   log "python venv up to date"
 else
   if [ ! -x .venv/bin/python ]; then
@@ -63,6 +64,8 @@ else
   fi
   log "pip install -r requirements.txt"
   .venv/bin/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
+  # scim2-cli's `scim2` runs scim2-tester against the SCIM server (test_scim_conformance.py).
+  .venv/bin/scim2 --help >/dev/null || { log "scim2 (scim2-cli) does not run after pip install"; exit 1; }
   echo "$pywant" > "$pystamp"
 fi
 

@@ -269,9 +269,7 @@ impl Store {
             ),
             ScimLookup::Member(_) => return Ok(Vec::new()),
         };
-        let sql = format!(
-            "SELECT {USER_COLUMNS} FROM scim_users WHERE {condition} ORDER BY rowid"
-        );
+        let sql = format!("SELECT {USER_COLUMNS} FROM scim_users WHERE {condition} ORDER BY rowid");
         let mut query = sqlx::query(&sql);
         if let Some(arg) = arg {
             query = query.bind(arg);
@@ -283,9 +281,8 @@ impl Store {
     pub async fn scim_users_page(&self, offset: u64, limit: u64) -> Result<(u64, Vec<ScimUser>)> {
         let total: i64 =
             sqlx::query_scalar("SELECT COUNT(*) FROM scim_users").fetch_one(&self.pool).await?;
-        let sql = format!(
-            "SELECT {USER_COLUMNS} FROM scim_users ORDER BY rowid LIMIT ?1 OFFSET ?2"
-        );
+        let sql =
+            format!("SELECT {USER_COLUMNS} FROM scim_users ORDER BY rowid LIMIT ?1 OFFSET ?2");
         let rows = sqlx::query(&sql)
             .bind(clamp_i64(limit))
             .bind(clamp_i64(offset))
@@ -426,9 +423,8 @@ impl Store {
             ),
             ScimLookup::Email(_) => return Ok(Vec::new()),
         };
-        let sql = format!(
-            "SELECT {GROUP_COLUMNS} FROM scim_groups WHERE {condition} ORDER BY rowid"
-        );
+        let sql =
+            format!("SELECT {GROUP_COLUMNS} FROM scim_groups WHERE {condition} ORDER BY rowid");
         let mut query = sqlx::query(&sql);
         if let Some(arg) = arg {
             query = query.bind(arg);
@@ -450,9 +446,8 @@ impl Store {
     ) -> Result<(u64, Vec<ScimGroup>)> {
         let total: i64 =
             sqlx::query_scalar("SELECT COUNT(*) FROM scim_groups").fetch_one(&self.pool).await?;
-        let sql = format!(
-            "SELECT {GROUP_COLUMNS} FROM scim_groups ORDER BY rowid LIMIT ?1 OFFSET ?2"
-        );
+        let sql =
+            format!("SELECT {GROUP_COLUMNS} FROM scim_groups ORDER BY rowid LIMIT ?1 OFFSET ?2");
         let rows = sqlx::query(&sql)
             .bind(clamp_i64(limit))
             .bind(clamp_i64(offset))
