@@ -68,18 +68,21 @@ impl<S: Send + Sync> FromRequestParts<S> for Caller {
         let kind = store::ActorKind::parse(&actor.kind).ok_or_else(|| {
             Error::Internal(format!("the request's actor kind '{}' is unknown", actor.kind))
         })?;
-        let request_id = parts
-            .headers
-            .get(REQUEST_ID_HEADER)
-            .and_then(|v| v.to_str().ok())
-            .filter(|id| {
-                !id.is_empty()
-                    && id.len() <= MAX_REQUEST_ID
-                    && id.bytes().all(|b| b.is_ascii_graphic())
-            })
-            .map(str::to_owned);
+        let request_id = request_id(&parts.headers);
         Ok(Caller { kind, name: actor.name, request_id })
     }
+}
+
+/// The request's id, from its `x-request-id` header, if that is reasonable (printable ASCII, at
+/// most 128 bytes).
+pub(crate) fn request_id(headers: &http::HeaderMap) -> Option<String> {
+    headers
+        .get(REQUEST_ID_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .filter(|id| {
+            !id.is_empty() && id.len() <= MAX_REQUEST_ID && id.bytes().all(|b| b.is_ascii_graphic())
+        })
+        .map(str::to_owned)
 }
 
 /// What a mutation did to its record.
@@ -123,17 +126,25 @@ impl Caller {
         before: Option<&T>,
         after: Option<&T>,
     ) -> Result<store::AuditEntry, Error> {
-        let mut entry = store::AuditEntry::new(
-            self.kind,
-            self.name.clone(),
-            format!("{target_kind}.{}", change.verb()),
-            target_kind,
-            target,
-        );
+        let mut entry =
+            self.entry_named(&format!("{target_kind}.{}", change.verb()), target_kind, target);
         entry.before = before.map(snapshot).transpose()?;
         entry.after = after.map(snapshot).transpose()?;
-        entry.request_id = self.request_id.clone();
         Ok(entry)
+    }
+
+    /// An entry for `action` on the `target_kind` record `target`, without snapshots: for an
+    /// action that is not one of [`Change`]'s (e.g. `scim.token.create`).
+    pub(crate) fn entry_named(
+        &self,
+        action: &str,
+        target_kind: &str,
+        target: &str,
+    ) -> store::AuditEntry {
+        let mut entry =
+            store::AuditEntry::new(self.kind, self.name.clone(), action, target_kind, target);
+        entry.request_id = self.request_id.clone();
+        entry
     }
 }
 

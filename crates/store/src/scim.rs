@@ -7,6 +7,11 @@
 //! is a UNIQUE column), ids are server-generated UUIDs, members must be existing users,
 //! read-modify-write updates are serialized (`BEGIN IMMEDIATE`), and the token is stored only as
 //! a SHA-256 hash and compared in constant time.
+//!
+//! Every write records an audit entry in its own transaction: the caller passes a function that
+//! builds the entry from the record before and after the change (`None` before a create, after a
+//! delete), which the store reads inside the transaction. The caller decides what the entry
+//! shows; it must not include a secret.
 
 use std::collections::{HashMap, HashSet};
 
@@ -19,7 +24,7 @@ use secrecy::SecretString;
 use serde_json::{Map, Value};
 use sqlx::{sqlite::SqliteRow, Row, Sqlite, Transaction};
 
-use crate::{now_ms, Error, Result, SecretError, Store};
+use crate::{audit::insert_audit, now_ms, AuditEntry, Error, Result, SecretError, Store};
 
 const USER: &str = "SCIM user";
 const GROUP: &str = "SCIM group";
@@ -181,27 +186,51 @@ impl Store {
 
     /// Generates a new SCIM bearer secret (32 random bytes, base64url), stores its SHA-256 hash
     /// and revokes the previous one, atomically. The secret is returned once.
-    pub async fn scim_token_rotate(&self) -> Result<ScimTokenIssued> {
+    ///
+    /// `audit` gets when the previous token was created (if there was one) and when the new one
+    /// was, and builds the entry recorded with the change; it never sees the secret.
+    pub async fn scim_token_rotate<A>(&self, audit: A) -> Result<ScimTokenIssued>
+    where
+        A: FnOnce(Option<i64>, i64) -> AuditEntry,
+    {
         let mut bytes = [0u8; 32];
         SystemRandom::new().fill(&mut bytes).map_err(|_| SecretError::Random)?;
         let secret = URL_SAFE_NO_PAD.encode(bytes);
         let hash = token_hash(&secret);
         let created_at_ms = now_ms();
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let previous: Option<i64> =
+            sqlx::query_scalar("SELECT MAX(created_at_ms) FROM scim_tokens")
+                .fetch_one(&mut *tx)
+                .await?;
         sqlx::query("DELETE FROM scim_tokens").execute(&mut *tx).await?;
         sqlx::query("INSERT INTO scim_tokens (token_hash, created_at_ms) VALUES (?1, ?2)")
             .bind(hash.as_slice())
             .bind(created_at_ms)
             .execute(&mut *tx)
             .await?;
+        insert_audit(&mut tx, &audit(previous, created_at_ms)).await?;
         tx.commit().await?;
         Ok(ScimTokenIssued { secret: SecretString::from(secret), created_at_ms })
     }
 
-    /// Deletes the SCIM token, turning SCIM off; `false` if there was none.
-    pub async fn scim_token_revoke(&self) -> Result<bool> {
-        let done = sqlx::query("DELETE FROM scim_tokens").execute(&self.pool).await?;
-        Ok(done.rows_affected() > 0)
+    /// Deletes the SCIM token, turning SCIM off; `false` if there was none. `audit` gets when
+    /// the deleted token was created and builds the entry recorded with the change (nothing is
+    /// recorded when there was no token).
+    pub async fn scim_token_revoke<A>(&self, audit: A) -> Result<bool>
+    where
+        A: FnOnce(i64) -> AuditEntry,
+    {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let previous: Option<i64> =
+            sqlx::query_scalar("SELECT MAX(created_at_ms) FROM scim_tokens")
+                .fetch_one(&mut *tx)
+                .await?;
+        let Some(previous) = previous else { return Ok(false) };
+        sqlx::query("DELETE FROM scim_tokens").execute(&mut *tx).await?;
+        insert_audit(&mut tx, &audit(previous)).await?;
+        tx.commit().await?;
+        Ok(true)
     }
 
     /// When the current SCIM token was created; `None` when SCIM is off.
@@ -224,10 +253,14 @@ impl Store {
     // ---- users --------------------------------------------------------------------------------
 
     /// Creates a user with a fresh id; `Error::AlreadyExists` if the userName is taken
-    /// (case-insensitively).
-    pub async fn scim_create_user(&self, data: &ScimUserData) -> Result<ScimUser> {
+    /// (case-insensitively). `audit(None, Some(created))` builds the entry recorded with it.
+    pub async fn scim_create_user<A>(&self, data: &ScimUserData, audit: A) -> Result<ScimUser>
+    where
+        A: FnOnce(Option<&ScimUser>, Option<&ScimUser>) -> AuditEntry,
+    {
         let id = new_id()?;
         let now = now_ms();
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let done = sqlx::query(
             "INSERT INTO scim_users (id, user_name, user_name_key, external_id, display_name,
                  given_name, family_name, emails, active, resource, created_at_ms, updated_at_ms,
@@ -245,11 +278,14 @@ impl Store {
         .bind(data.active)
         .bind(Value::Object(data.resource.clone()).to_string())
         .bind(now)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await;
         unique(done, USER, &data.user_name)?;
         let meta = ScimMeta { created_at_ms: now, updated_at_ms: now, version: 1 };
-        Ok(ScimUser { id, data: data.clone(), meta })
+        let user = ScimUser { id, data: data.clone(), meta };
+        insert_audit(&mut tx, &audit(None, Some(&user))).await?;
+        tx.commit().await?;
+        Ok(user)
     }
 
     pub async fn scim_user(&self, id: &str) -> Result<Option<ScimUser>> {
@@ -294,11 +330,18 @@ impl Store {
 
     /// Read-modify-write of one user, serialized with every other write: `change` gets the
     /// current user and returns what to store. `Error::NotFound` (through `E`) if there is no
-    /// such user, `Error::AlreadyExists` if the new userName is taken.
-    pub async fn scim_modify_user<E, F>(&self, id: &str, change: F) -> Result<ScimUser, E>
+    /// such user, `Error::AlreadyExists` if the new userName is taken. `audit(Some(before),
+    /// Some(after))` builds the entry recorded with the change.
+    pub async fn scim_modify_user<E, F, A>(
+        &self,
+        id: &str,
+        change: F,
+        audit: A,
+    ) -> Result<ScimUser, E>
     where
         E: From<Error>,
         F: FnOnce(&ScimUser) -> Result<ScimUserData, E>,
+        A: FnOnce(Option<&ScimUser>, Option<&ScimUser>) -> AuditEntry,
     {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(Error::from)?;
         let sql = format!("SELECT {USER_COLUMNS} FROM scim_users WHERE id = ?1");
@@ -331,19 +374,30 @@ impl Store {
         .execute(&mut *tx)
         .await;
         unique(done, USER, &data.user_name)?;
-        tx.commit().await.map_err(Error::from)?;
         let meta =
             ScimMeta { created_at_ms: current.meta.created_at_ms, updated_at_ms: now, version };
-        Ok(ScimUser { id: id.to_owned(), data, meta })
+        let user = ScimUser { id: id.to_owned(), data, meta };
+        insert_audit(&mut tx, &audit(Some(&current), Some(&user))).await?;
+        tx.commit().await.map_err(Error::from)?;
+        Ok(user)
     }
 
-    /// Deletes a user and its memberships; `false` if there was none.
-    pub async fn scim_delete_user(&self, id: &str) -> Result<bool> {
-        let done = sqlx::query("DELETE FROM scim_users WHERE id = ?1")
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
-        Ok(done.rows_affected() > 0)
+    /// Deletes a user and its memberships; `false` if there was none. `audit(Some(before),
+    /// None)` builds the entry recorded with the change.
+    pub async fn scim_delete_user<A>(&self, id: &str, audit: A) -> Result<bool>
+    where
+        A: FnOnce(Option<&ScimUser>, Option<&ScimUser>) -> AuditEntry,
+    {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let sql = format!("SELECT {USER_COLUMNS} FROM scim_users WHERE id = ?1");
+        let Some(row) = sqlx::query(&sql).bind(id).fetch_optional(&mut *tx).await? else {
+            return Ok(false);
+        };
+        let before = user_from_row(&row)?;
+        sqlx::query("DELETE FROM scim_users WHERE id = ?1").bind(id).execute(&mut *tx).await?;
+        insert_audit(&mut tx, &audit(Some(&before), None)).await?;
+        tx.commit().await?;
+        Ok(true)
     }
 
     /// The groups of each of `user_ids` (users without groups are absent), by display name.
@@ -377,8 +431,11 @@ impl Store {
 
     /// Creates a group with a fresh id and its memberships; `Error::AlreadyExists` if the
     /// displayName is taken (case-insensitively), `Error::UnknownMember` if a member is not a
-    /// user.
-    pub async fn scim_create_group(&self, data: &ScimGroupData) -> Result<ScimGroup> {
+    /// user. `audit(None, Some(created))` builds the entry recorded with it.
+    pub async fn scim_create_group<A>(&self, data: &ScimGroupData, audit: A) -> Result<ScimGroup>
+    where
+        A: FnOnce(Option<&ScimGroup>, Option<&ScimGroup>) -> AuditEntry,
+    {
         let id = new_id()?;
         let now = now_ms();
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
@@ -397,9 +454,11 @@ impl Store {
         .await;
         unique(done, GROUP, &data.display_name)?;
         let members = set_members(&mut tx, &id, &[], &data.members).await?;
-        tx.commit().await?;
         let meta = ScimMeta { created_at_ms: now, updated_at_ms: now, version: 1 };
-        Ok(ScimGroup { id, data: ScimGroupData { members, ..data.clone() }, meta })
+        let group = ScimGroup { id, data: ScimGroupData { members, ..data.clone() }, meta };
+        insert_audit(&mut tx, &audit(None, Some(&group))).await?;
+        tx.commit().await?;
+        Ok(group)
     }
 
     pub async fn scim_group(&self, id: &str, members: Members) -> Result<Option<ScimGroup>> {
@@ -488,10 +547,18 @@ impl Store {
     /// current group, members included, and returns what to store; memberships are updated by
     /// difference. `Error::NotFound` if there is no such group, `Error::AlreadyExists` if the
     /// new displayName is taken, `Error::UnknownMember` if a new member is not a user.
-    pub async fn scim_modify_group<E, F>(&self, id: &str, change: F) -> Result<ScimGroup, E>
+    /// `audit(Some(before), Some(after))` builds the entry recorded with the change (both with
+    /// their members).
+    pub async fn scim_modify_group<E, F, A>(
+        &self,
+        id: &str,
+        change: F,
+        audit: A,
+    ) -> Result<ScimGroup, E>
     where
         E: From<Error>,
         F: FnOnce(&ScimGroup) -> Result<ScimGroupData, E>,
+        A: FnOnce(Option<&ScimGroup>, Option<&ScimGroup>) -> AuditEntry,
     {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(Error::from)?;
         let sql = format!("SELECT {GROUP_COLUMNS} FROM scim_groups WHERE id = ?1");
@@ -500,14 +567,7 @@ impl Store {
             return Err(Error::NotFound { kind: GROUP, name: id.to_owned() }.into());
         };
         let mut current = group_from_row(&row)?;
-        current.data.members = sqlx::query_scalar(
-            "SELECT m.user_id FROM scim_memberships m JOIN scim_users u ON u.id = m.user_id
-             WHERE m.group_id = ?1 ORDER BY u.rowid",
-        )
-        .bind(id)
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(Error::from)?;
+        current.data.members = members_of(&mut tx, id).await?;
         let data = change(&current)?;
         let now = now_ms();
         let version = current.meta.version + 1;
@@ -527,20 +587,43 @@ impl Store {
         .await;
         unique(done, GROUP, &data.display_name)?;
         let members = set_members(&mut tx, id, &current.data.members, &data.members).await?;
-        tx.commit().await.map_err(Error::from)?;
         let meta =
             ScimMeta { created_at_ms: current.meta.created_at_ms, updated_at_ms: now, version };
-        Ok(ScimGroup { id: id.to_owned(), data: ScimGroupData { members, ..data }, meta })
+        let group = ScimGroup { id: id.to_owned(), data: ScimGroupData { members, ..data }, meta };
+        insert_audit(&mut tx, &audit(Some(&current), Some(&group))).await?;
+        tx.commit().await.map_err(Error::from)?;
+        Ok(group)
     }
 
-    /// Deletes a group and its memberships; `false` if there was none.
-    pub async fn scim_delete_group(&self, id: &str) -> Result<bool> {
-        let done = sqlx::query("DELETE FROM scim_groups WHERE id = ?1")
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
-        Ok(done.rows_affected() > 0)
+    /// Deletes a group and its memberships; `false` if there was none. `audit(Some(before),
+    /// None)` builds the entry recorded with the change (`before` with its members).
+    pub async fn scim_delete_group<A>(&self, id: &str, audit: A) -> Result<bool>
+    where
+        A: FnOnce(Option<&ScimGroup>, Option<&ScimGroup>) -> AuditEntry,
+    {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let sql = format!("SELECT {GROUP_COLUMNS} FROM scim_groups WHERE id = ?1");
+        let Some(row) = sqlx::query(&sql).bind(id).fetch_optional(&mut *tx).await? else {
+            return Ok(false);
+        };
+        let mut before = group_from_row(&row)?;
+        before.data.members = members_of(&mut tx, id).await?;
+        sqlx::query("DELETE FROM scim_groups WHERE id = ?1").bind(id).execute(&mut *tx).await?;
+        insert_audit(&mut tx, &audit(Some(&before), None)).await?;
+        tx.commit().await?;
+        Ok(true)
     }
+}
+
+/// A group's member ids, oldest user first.
+async fn members_of(tx: &mut Transaction<'static, Sqlite>, group_id: &str) -> Result<Vec<String>> {
+    Ok(sqlx::query_scalar(
+        "SELECT m.user_id FROM scim_memberships m JOIN scim_users u ON u.id = m.user_id
+         WHERE m.group_id = ?1 ORDER BY u.rowid",
+    )
+    .bind(group_id)
+    .fetch_all(&mut **tx)
+    .await?)
 }
 
 /// Brings a group's memberships from `current` to `wanted` (duplicates ignored) and returns the

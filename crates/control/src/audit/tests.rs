@@ -395,3 +395,52 @@ async fn the_log_is_queried_with_filters_newest_first() {
     let (status, _) = h.call(Method::GET, "/api/v1/audit?limit=-1", None).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
 }
+
+#[tokio::test]
+async fn a_scim_token_rotation_records_its_times_and_never_the_secret() {
+    let h = harness_as(Some(Actor::new("admin", "ada@example.com"))).await;
+    let mut seen = 0;
+    let mut secrets = Vec::new();
+    let mut created = Vec::new();
+    for _ in 0..2 {
+        let (status, body) = h.call(Method::POST, "/api/v1/scim/token", None).await;
+        assert_eq!(status, StatusCode::CREATED);
+        secrets.push(body["token"].as_str().unwrap().to_owned());
+        created.push(body["created_at"].clone());
+    }
+    let all = h.entries().await;
+    assert_eq!(all.len(), 2, "{all:#?}");
+    seen += 2;
+    for (e, i) in all.iter().zip(0..) {
+        assert_eq!(
+            (e.actor_kind, e.actor.as_str(), e.action.as_str(), e.target_kind.as_str()),
+            (store::ActorKind::Admin, "ada@example.com", "scim.token.create", "scim-token")
+        );
+        // The first had no token before it; the second replaced the first.
+        let before = (i > 0).then(|| json!({"created_at": created[i - 1]}));
+        assert_eq!((&e.before, &e.after), (&before, &Some(json!({"created_at": created[i]}))));
+    }
+
+    let (status, _) = h.call(Method::DELETE, "/api/v1/scim/token", None).await;
+    assert_eq!(status, StatusCode::OK);
+    let e = h.one_new(&mut seen).await;
+    assert_eq!(
+        (e.action.as_str(), e.before, e.after),
+        ("scim.token.revoke", Some(json!({"created_at": created[1]})), None)
+    );
+    // Revoking when there is no token changes nothing and records nothing.
+    let (status, _) = h.call(Method::DELETE, "/api/v1/scim/token", None).await;
+    assert_eq!(status, StatusCode::OK);
+    h.none_new(seen).await;
+
+    // The secrets are nowhere in the log.
+    let (status, served) = h.call(Method::GET, "/api/v1/audit", None).await;
+    assert_eq!(status, StatusCode::OK);
+    let mut all = strings(&h.entries().await);
+    all.push(served.to_string());
+    for secret in &secrets {
+        for s in &all {
+            assert!(!s.contains(secret.as_str()) && !s.contains(&secret[4..20]), "{s}");
+        }
+    }
+}

@@ -11,7 +11,7 @@ use axum::{
     extract::{Path, State},
     response::Response,
 };
-use http::{header, HeaderValue, StatusCode};
+use http::{header, HeaderMap, HeaderValue, StatusCode};
 use scim_v2::filter::Filter;
 use serde_json::{json, Map, Value};
 use store::{Members, ScimGroup, ScimGroupData, ScimGroupRef, ScimLookup, ScimUser, ScimUserData};
@@ -223,12 +223,13 @@ pub(crate) async fn get_group(
 pub(crate) async fn create_user(
     State(state): State<ScimState>,
     BaseUrl(base): BaseUrl,
+    headers: HeaderMap,
     query: ScimQuery,
     ScimBody(body): ScimBody,
 ) -> Result<Response, ScimError> {
     let projection = Params::from_query(&query)?.projection(Kind::User)?;
     let data = user_data(normalize_resource(Kind::User.def(), object(&body)?))?;
-    let user = state.store.scim_create_user(&data).await?;
+    let user = state.store.scim_create_user(&data, user_audit(&headers)).await?;
     tracing::info!(scim_user = %user.id, user_name = %user.data.user_name, active = user.data.active, "SCIM user created");
     state.changed().await;
     let rendered = render_users(&state, &base, vec![user]).await?.pop().unwrap_or_default();
@@ -238,13 +239,15 @@ pub(crate) async fn create_user(
 pub(crate) async fn create_group(
     State(state): State<ScimState>,
     BaseUrl(base): BaseUrl,
+    headers: HeaderMap,
     query: ScimQuery,
     ScimBody(body): ScimBody,
 ) -> Result<Response, ScimError> {
     let projection = Params::from_query(&query)?.projection(Kind::Group)?;
     let mut doc = normalize_resource(Kind::Group.def(), object(&body)?);
     let members = take_members(&mut doc)?;
-    let group = state.store.scim_create_group(&group_data(doc, members)?).await?;
+    let group =
+        state.store.scim_create_group(&group_data(doc, members)?, group_audit(&headers)).await?;
     tracing::info!(scim_group = %group.id, display_name = %group.data.display_name, members = group.data.members.len(), "SCIM group created");
     state.changed().await;
     Ok(one(StatusCode::CREATED, Kind::Group, &projection, render_group(&base, &group, true)))
@@ -253,6 +256,7 @@ pub(crate) async fn create_group(
 pub(crate) async fn replace_user(
     State(state): State<ScimState>,
     BaseUrl(base): BaseUrl,
+    headers: HeaderMap,
     Path(id): Path<String>,
     query: ScimQuery,
     ScimBody(body): ScimBody,
@@ -261,7 +265,7 @@ pub(crate) async fn replace_user(
     let data = user_data(normalize_resource(Kind::User.def(), object(&body)?))?;
     let user = state
         .store
-        .scim_modify_user::<ScimError, _>(&id, |_| Ok(data))
+        .scim_modify_user::<ScimError, _, _>(&id, |_| Ok(data), user_audit(&headers))
         .await
         .map_err(|e| on(Kind::User, &id, e))?;
     tracing::info!(scim_user = %user.id, user_name = %user.data.user_name, active = user.data.active, "SCIM user replaced");
@@ -273,6 +277,7 @@ pub(crate) async fn replace_user(
 pub(crate) async fn replace_group(
     State(state): State<ScimState>,
     BaseUrl(base): BaseUrl,
+    headers: HeaderMap,
     Path(id): Path<String>,
     query: ScimQuery,
     ScimBody(body): ScimBody,
@@ -283,7 +288,7 @@ pub(crate) async fn replace_group(
     let data = group_data(doc, members)?;
     let group = state
         .store
-        .scim_modify_group::<ScimError, _>(&id, |_| Ok(data))
+        .scim_modify_group::<ScimError, _, _>(&id, |_| Ok(data), group_audit(&headers))
         .await
         .map_err(|e| on(Kind::Group, &id, e))?;
     tracing::info!(scim_group = %group.id, display_name = %group.data.display_name, members = group.data.members.len(), "SCIM group replaced");
@@ -294,6 +299,7 @@ pub(crate) async fn replace_group(
 pub(crate) async fn patch_user(
     State(state): State<ScimState>,
     BaseUrl(base): BaseUrl,
+    headers: HeaderMap,
     Path(id): Path<String>,
     query: ScimQuery,
     ScimBody(body): ScimBody,
@@ -303,11 +309,15 @@ pub(crate) async fn patch_user(
     let def = Kind::User.def();
     let user = state
         .store
-        .scim_modify_user::<ScimError, _>(&id, |current| {
-            let mut doc = current.data.resource.clone();
-            patch::apply(def, &mut doc, &ops)?;
-            user_data(normalize_resource(def, &doc))
-        })
+        .scim_modify_user::<ScimError, _, _>(
+            &id,
+            |current| {
+                let mut doc = current.data.resource.clone();
+                patch::apply(def, &mut doc, &ops)?;
+                user_data(normalize_resource(def, &doc))
+            },
+            user_audit(&headers),
+        )
         .await
         .map_err(|e| on(Kind::User, &id, e))?;
     tracing::info!(scim_user = %user.id, user_name = %user.data.user_name, active = user.data.active, "SCIM user patched");
@@ -319,6 +329,7 @@ pub(crate) async fn patch_user(
 pub(crate) async fn patch_group(
     State(state): State<ScimState>,
     BaseUrl(base): BaseUrl,
+    headers: HeaderMap,
     Path(id): Path<String>,
     query: ScimQuery,
     ScimBody(body): ScimBody,
@@ -328,17 +339,22 @@ pub(crate) async fn patch_group(
     let def = Kind::Group.def();
     let group = state
         .store
-        .scim_modify_group::<ScimError, _>(&id, |current| {
-            let mut doc = current.data.resource.clone();
-            if !current.data.members.is_empty() {
-                let members = current.data.members.iter().map(|m| json!({"value": m})).collect();
-                doc.insert("members".into(), Value::Array(members));
-            }
-            patch::apply(def, &mut doc, &ops)?;
-            let mut doc = normalize_resource(def, &doc);
-            let members = take_members(&mut doc)?;
-            group_data(doc, members)
-        })
+        .scim_modify_group::<ScimError, _, _>(
+            &id,
+            |current| {
+                let mut doc = current.data.resource.clone();
+                if !current.data.members.is_empty() {
+                    let members =
+                        current.data.members.iter().map(|m| json!({"value": m})).collect();
+                    doc.insert("members".into(), Value::Array(members));
+                }
+                patch::apply(def, &mut doc, &ops)?;
+                let mut doc = normalize_resource(def, &doc);
+                let members = take_members(&mut doc)?;
+                group_data(doc, members)
+            },
+            group_audit(&headers),
+        )
         .await
         .map_err(|e| on(Kind::Group, &id, e))?;
     tracing::info!(scim_group = %group.id, display_name = %group.data.display_name, members = group.data.members.len(), "SCIM group patched");
@@ -349,8 +365,9 @@ pub(crate) async fn patch_group(
 pub(crate) async fn delete_user(
     State(state): State<ScimState>,
     Path(id): Path<String>,
+    headers: HeaderMap,
 ) -> Result<Response, ScimError> {
-    if !state.store.scim_delete_user(&id).await? {
+    if !state.store.scim_delete_user(&id, user_audit(&headers)).await? {
         return Err(not_found(Kind::User, &id));
     }
     tracing::info!(scim_user = %id, "SCIM user deleted");
@@ -361,13 +378,104 @@ pub(crate) async fn delete_user(
 pub(crate) async fn delete_group(
     State(state): State<ScimState>,
     Path(id): Path<String>,
+    headers: HeaderMap,
 ) -> Result<Response, ScimError> {
-    if !state.store.scim_delete_group(&id).await? {
+    if !state.store.scim_delete_group(&id, group_audit(&headers)).await? {
         return Err(not_found(Kind::Group, &id));
     }
     tracing::info!(scim_group = %id, "SCIM group deleted");
     state.changed().await;
     Ok(no_content())
+}
+
+// ---- audit -----------------------------------------------------------------------------------
+
+/// The audit entry of a write to a user, from the user before and after it: `scim.user.create`,
+/// `.update`, `.deactivate` (`active` from true to false) or `.delete`.
+fn user_audit(
+    headers: &HeaderMap,
+) -> impl FnOnce(Option<&ScimUser>, Option<&ScimUser>) -> store::AuditEntry {
+    let request_id = crate::audit::request_id(headers);
+    move |before, after| {
+        let verb = match (before, after) {
+            (None, _) => "create",
+            (Some(_), None) => "delete",
+            (Some(b), Some(a)) if b.data.active && !a.data.active => "deactivate",
+            (Some(_), Some(_)) => "update",
+        };
+        let snapshot = |user: &ScimUser| {
+            let mut out = Map::new();
+            out.insert("id".into(), json!(user.id));
+            out.extend(user.data.resource.clone());
+            out
+        };
+        audit_entry(
+            Kind::User,
+            verb,
+            before.or(after).map_or("", |u| u.id.as_str()),
+            before.map(snapshot),
+            after.map(snapshot),
+            request_id,
+        )
+    }
+}
+
+/// The audit entry of a write to a group, from the group before and after it (with its member
+/// ids): `scim.group.create`, `.update` or `.delete`.
+fn group_audit(
+    headers: &HeaderMap,
+) -> impl FnOnce(Option<&ScimGroup>, Option<&ScimGroup>) -> store::AuditEntry {
+    let request_id = crate::audit::request_id(headers);
+    move |before, after| {
+        let verb = match (before, after) {
+            (None, _) => "create",
+            (Some(_), None) => "delete",
+            (Some(_), Some(_)) => "update",
+        };
+        let snapshot = |group: &ScimGroup| {
+            let mut out = Map::new();
+            out.insert("id".into(), json!(group.id));
+            out.extend(group.data.resource.clone());
+            out.insert("members".into(), json!(group.data.members));
+            out
+        };
+        audit_entry(
+            Kind::Group,
+            verb,
+            before.or(after).map_or("", |g| g.id.as_str()),
+            before.map(snapshot),
+            after.map(snapshot),
+            request_id,
+        )
+    }
+}
+
+/// An entry by the SCIM client. The snapshots are stored resources, which never hold a
+/// password (it is write-only and dropped when a resource is normalized); any key named like
+/// one is dropped here as well, in case.
+fn audit_entry(
+    kind: Kind,
+    verb: &str,
+    target: &str,
+    before: Option<Map<String, Value>>,
+    after: Option<Map<String, Value>>,
+    request_id: Option<String>,
+) -> store::AuditEntry {
+    let (noun, target_kind) = match kind {
+        Kind::User => ("user", "scim-user"),
+        Kind::Group => ("group", "scim-group"),
+    };
+    let actor = store::ActorKind::Scim;
+    let action = format!("scim.{noun}.{verb}");
+    let mut entry = store::AuditEntry::new(actor, actor.as_str(), action, target_kind, target);
+    let clean = |mut doc: Map<String, Value>| {
+        doc.retain(|key, _| !key.eq_ignore_ascii_case("password"));
+        Value::Object(doc)
+    };
+    entry.before = before.map(clean);
+    entry.after = after.map(clean);
+    entry.request_id = request_id;
+    entry
 }
 
 // ---- queries ---------------------------------------------------------------------------------

@@ -24,6 +24,17 @@ const GROUP: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
 const ENTERPRISE: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
 const BASE: &str = "https://agentnet.example.com/scim/v2";
 
+/// The audit entry of a token rotation made directly on the store.
+fn token_entry(_: Option<i64>, _: i64) -> store::AuditEntry {
+    store::AuditEntry::new(
+        store::ActorKind::System,
+        "test",
+        "scim.token.create",
+        "scim-token",
+        "token",
+    )
+}
+
 struct Harness {
     router: Router,
     store: store::Store,
@@ -35,7 +46,8 @@ struct Harness {
 
 async fn harness() -> Harness {
     let store = store::Store::in_memory(&store::MasterKey::generate().unwrap()).await.unwrap();
-    let token = store.scim_token_rotate().await.unwrap().secret.expose_secret().to_owned();
+    let token =
+        store.scim_token_rotate(token_entry).await.unwrap().secret.expose_secret().to_owned();
     let changes = Arc::new(AtomicUsize::new(0));
     let counter = changes.clone();
     let state = ScimState {
@@ -953,7 +965,8 @@ async fn bearer_token_is_required_and_checked() {
     );
 
     // A new token revokes the old one; without a token SCIM is off.
-    let new = h.store.scim_token_rotate().await.unwrap().secret.expose_secret().to_owned();
+    let new =
+        h.store.scim_token_rotate(token_entry).await.unwrap().secret.expose_secret().to_owned();
     assert_eq!(
         h.send(Method::GET, "/scim/v2/Users", Some(&h.token), None).await.status,
         StatusCode::UNAUTHORIZED
@@ -962,7 +975,7 @@ async fn bearer_token_is_required_and_checked() {
         h.send(Method::GET, "/scim/v2/Users", Some(&new), None).await.status,
         StatusCode::OK
     );
-    h.store.scim_token_revoke().await.unwrap();
+    h.store.scim_token_revoke(|_| token_entry(None, 0)).await.unwrap();
     let answer = h.send(Method::GET, "/scim/v2/Users", Some(&new), None).await;
     assert_eq!(
         error((answer.status, answer.body)),
@@ -1179,4 +1192,171 @@ async fn admin_api_creates_rotates_and_deletes_the_token() {
     // Deleting again is harmless.
     assert_eq!(call(&admin, Method::DELETE, "/api/v1/scim/token", None).await.0, StatusCode::OK);
     assert_eq!(admin_changes.load(Ordering::SeqCst), 3, "two creations and one effective deletion");
+}
+
+// ---- audit -------------------------------------------------------------------------------------
+
+impl Harness {
+    /// Every SCIM resource entry (not the harness's token), oldest first.
+    async fn scim_entries(&self) -> Vec<store::AuditEntry> {
+        let q = store::AuditQuery {
+            action: Some("scim.".into()),
+            limit: Some(1000),
+            ..Default::default()
+        };
+        let mut all = self.store.audit(&q).await.unwrap();
+        all.retain(|e| e.target_kind != "scim-token");
+        all.reverse();
+        all
+    }
+
+    /// The entry the last call recorded, asserting it recorded exactly one (`seen` before it).
+    async fn one_new(&self, seen: &mut usize) -> store::AuditEntry {
+        let all = self.scim_entries().await;
+        assert_eq!(all.len(), *seen + 1, "exactly one new entry: {:#?}", &all[*seen..]);
+        *seen += 1;
+        all.last().unwrap().clone()
+    }
+}
+
+#[tokio::test]
+async fn every_scim_write_records_one_entry_with_the_resource_before_and_after() {
+    let h = harness().await;
+    let mut seen = 0;
+
+    // Create, with a password that must not reach the log; the request id is kept.
+    let answer = h
+        .router
+        .clone()
+        .oneshot(
+            Request::post("/scim/v2/Users")
+                .header(header::HOST, "agentnet.example.com")
+                .header(header::AUTHORIZATION, format!("Bearer {}", h.token))
+                .header(header::CONTENT_TYPE, "application/scim+json")
+                .header("x-request-id", "req-42")
+                .body(Body::from(
+                    json!({
+                        "schemas": [USER],
+                        "userName": "ada@example.com",
+                        "displayName": "Ada",
+                        "password": "s3cret-Pa55",
+                        "active": true,
+                    })
+                    .to_string(),
+                ))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), StatusCode::CREATED);
+    let bytes = answer.into_body().collect().await.unwrap().to_bytes();
+    let ada = serde_json::from_slice::<Value>(&bytes).unwrap()["id"].as_str().unwrap().to_owned();
+    let e = h.one_new(&mut seen).await;
+    assert_eq!(
+        (
+            e.actor_kind,
+            e.actor.as_str(),
+            e.action.as_str(),
+            e.target_kind.as_str(),
+            e.target.as_str(),
+            e.request_id.as_deref()
+        ),
+        (
+            store::ActorKind::Scim,
+            "scim",
+            "scim.user.create",
+            "scim-user",
+            ada.as_str(),
+            Some("req-42")
+        )
+    );
+    assert_eq!(e.before, None);
+    let created =
+        json!({"id": ada, "userName": "ada@example.com", "displayName": "Ada", "active": true});
+    assert_eq!(e.after, Some(created.clone()));
+
+    // A deactivating PATCH (Okta's and Entra's way of offboarding).
+    h.patch(
+        &format!("/scim/v2/Users/{ada}"),
+        json!([{"op": "replace", "value": {"active": false}}]),
+    )
+    .await;
+    let e = h.one_new(&mut seen).await;
+    assert_eq!((e.action.as_str(), e.target.as_str()), ("scim.user.deactivate", ada.as_str()));
+    assert_eq!(e.before, Some(created.clone()));
+    let mut inactive = created.clone();
+    inactive["active"] = json!(false);
+    assert_eq!(e.after, Some(inactive.clone()));
+
+    // Any other change is an update (reactivating too); a refused one records nothing.
+    h.patch(
+        &format!("/scim/v2/Users/{ada}"),
+        json!([{"op": "replace", "path": "active", "value": true}]),
+    )
+    .await;
+    let e = h.one_new(&mut seen).await;
+    assert_eq!(
+        (e.action.as_str(), e.before, e.after),
+        ("scim.user.update", Some(inactive), Some(created))
+    );
+    let (status, _) = h
+        .call(Method::PATCH, &format!("/scim/v2/Users/{ada}"), Some(json!({"schemas": [PATCH], "Operations": [{"op": "replace", "path": "userName", "value": 7}]})))
+        .await;
+    assert!(status.is_client_error());
+    h.call(Method::DELETE, "/scim/v2/Users/missing", None).await;
+    assert_eq!(h.scim_entries().await.len(), seen);
+
+    // A group: create, a member removal, delete.
+    let bob = h.create_user("bob@example.com").await;
+    h.one_new(&mut seen).await;
+    let eng = h.create_group("Engineering", &[&ada, &bob]).await;
+    let e = h.one_new(&mut seen).await;
+    let with_both = json!({"id": eng, "displayName": "Engineering", "members": [ada, bob]});
+    assert_eq!(
+        (e.action.as_str(), e.target_kind.as_str(), e.target.as_str(), e.before, e.after.clone()),
+        ("scim.group.create", "scim-group", eng.as_str(), None, Some(with_both.clone()))
+    );
+    h.patch(
+        &format!("/scim/v2/Groups/{eng}"),
+        json!([{"op": "remove", "path": format!("members[value eq \"{bob}\"]")}]),
+    )
+    .await;
+    let e = h.one_new(&mut seen).await;
+    let with_ada = json!({"id": eng, "displayName": "Engineering", "members": [ada]});
+    assert_eq!(
+        (e.action.as_str(), e.target.as_str(), e.before, e.after),
+        ("scim.group.update", eng.as_str(), Some(with_both), Some(with_ada.clone()))
+    );
+    let (status, _) = h.call(Method::DELETE, &format!("/scim/v2/Groups/{eng}"), None).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let e = h.one_new(&mut seen).await;
+    assert_eq!(
+        (e.action.as_str(), e.target.as_str(), e.before, e.after),
+        ("scim.group.delete", eng.as_str(), Some(with_ada), None)
+    );
+
+    // A user's DELETE.
+    let (status, _) = h.call(Method::DELETE, &format!("/scim/v2/Users/{bob}"), None).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let e = h.one_new(&mut seen).await;
+    assert_eq!(
+        (e.action.as_str(), e.target.as_str(), e.before, e.after),
+        (
+            "scim.user.delete",
+            bob.as_str(),
+            Some(json!({"id": bob, "userName": "bob@example.com", "active": true})),
+            None
+        )
+    );
+
+    // Replace (PUT) is an update too, and the password never reached the log.
+    h.ok(
+        Method::PUT,
+        &format!("/scim/v2/Users/{ada}"),
+        json!({"schemas": [USER], "userName": "ada@example.com", "password": "0ther-Pa55"}),
+    )
+    .await;
+    assert_eq!(h.one_new(&mut seen).await.action, "scim.user.update");
+    let all = format!("{:?}", h.store.audit(&store::AuditQuery::default()).await.unwrap());
+    assert!(!all.contains("Pa55") && !all.to_lowercase().contains("password"), "{all}");
 }

@@ -6,9 +6,15 @@
 use api_types::{ErrorBody, ScimStatus, ScimToken};
 use axum::{extract::State, http::StatusCode, Json};
 use secrecy::ExposeSecret;
+use serde_json::json;
 
 use super::SCIM_PREFIX;
-use crate::{ControlState, Error};
+use crate::{audit::Caller, ControlState, Error};
+
+/// What the audit log shows of the token: when it was created, never the secret or its hash.
+fn snapshot(created_at_ms: i64) -> serde_json::Value {
+    json!({"created_at": api_types::time::format_rfc3339(created_at_ms)})
+}
 
 #[utoipa::path(
     get, path = "/api/v1/scim", tag = "scim",
@@ -27,8 +33,17 @@ pub(crate) async fn status(State(state): State<ControlState>) -> Result<Json<Sci
 )]
 pub(crate) async fn create_token(
     State(state): State<ControlState>,
+    caller: Caller,
 ) -> Result<(StatusCode, Json<ScimToken>), Error> {
-    let issued = state.store.scim_token_rotate().await?;
+    let issued = state
+        .store
+        .scim_token_rotate(|previous, created| {
+            let mut entry = caller.entry_named("scim.token.create", "scim-token", "token");
+            entry.before = previous.map(snapshot);
+            entry.after = Some(snapshot(created));
+            entry
+        })
+        .await?;
     tracing::info!("SCIM token created; any previous one is revoked");
     state.changed();
     Ok((
@@ -46,8 +61,17 @@ pub(crate) async fn create_token(
 )]
 pub(crate) async fn delete_token(
     State(state): State<ControlState>,
+    caller: Caller,
 ) -> Result<Json<ScimStatus>, Error> {
-    if state.store.scim_token_revoke().await? {
+    let revoked = state
+        .store
+        .scim_token_revoke(|previous| {
+            let mut entry = caller.entry_named("scim.token.revoke", "scim-token", "token");
+            entry.before = Some(snapshot(previous));
+            entry
+        })
+        .await?;
+    if revoked {
         tracing::info!("SCIM token revoked; SCIM provisioning is off");
         state.changed();
     }
