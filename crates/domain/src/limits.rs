@@ -352,7 +352,7 @@ fn usd(micro: u64) -> String {
     let frac = micro % 1_000_000;
     if frac == 0 {
         format!("${dollars}")
-    } else if frac % 10_000 == 0 {
+    } else if frac.is_multiple_of(10_000) {
         format!("${dollars}.{:02}", frac / 10_000)
     } else {
         format!("${dollars}.{frac:06}")
@@ -366,9 +366,9 @@ fn window_adjective(secs: u64) -> String {
         86_400 => "daily".into(),
         604_800 => "weekly".into(),
         2_592_000 => "monthly".into(),
-        s if s % 86_400 == 0 => format!("{}-day", s / 86_400),
-        s if s % 3_600 == 0 => format!("{}-hour", s / 3_600),
-        s if s % 60 == 0 => format!("{}-minute", s / 60),
+        s if s.is_multiple_of(86_400) => format!("{}-day", s / 86_400),
+        s if s.is_multiple_of(3_600) => format!("{}-hour", s / 3_600),
+        s if s.is_multiple_of(60) => format!("{}-minute", s / 60),
         s => format!("{s}-second"),
     }
 }
