@@ -39,6 +39,8 @@ pub enum ErrorCode {
     ManagedByConfig,
     /// 401: the caller could not be identified (no bearer token, or one that was refused).
     Unauthenticated,
+    /// 403: the caller is identified but may not do this (e.g. not in the admin group).
+    Forbidden,
     /// 503: something the server depends on (e.g. the identity provider) is unreachable.
     Unavailable,
     /// 500: something failed inside the server; the details are in its log.
@@ -54,6 +56,7 @@ impl ErrorCode {
             ErrorCode::AlreadyExists => "already_exists",
             ErrorCode::ManagedByConfig => "managed_by_config",
             ErrorCode::Unauthenticated => "unauthenticated",
+            ErrorCode::Forbidden => "forbidden",
             ErrorCode::Unavailable => "unavailable",
             ErrorCode::Internal => "internal",
         }

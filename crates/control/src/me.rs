@@ -70,6 +70,7 @@ impl IntoResponse for SelfServiceError {
         };
         let class = match status {
             StatusCode::UNAUTHORIZED => ErrorCode::Unauthenticated,
+            StatusCode::FORBIDDEN => ErrorCode::Forbidden,
             StatusCode::SERVICE_UNAVAILABLE => ErrorCode::Unavailable,
             StatusCode::NOT_FOUND => ErrorCode::NotFound,
             s if s.is_client_error() => ErrorCode::InvalidRequest,

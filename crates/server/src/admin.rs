@@ -68,15 +68,63 @@ impl SelfService for GatewaySelfService {
     }
 }
 
-/// The TCP admin listener: `public` routes, the self-service view `me` and the SCIM server
-/// `scim` (`/scim/v2`, for the IdP, with its own bearer token). The rest of the admin API needs
-/// an admin session, which arrives with remote admin sign-in; until then it is served only on
+/// The TCP admin listener: `public` routes, the self-service view `me`, the SCIM server `scim`
+/// (`/scim/v2`, for the IdP, with its own bearer token) and, when an admin group is configured,
+/// the admin API for its members (`remote_admin`). Without one the admin API is served only on
 /// the Unix socket. (`/api/v1/me` is a static route, so it wins over the catch-all.)
-pub(crate) fn tcp_router_from(public: Router, me: Router, scim: Router) -> Router {
-    public
-        .merge(me)
-        .merge(scim)
-        .route("/api/v1/{*rest}", axum::routing::any(remote_admin_unavailable))
+pub(crate) fn tcp_router_from(
+    public: Router,
+    me: Router,
+    scim: Router,
+    remote_admin: Option<Router>,
+) -> Router {
+    let router = public.merge(me).merge(scim);
+    match remote_admin {
+        Some(admin) => router.merge(admin),
+        None => router.route("/api/v1/{*rest}", axum::routing::any(remote_admin_unavailable)),
+    }
+}
+
+/// The admin API for members of the admin group, who present their IdP bearer token (as on the
+/// AI endpoint). Their changes are audited under their name.
+pub(crate) fn remote_admin(control: Router, gateway: &Arc<Gateway>, group: String) -> Router {
+    let gate = AdminGate { gateway: Arc::downgrade(gateway), group: Arc::from(group) };
+    control.layer(axum::middleware::from_fn_with_state(gate, require_admin))
+}
+
+#[derive(Clone)]
+struct AdminGate {
+    gateway: Weak<Gateway>,
+    group: Arc<str>,
+}
+
+async fn require_admin(
+    axum::extract::State(gate): axum::extract::State<AdminGate>,
+    mut request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let refuse = |status, code: &str, message: String| {
+        SelfServiceError::new(status, code, message).into_response()
+    };
+    let Some(gateway) = gate.gateway.upgrade() else {
+        return refuse(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "shutting_down",
+            "the server is shutting down".into(),
+        );
+    };
+    let principal = match gateway.identify(request.headers()).await {
+        Ok(principal) => principal,
+        Err(err) => return refuse(err.status(), err.reason(), err.to_string()),
+    };
+    drop(gateway);
+    if !principal.in_group(&gate.group) {
+        let message =
+            format!("'{}' is not a member of the admin group '{}'", principal.name, gate.group);
+        return refuse(StatusCode::FORBIDDEN, "not_an_admin", message);
+    }
+    request.extensions_mut().insert(control::Actor::new("admin", principal.name));
+    next.run(request).await
 }
 
 async fn remote_admin_unavailable() -> impl IntoResponse {

@@ -31,6 +31,8 @@ pub struct App {
     public: axum::Router,
     /// The SCIM server, `/scim/v2`: on the admin TCP listener only.
     scim: axum::Router,
+    /// The admin API for the admin group's members, on the admin TCP listener (if configured).
+    remote_admin: Option<axum::Router>,
     changed: Arc<Notify>,
     usage_rx: tokio::sync::mpsc::Receiver<store::UsageRecord>,
     sink: UsageSink,
@@ -126,6 +128,11 @@ impl App {
         } else {
             (None, None)
         };
+        let remote_admin = config
+            .admin
+            .group
+            .clone()
+            .map(|group| admin::remote_admin(control.clone(), &gateway, group));
         Ok(App {
             store,
             gateway,
@@ -137,6 +144,7 @@ impl App {
             me,
             public: admin::public_routes(signer.clone()),
             scim,
+            remote_admin,
             changed,
             usage_rx,
             sink,
@@ -178,6 +186,7 @@ impl App {
             me,
             public,
             scim,
+            remote_admin,
             changed,
             usage_rx,
             sink,
@@ -192,7 +201,7 @@ impl App {
         }
         if let Some(listener) = admin_tcp {
             tracing::info!(addr = %listener.local_addr()?, "admin listener listening");
-            let router = admin::tcp_router_from(public.clone(), me.clone(), scim);
+            let router = admin::tcp_router_from(public.clone(), me.clone(), scim, remote_admin);
             tasks.spawn(admin::run_admin(listener, router, shutdown.clone(), "admin tcp"));
         }
         if let Some(listener) = admin_socket {

@@ -19,7 +19,7 @@ pub use entities::{
     AgentConfig, GlobalLimitConfig, GroupConfig, LimitConfig, PolicyConfig, PriceConfig,
     ProviderConfig,
 };
-pub use sections::{Limits, Listen, Log, LogFormat, Oidc, Stamping};
+pub use sections::{Admin, Limits, Listen, Log, LogFormat, Oidc, Stamping};
 
 /// Where configuration values come from besides the file: the process environment in
 /// production, a map in tests (tests never mutate the real environment).
@@ -80,6 +80,8 @@ pub struct Config {
     pub log: Log,
     #[serde(default)]
     pub oidc: Oidc,
+    #[serde(default)]
+    pub admin: Admin,
     #[serde(default)]
     pub limits: Limits,
     #[serde(default)]

@@ -61,6 +61,15 @@ impl Default for Log {
     }
 }
 
+/// Who may use the admin API remotely.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Admin {
+    /// Members of this group (from SCIM or the token's groups claim) use the admin API on the
+    /// admin listener with their bearer token. Unset: the admin API is only on the Unix socket.
+    pub group: Option<String>,
+}
+
 /// The company IdP whose tokens identify callers.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -192,3 +192,56 @@ async fn logs_never_contain_keys_or_tokens() {
         assert!(!logs.contains(secret), "a log line holds a secret");
     }
 }
+
+#[tokio::test]
+async fn remote_admin_for_members_of_the_admin_group_only() {
+    let gw = TestGateway::start_with(MockConfig::default(), MockConfig::default(), |a, o| {
+        format!("[admin]\ngroup = \"agentnet-admins\"\n{}", default_config(a, o))
+    })
+    .await;
+    let admin_token =
+        gw.token(testkit::idp::TokenSpec::user("root@example.com").groups(["agentnet-admins"]));
+    let bearer = |t: &str| format!("Bearer {t}");
+
+    let denied = gw
+        .send_admin(Method::GET, "/api/v1/providers", &[("authorization", &bearer(&gw.alice()))])
+        .await;
+    assert_eq!(denied.status, StatusCode::FORBIDDEN, "{}", denied.text());
+    assert_eq!(denied.json()["error"]["reason"], "not_an_admin");
+    let anonymous = gw.send_admin(Method::GET, "/api/v1/providers", &[]).await;
+    assert_eq!(anonymous.status, StatusCode::UNAUTHORIZED);
+
+    let listed = gw
+        .send_admin(Method::GET, "/api/v1/providers", &[("authorization", &bearer(&admin_token))])
+        .await;
+    assert_eq!(listed.status, StatusCode::OK, "{}", listed.text());
+    assert!(!listed.text().contains("SERVERSIDE"));
+
+    let auth = bearer(&admin_token);
+    let created = gw
+        .send_admin_body(
+            Method::POST,
+            "/api/v1/groups",
+            &[("authorization", &auth), ("content-type", "application/json")],
+            r#"{"name":"research","description":"made remotely"}"#,
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.text());
+    let audit = gw
+        .send_admin(Method::GET, "/api/v1/audit?target=research", &[("authorization", &auth)])
+        .await;
+    let entries = audit.json();
+    assert_eq!(entries[0]["actor_kind"], "admin");
+    assert_eq!(entries[0]["actor"], "root@example.com");
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn without_an_admin_group_the_admin_api_stays_on_the_socket() {
+    let gw = TestGateway::start().await;
+    let auth = format!("Bearer {}", gw.alice());
+    let resp = gw.send_admin(Method::GET, "/api/v1/providers", &[("authorization", &auth)]).await;
+    assert_eq!(resp.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(resp.json()["error"]["code"], "remote_admin_unavailable");
+    gw.stop().await;
+}

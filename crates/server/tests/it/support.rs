@@ -204,6 +204,17 @@ impl TestGateway {
         send_to(&self.admin_tcp, method, path, headers, "").await
     }
 
+    /// Sends a request with a body to the admin TCP listener.
+    pub(crate) async fn send_admin_body(
+        &self,
+        method: Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &str,
+    ) -> Response {
+        send_to(&self.admin_tcp, method, path, headers, body).await
+    }
+
     /// Sends a SCIM request (JSON body) to the admin TCP listener with the SCIM bearer secret.
     pub(crate) async fn scim(
         &self,
