@@ -96,7 +96,7 @@ async fn post_to(ai: &str, token: &str, body: &str) -> super::support::Response 
 #[tokio::test]
 async fn two_hundred_concurrent_streams_against_a_one_dollar_user_cap() {
     let gw = TestGateway::start_with(
-        mock(250),
+        mock(400),
         MockConfig::default(),
         config(r#"{ spend_usd = 1, per = "user", window = "30d" }"#),
     )
@@ -134,7 +134,7 @@ async fn two_hundred_concurrent_streams_against_a_one_dollar_user_cap() {
 #[tokio::test]
 async fn a_group_cap_is_shared_by_ten_users() {
     let gw = TestGateway::start_with(
-        mock(250),
+        mock(400),
         MockConfig::default(),
         config(r#"{ spend_usd = 1, per = "group", window = "7d" }"#),
     )
