@@ -3,8 +3,10 @@
 //! Architecture invariant: this is the only crate that defines admin JSON. Domain and store types
 //! are not `Serialize`; `control` maps them to and from these DTOs. A provider's key travels in
 //! request bodies only (`ApiKey`, write-only): no response type has a field that could carry it.
-//! The one secret a response carries is a new SCIM token (`ScimToken`), once, to the admin who
-//! created it; the server keeps only its hash.
+//! The secrets a response carries go once to whoever asked for them: a new SCIM token
+//! (`ScimToken`), setup key (`SetupKeyCreated`) or generated password (`LocalUserCreated`) to
+//! the admin who created it, session tokens (`TokenResponse`) to the client that signed in. The
+//! server keeps only hashes. Their `Debug` output leaves the secrets out.
 //!
 //! Enumerations (`ProviderKind`, `GatewayPreset`, …) are spelled on the wire exactly as the
 //! config file spells them, so an operator can copy values between the two.
@@ -17,6 +19,7 @@ mod me;
 mod policy;
 mod provider;
 mod scim;
+mod sign_in;
 pub mod time;
 mod usage;
 
@@ -36,6 +39,11 @@ pub use provider::{
     SetKeyResponse, Stamping,
 };
 pub use scim::{ScimStatus, ScimToken};
+pub use sign_in::{
+    DeviceAuthorization, EnrollRequest, LocalUser, LocalUserCreated, LocalUserInput, OAuthError,
+    PasswordInput, Session, SessionIdentity, SessionQuery, SessionsRevoked, SetupKey,
+    SetupKeyCreated, SetupKeyInput, TokenResponse, AUTH_PREFIX, DEVICE_CODE_GRANT,
+};
 pub use usage::{micro_to_usd, PrincipalUsage, UsageQuery, UsageRecord, UsageSummary, UsageTotals};
 
 use serde::{Deserialize, Serialize};

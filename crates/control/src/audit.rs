@@ -116,6 +116,18 @@ impl Change {
 }
 
 impl Caller {
+    pub(crate) fn kind(&self) -> store::ActorKind {
+        self.kind
+    }
+
+    pub(crate) fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub(crate) fn request_id(&self) -> Option<&str> {
+        self.request_id.as_deref()
+    }
+
     /// The entry for `change` to the `target_kind` record `target`; `before` and `after` are its
     /// response DTOs (`None` before a create, after a delete).
     pub(crate) fn entry<T: Serialize>(

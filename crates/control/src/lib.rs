@@ -13,6 +13,7 @@
 //! a config-managed provider's key may be set. Keys are never logged, returned or audited: only
 //! their fingerprint (last four characters).
 
+mod accounts;
 mod audit;
 mod directory;
 mod error;
@@ -23,6 +24,7 @@ mod openapi;
 mod policies;
 mod providers;
 mod scim;
+mod sign_in;
 mod usage;
 mod validate;
 
@@ -36,11 +38,16 @@ use axum::{
     Router,
 };
 
+pub use accounts::accounts_router;
 pub use audit::Actor;
 pub use error::Error;
 pub use me::{self_service_router, SelfService, SelfServiceError};
 pub use openapi::ApiDoc;
 pub use scim::{scim_router, ScimState, SCIM_PREFIX};
+pub use sign_in::{
+    sign_in_router, Admit, AfterChange, Broker, IdentitySource, SignInSettings, SignInState,
+    MAX_PENDING,
+};
 
 /// What the admin handlers share.
 #[derive(Clone)]

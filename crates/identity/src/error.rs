@@ -1,5 +1,5 @@
 //! Errors: [`AuthError`] is why a token was refused (safe to show a client), [`Error`] is a
-//! verifier that cannot be built from its settings.
+//! verifier or IdP client that cannot be built from its settings.
 
 /// Why a token was refused. `Display` is a human message that leaks no internals (a gateway
 /// can put it in a 401 body); [`AuthError::reason`] is a stable machine code.
@@ -43,6 +43,10 @@ pub enum AuthError {
     /// checked: callers answer 503, not 401. Details are logged by the verifier.
     #[error("identity provider is unavailable")]
     IdpUnavailable,
+    /// An agentnet session token that is not (or no longer) in the session table: never issued,
+    /// revoked, expired or rotated away.
+    #[error("session is unknown, expired or revoked; sign in again (agentnet login)")]
+    SessionUnknown,
 }
 
 impl AuthError {
@@ -61,6 +65,7 @@ impl AuthError {
             AuthError::WrongAudience => "token_audience_invalid",
             AuthError::UnverifiedEmail => "token_email_unverified",
             AuthError::IdpUnavailable => "idp_unavailable",
+            AuthError::SessionUnknown => "session_unknown",
         }
     }
 
@@ -80,7 +85,7 @@ impl AuthError {
     }
 }
 
-/// A [`crate::TokenVerifier`] cannot be built from these settings.
+/// A [`crate::TokenVerifier`] or [`crate::IdpClient`] cannot be built from these settings.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The issuer does not form a valid discovery URL.
@@ -99,6 +104,13 @@ pub enum Error {
     /// The groups claim name is empty.
     #[error("oidc groups claim name is empty")]
     EmptyGroupsClaim,
+    /// The OAuth client id is empty.
+    #[error("oauth client id is empty")]
+    EmptyClientId,
+    /// The client id and secret cannot form an HTTP Basic authorization header (not expected:
+    /// both are form-urlencoded and base64-encoded).
+    #[error("oauth client credentials cannot form an authorization header")]
+    ClientCredentials,
     /// The TLS client could not be configured.
     #[error("cannot configure the tls client")]
     Tls(#[source] rustls::Error),

@@ -15,7 +15,7 @@ use tokio::time::Instant;
 use crate::cache::{ClaimCache, Digest};
 use crate::claims::{GroupsClaim, Rules, Verified};
 use crate::error::Chain;
-use crate::fetch::{FetchError, Fetcher};
+use crate::fetch::{discovery_url, endpoint_url, FetchError, Fetcher};
 use crate::jwks::{KeySet, Selection};
 use crate::jwt::{self, Alg};
 use crate::{AuthError, Error, OidcSettings};
@@ -65,19 +65,7 @@ struct Discovery {
 impl TokenVerifier {
     /// Validates the settings and builds the HTTP client. Does no IO.
     pub fn new(settings: OidcSettings) -> Result<Self, Error> {
-        let discovery =
-            format!("{}/.well-known/openid-configuration", settings.issuer.trim_end_matches('/'));
-        let discovery_url: Uri = discovery
-            .parse()
-            .map_err(|source| Error::IssuerUrl { issuer: settings.issuer.clone(), source })?;
-        let https_only = match discovery_url.scheme_str() {
-            Some("https") => true,
-            Some("http") => false,
-            _ => return Err(Error::IssuerScheme { issuer: settings.issuer.clone() }),
-        };
-        if discovery_url.host().is_none_or(str::is_empty) {
-            return Err(Error::IssuerScheme { issuer: settings.issuer.clone() });
-        }
+        let (discovery_url, https_only) = discovery_url(&settings.issuer)?;
         let audiences: Vec<String> =
             settings.audiences.iter().filter(|a| !a.is_empty()).cloned().collect();
         if audiences.is_empty() {
@@ -263,18 +251,8 @@ impl TokenVerifier {
                 expected: inner.settings.issuer.clone(),
             });
         }
-        let uri: Uri =
-            doc.jwks_uri.parse().map_err(|_| FetchError::JwksUri { uri: doc.jwks_uri.clone() })?;
-        let scheme_ok = match uri.scheme_str() {
-            Some("https") => true,
-            // An https issuer must not downgrade its keys to plain http.
-            Some("http") => !inner.https_only,
-            _ => false,
-        };
-        if !scheme_ok || uri.host().is_none_or(str::is_empty) {
-            return Err(FetchError::JwksUri { uri: doc.jwks_uri });
-        }
-        Ok(uri)
+        endpoint_url(&doc.jwks_uri, inner.https_only)
+            .ok_or(FetchError::JwksUri { uri: doc.jwks_uri })
     }
 
     #[cfg(test)]

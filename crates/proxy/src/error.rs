@@ -19,7 +19,7 @@ pub enum ProxyError {
     UnknownEndpoint { method: String, path: String },
     #[error("{0}")]
     Unauthenticated(#[source] identity::AuthError),
-    #[error("this gateway has no identity provider configured ([oidc] issuer), so it cannot identify callers")]
+    #[error("this gateway accepts only agentnet session tokens (sign in with `agentnet login`): it has no external identity provider ([oidc] issuer)")]
     IdentityNotConfigured,
     #[error("your account is deactivated")]
     Deactivated,

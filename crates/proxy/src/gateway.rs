@@ -20,7 +20,7 @@ use hyper_util::{
     rt::{TokioExecutor, TokioIo},
     server::conn::auto,
 };
-use identity::{AuthError, TokenVerifier};
+use identity::{AuthError, SessionTable, TokenKind, TokenVerifier};
 use llm::UsageTap;
 use store::UsageRecord;
 use tokio::net::TcpListener;
@@ -77,6 +77,8 @@ pub struct Gateway {
     /// Responses still streaming, cut when their caller loses access.
     in_flight: Arc<InFlightRegistry>,
     verifier: Option<TokenVerifier>,
+    /// Sessions agentnet issued (`agentnet login`, enrolled agents).
+    sessions: Arc<SessionTable>,
     client: HttpClient,
     sink: UsageSink,
     signer: Option<Arc<AssertionSigner>>,
@@ -102,6 +104,7 @@ impl Gateway {
     pub fn new(
         settings: GatewaySettings,
         verifier: Option<TokenVerifier>,
+        sessions: Arc<SessionTable>,
         sink: UsageSink,
         signer: Option<Arc<AssertionSigner>>,
     ) -> Arc<Self> {
@@ -112,6 +115,7 @@ impl Gateway {
             in_flight: Arc::default(),
             client: upstream::http_client(settings.connect_timeout),
             verifier,
+            sessions,
             sink,
             signer,
             settings,
@@ -147,6 +151,12 @@ impl Gateway {
             tracing::info!(streams = cut, "cut streams of callers who lost access");
         }
         cut
+    }
+
+    /// `principal` as the directory (SCIM, local accounts) has them now: current groups, or
+    /// `None` when deactivated. Sign-in and refresh ask this too.
+    pub fn apply_directory(&self, principal: Principal) -> Option<Principal> {
+        self.directory.load().apply(principal)
     }
 
     /// Identifies the caller of a self-service request by the same bearer token as AI requests.
@@ -465,16 +475,24 @@ impl Gateway {
         headers: &HeaderMap,
         snapshot: &Snapshot,
     ) -> Result<Principal, ProxyError> {
-        let Some(verifier) = &self.verifier else {
-            return Err(ProxyError::IdentityNotConfigured);
-        };
         let token = identity::bearer_token(headers)
             .ok_or(ProxyError::Unauthenticated(AuthError::Missing))?;
-        let mut principal =
-            verifier.verify(token, SystemTime::now()).await.map_err(|e| match e {
+        let now = SystemTime::now();
+        let mut principal = if TokenKind::of(token) == Some(TokenKind::Access) {
+            // A session agentnet issued: a digest and a map lookup; revoked ones are gone.
+            self.sessions
+                .verify(token, unix_ms(now))
+                .map_err(ProxyError::Unauthenticated)?
+                .principal
+        } else {
+            let Some(verifier) = &self.verifier else {
+                return Err(ProxyError::IdentityNotConfigured);
+            };
+            verifier.verify(token, now).await.map_err(|e| match e {
                 AuthError::IdpUnavailable => ProxyError::IdpUnavailable(e),
                 e => ProxyError::Unauthenticated(e),
-            })?;
+            })?
+        };
         // With SCIM on, the directory decides people's groups and whether they are active.
         principal = self.directory.load().apply(principal).ok_or(ProxyError::Deactivated)?;
         if principal.kind == domain::PrincipalKind::Agent {

@@ -1,6 +1,10 @@
 //! The assembled server: store, data plane, admin API and listeners, and the tasks that run them.
 
-use std::{net::SocketAddr, path::PathBuf, sync::Arc};
+use std::{
+    net::SocketAddr,
+    path::PathBuf,
+    sync::{Arc, Weak},
+};
 
 use anyhow::Context as _;
 use proxy::{Gateway, GatewaySettings, UsageSink};
@@ -33,6 +37,10 @@ pub struct App {
     scim: axum::Router,
     /// The admin API for the admin group's members, on the admin TCP listener (if configured).
     remote_admin: Option<axum::Router>,
+    /// Sign-in (`/auth`): on the admin TCP listener.
+    sign_in: axum::Router,
+    sessions: Arc<identity::SessionTable>,
+    reloader: Reloader,
     changed: Arc<Notify>,
     usage_rx: tokio::sync::mpsc::Receiver<store::UsageRecord>,
     sink: UsageSink,
@@ -57,7 +65,7 @@ impl App {
             provision::signer(&store, &config.stamping.issuer, config.stamping.assertion_ttl)
                 .await?;
 
-        let verifier = match &config.oidc.issuer {
+        let verifier: Option<identity::TokenVerifier> = match &config.oidc.issuer {
             Some(issuer) => {
                 let mut settings =
                     identity::OidcSettings::new(issuer.clone(), config.oidc.audiences.clone());
@@ -65,10 +73,13 @@ impl App {
                 Some(identity::TokenVerifier::new(settings).context("invalid [oidc] settings")?)
             }
             None => {
-                tracing::warn!("no [oidc] issuer configured: the AI endpoint cannot identify callers and answers 401");
+                tracing::info!("no [oidc] issuer configured: people sign in with local accounts (agentnet admin users …, then agentnet login)");
                 None
             }
         };
+        let local_accounts = verifier.is_none();
+        let sessions = Arc::new(identity::SessionTable::new());
+        sessions.replace_all(crate::sessions::load(&store).await?);
         let (sink, usage_rx) = UsageSink::new(USAGE_CHANNEL);
         let settings = GatewaySettings {
             max_request_bytes: config.limits.max_request_bytes,
@@ -77,12 +88,24 @@ impl App {
             stream_idle_timeout: config.limits.stream_idle_timeout,
             disconnect_drain_timeout: config.limits.disconnect_drain_timeout,
         };
-        let gateway = Gateway::new(settings, verifier, sink.clone(), Some(signer.clone()));
+        let gateway = Gateway::new(
+            settings,
+            verifier.clone(),
+            sessions.clone(),
+            sink.clone(),
+            Some(signer.clone()),
+        );
         let snapshot = provision::build_snapshot(&store).await?;
         let history = provision::history(&store, &snapshot).await?;
         tracing::info!(records = history.len(), "budget counters rebuilt from usage records");
         gateway.install(snapshot, Some(&history));
-        gateway.install_directory(provision::directory(&store).await?);
+        gateway.install_directory(provision::directory(&store, local_accounts).await?);
+        let reloader = Reloader {
+            store: store.clone(),
+            gateway: Arc::downgrade(&gateway),
+            sessions: sessions.clone(),
+            local_accounts,
+        };
 
         let changed = Arc::new(Notify::new());
         let notify = changed.clone();
@@ -97,14 +120,13 @@ impl App {
         // A SCIM change is answered only once the data plane has the new directory, so the
         // next AI request after the response already sees it. A weak reference: the SCIM
         // router must not keep the gateway alive at shutdown.
-        let (scim_store, scim_gateway) = (store.clone(), Arc::downgrade(&gateway));
+        let scim_reloader = reloader.clone();
         let scim = control::scim_router(control::ScimState {
             store: store.clone(),
             on_change: Arc::new(move || {
-                let (store, gateway) = (scim_store.clone(), scim_gateway.clone());
+                let reloader = scim_reloader.clone();
                 Box::pin(async move {
-                    let Some(gateway) = gateway.upgrade() else { return };
-                    if let Err(err) = reload_directory(&store, &gateway).await {
+                    if let Err(err) = reloader.reload_directory().await {
                         tracing::error!(
                             error = format!("{err:#}"),
                             "could not apply a SCIM change to the data plane"
@@ -128,6 +150,14 @@ impl App {
         } else {
             (None, None)
         };
+        let public_url = match (&config.login.public_url, &admin_tcp) {
+            (Some(url), _) => url.clone(),
+            (None, Some(listener)) => format!("http://{}", listener.local_addr()?),
+            (None, None) => crate::config::DEFAULT_PUBLIC_URL.to_owned(),
+        };
+        let sign_in =
+            sign_in_state(&config, verifier, &store, &sessions, &gateway, &reloader, public_url)?;
+        let control = control.merge(control::accounts_router(sign_in.clone()));
         let remote_admin = config
             .admin
             .group
@@ -143,6 +173,9 @@ impl App {
             control,
             me,
             public: admin::public_routes(signer.clone()),
+            sign_in: control::sign_in_router(sign_in),
+            sessions,
+            reloader,
             scim,
             remote_admin,
             changed,
@@ -187,6 +220,9 @@ impl App {
             public,
             scim,
             remote_admin,
+            sign_in,
+            sessions,
+            reloader,
             changed,
             usage_rx,
             sink,
@@ -201,7 +237,12 @@ impl App {
         }
         if let Some(listener) = admin_tcp {
             tracing::info!(addr = %listener.local_addr()?, "admin listener listening");
-            let router = admin::tcp_router_from(public.clone(), me.clone(), scim, remote_admin);
+            let router = admin::tcp_router_from(
+                public.clone().merge(sign_in),
+                me.clone(),
+                scim,
+                remote_admin,
+            );
             tasks.spawn(admin::run_admin(listener, router, shutdown.clone(), "admin tcp"));
         }
         if let Some(listener) = admin_socket {
@@ -209,12 +250,8 @@ impl App {
             let router = control.merge(me).merge(public);
             tasks.spawn(admin::run_admin(listener, router, shutdown.clone(), "admin socket"));
         }
-        tasks.spawn(run_snapshot_reloader(
-            store.clone(),
-            gateway.clone(),
-            changed,
-            shutdown.clone(),
-        ));
+        tasks.spawn(run_snapshot_reloader(reloader, changed, shutdown.clone()));
+        tasks.spawn(crate::sessions::run_pruner(store.clone(), sessions, shutdown.clone()));
 
         while let Some(done) = tasks.join_next().await {
             if let Err(err) = done {
@@ -243,8 +280,7 @@ async fn bind(addr: SocketAddr, what: &str) -> anyhow::Result<TcpListener> {
 
 /// Rebuilds the data plane's snapshot whenever the admin API changes something.
 async fn run_snapshot_reloader(
-    store: Store,
-    gateway: Arc<Gateway>,
+    reloader: Reloader,
     changed: Arc<Notify>,
     shutdown: CancellationToken,
 ) {
@@ -253,7 +289,7 @@ async fn run_snapshot_reloader(
             () = changed.notified() => {}
             () = shutdown.cancelled() => return,
         }
-        match reload(&store, &gateway).await {
+        match reloader.reload().await {
             Ok(()) => tracing::info!("configuration reloaded"),
             Err(err) => tracing::error!(
                 error = format!("{err:#}"),
@@ -263,20 +299,103 @@ async fn run_snapshot_reloader(
     }
 }
 
-/// Builds a new snapshot; when its limits differ, rebuilds the counters from the records too.
-async fn reload(store: &Store, gateway: &Gateway) -> anyhow::Result<()> {
-    let snapshot = provision::build_snapshot(store).await?;
-    if gateway.limits_changed(&snapshot) {
-        let history = provision::history(store, &snapshot).await?;
-        gateway.install(snapshot, Some(&history));
-    } else {
-        gateway.install(snapshot, None);
-    }
-    reload_directory(store, gateway).await
+/// Brings the data plane in line with the store after a change. It holds the gateway weakly:
+/// the routers that own it must not keep the gateway alive at shutdown.
+#[derive(Clone)]
+struct Reloader {
+    store: Store,
+    gateway: Weak<Gateway>,
+    sessions: Arc<identity::SessionTable>,
+    local_accounts: bool,
 }
 
-/// Replaces the data plane's SCIM directory; streams of people who lost access are cut.
-async fn reload_directory(store: &Store, gateway: &Gateway) -> anyhow::Result<()> {
-    gateway.install_directory(provision::directory(store).await?);
-    Ok(())
+impl Reloader {
+    /// Builds a new snapshot (rebuilding the counters too when its limits differ), then the
+    /// directory.
+    async fn reload(&self) -> anyhow::Result<()> {
+        let Some(gateway) = self.gateway.upgrade() else { return Ok(()) };
+        let snapshot = provision::build_snapshot(&self.store).await?;
+        if gateway.limits_changed(&snapshot) {
+            let history = provision::history(&self.store, &snapshot).await?;
+            gateway.install(snapshot, Some(&history));
+        } else {
+            gateway.install(snapshot, None);
+        }
+        drop(gateway);
+        self.reload_directory().await
+    }
+
+    /// Replaces the data plane's directory (streams of people who lost access are cut), then
+    /// revokes the sessions of people deactivated and agents deleted.
+    async fn reload_directory(&self) -> anyhow::Result<()> {
+        let Some(gateway) = self.gateway.upgrade() else { return Ok(()) };
+        gateway.install_directory(provision::directory(&self.store, self.local_accounts).await?);
+        crate::sessions::revoke_lost(&self.store, &gateway, &self.sessions).await?;
+        Ok(())
+    }
+}
+
+/// The sign-in endpoints' state: who vouches for people (the external IdP, brokered when
+/// `[oidc] client_id` is set, or local accounts), lifetimes, and the links to the data plane.
+fn sign_in_state(
+    config: &Config,
+    verifier: Option<identity::TokenVerifier>,
+    store: &Store,
+    sessions: &Arc<identity::SessionTable>,
+    gateway: &Arc<Gateway>,
+    reloader: &Reloader,
+    public_url: String,
+) -> anyhow::Result<control::SignInState> {
+    let source = match verifier {
+        None => control::IdentitySource::Local,
+        Some(verifier) => {
+            let broker = match (&config.oidc.issuer, &config.oidc.client_id) {
+                (Some(issuer), Some(client_id)) => {
+                    let client = identity::IdpClient::new(
+                        issuer,
+                        identity::ClientCredentials {
+                            client_id: client_id.clone(),
+                            client_secret: config
+                                .oidc
+                                .client_secret
+                                .clone()
+                                .map(secrecy::SecretString::from),
+                        },
+                    )
+                    .context("invalid [oidc] client settings")?;
+                    Some(control::Broker { client, scope: config.oidc.scopes.join(" ") })
+                }
+                _ => None,
+            };
+            control::IdentitySource::External { verifier, broker }
+        }
+    };
+    let mut settings = control::SignInSettings::new(public_url);
+    settings.access_ttl = config.login.access_ttl;
+    settings.session_lifetime = config.login.session_lifetime;
+    settings.refresh_idle = config.login.refresh_idle;
+    let admit_gateway = Arc::downgrade(gateway);
+    let admit: control::Admit = Arc::new(move |principal| {
+        admit_gateway.upgrade().and_then(|gateway| gateway.apply_directory(principal))
+    });
+    let after = reloader.clone();
+    let after_change: control::AfterChange = Arc::new(move || {
+        let reloader = after.clone();
+        Box::pin(async move {
+            if let Err(err) = reloader.reload().await {
+                tracing::error!(
+                    error = format!("{err:#}"),
+                    "could not apply a change to the data plane"
+                );
+            }
+        })
+    });
+    Ok(control::SignInState::new(
+        store.clone(),
+        sessions.clone(),
+        source,
+        settings,
+        admit,
+        after_change,
+    ))
 }

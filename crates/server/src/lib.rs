@@ -10,6 +10,7 @@ mod app;
 pub mod config;
 mod data_dir;
 mod provision;
+mod sessions;
 mod telemetry;
 
 use std::path::PathBuf;

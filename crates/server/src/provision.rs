@@ -106,15 +106,31 @@ pub(crate) async fn build_snapshot(store: &Store) -> anyhow::Result<Snapshot> {
 }
 
 /// The SCIM directory for the data plane (disabled when no SCIM token exists).
-pub(crate) async fn directory(store: &Store) -> anyhow::Result<proxy::Directory> {
-    let enabled = store.scim_enabled().await?;
-    let users = store.directory().await?.into_iter().map(|u| proxy::DirectoryUser {
-        user_name: u.user_name,
-        emails: u.emails,
-        active: u.active,
-        groups: u.groups,
-    });
-    Ok(proxy::Directory::new(enabled, users))
+/// The data plane's directory: SCIM-provisioned people when SCIM is on, and local accounts when
+/// they are the IdP (`local_accounts`), so that their groups and deactivation apply at once.
+pub(crate) async fn directory(
+    store: &Store,
+    local_accounts: bool,
+) -> anyhow::Result<proxy::Directory> {
+    let scim = store.scim_enabled().await?;
+    let mut users: Vec<proxy::DirectoryUser> = Vec::new();
+    if scim {
+        users.extend(store.directory().await?.into_iter().map(|u| proxy::DirectoryUser {
+            user_name: u.user_name,
+            emails: u.emails,
+            active: u.active,
+            groups: u.groups,
+        }));
+    }
+    if local_accounts {
+        users.extend(store.local_users().await?.into_iter().map(|u| proxy::DirectoryUser {
+            user_name: u.username,
+            emails: vec![u.email],
+            active: u.active,
+            groups: u.groups,
+        }));
+    }
+    Ok(proxy::Directory::new(scim || local_accounts, users))
 }
 
 /// The usage records that budget counters are rebuilt from: those of the longest window.

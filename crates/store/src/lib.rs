@@ -1,6 +1,7 @@
 //! Persistence for agentnet: providers (with keys encrypted at rest), groups, agents, policies,
-//! usage records, assertion-signing keys, the audit log and SCIM provisioning state (users,
-//! groups, memberships, the hashed SCIM token), in SQLite through sqlx (PostgreSQL later).
+//! usage records, assertion-signing keys, the audit log, SCIM provisioning state (users,
+//! groups, memberships, the hashed SCIM token) and sign-in state (local accounts, sessions with
+//! their tokens' digests, setup keys), in SQLite through sqlx (PostgreSQL later).
 //!
 //! Architecture invariant: this is the only crate that writes SQL. Secrets enter and leave it as
 //! `SecretString`/`SecretBox`; what it writes to disk is ciphertext.
@@ -10,6 +11,7 @@ mod migrate;
 mod records;
 mod scim;
 mod secrets;
+mod sign_in;
 mod transaction;
 mod usage;
 
@@ -33,6 +35,10 @@ pub use scim::{
     ScimTokenIssued, ScimUser, ScimUserData,
 };
 pub use secrets::{fingerprint, MasterKey, SecretError};
+pub use sign_in::{
+    LocalUser, Redemption, SessionQuery, SessionRecord, SessionSource, SessionTokens,
+    SetupKeyRecord, SetupKeyState, StoredSession,
+};
 pub use transaction::Transaction;
 pub use usage::{PrincipalTotals, UsageQuery, UsageRecord};
 

@@ -13,6 +13,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (2, "limits", include_str!("../migrations/0002_limits.sql")),
     (3, "scim", include_str!("../migrations/0003_scim.sql")),
     (4, "audit", include_str!("../migrations/0004_audit.sql")),
+    (5, "sign_in", include_str!("../migrations/0005_sign_in.sql")),
 ];
 
 /// The migrations compiled into the binary, so a deployment needs no migrations directory.

@@ -1,5 +1,5 @@
 //! A write transaction: reads, changes and the audit entry describing them, committed together
-//! or not at all. The record methods are in `records`.
+//! or not at all. The record methods are in `records` and `sign_in`.
 
 use std::sync::Arc;
 

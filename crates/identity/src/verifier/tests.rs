@@ -121,6 +121,7 @@ fn reasons_and_messages() {
         AuthError::WrongAudience,
         AuthError::UnverifiedEmail,
         AuthError::IdpUnavailable,
+        AuthError::SessionUnknown,
     ];
     let shown: Vec<String> = all.iter().map(|e| format!("{}: {e}", e.reason())).collect();
     expect![[r#"
@@ -135,7 +136,8 @@ fn reasons_and_messages() {
         token_issuer_invalid: token issuer is not trusted
         token_audience_invalid: token audience is not this gateway
         token_email_unverified: token email address is not verified
-        idp_unavailable: identity provider is unavailable"#]]
+        idp_unavailable: identity provider is unavailable
+        session_unknown: session is unknown, expired or revoked; sign in again (agentnet login)"#]]
     .assert_eq(&shown.join("\n"));
     assert!(AuthError::IdpUnavailable.is_unavailable());
     assert!(!AuthError::Expired.is_unavailable());

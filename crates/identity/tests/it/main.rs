@@ -1,7 +1,10 @@
 //! Integration tests of `identity::TokenVerifier` against `testkit::idp::MockIdp`: real HTTP,
-//! real keys, real time (short intervals; no test sleeps more than about half a second).
+//! real keys, real time (short intervals; no test sleeps more than about half a second); and of
+//! `identity::IdpClient` against a scripted fake IdP (`fake_idp`).
 
 mod availability;
+mod broker;
+mod fake_idp;
 mod keys;
 mod tokens;
 

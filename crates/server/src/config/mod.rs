@@ -19,7 +19,7 @@ pub use entities::{
     AgentConfig, GlobalLimitConfig, GroupConfig, LimitConfig, PolicyConfig, PriceConfig,
     ProviderConfig,
 };
-pub use sections::{Admin, Limits, Listen, Log, LogFormat, Oidc, Stamping};
+pub use sections::{Admin, Limits, Listen, Log, LogFormat, Login, Oidc, Stamping};
 
 /// Where configuration values come from besides the file: the process environment in
 /// production, a map in tests (tests never mutate the real environment).
@@ -61,6 +61,10 @@ impl Source for std::collections::HashMap<String, String> {
 
 pub const ENV_PREFIX: &str = "AGENTNET__";
 
+/// Where clients reach the admin listener when neither `[login] public_url` nor an admin TCP
+/// listener says otherwise.
+pub const DEFAULT_PUBLIC_URL: &str = "http://127.0.0.1:4001";
+
 /// The whole static configuration.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -82,6 +86,8 @@ pub struct Config {
     pub oidc: Oidc,
     #[serde(default)]
     pub admin: Admin,
+    #[serde(default)]
+    pub login: Login,
     #[serde(default)]
     pub limits: Limits,
     #[serde(default)]
@@ -143,6 +149,10 @@ impl Config {
             bail!("unsupported config version {}; this agentnet reads version 1", self.version);
         }
         self.limits.validate()?;
+        self.login.validate()?;
+        if self.oidc.client_id.is_some() && self.oidc.issuer.is_none() {
+            bail!("oidc.client_id is set but oidc.issuer is not: brokered sign-in needs the identity provider's issuer");
+        }
         entities::validate(self)?;
         Ok(())
     }

@@ -83,6 +83,21 @@ pub struct Oidc {
     /// Claim holding group names; a dotted path reaches into objects (`realm_access.roles`).
     #[serde(default = "default_groups_claim")]
     pub groups_claim: String,
+    /// The OAuth client agentnet signs people in with (`agentnet login`, brokered by this
+    /// server: device flow and auth code + PKCE, redirect URI `<public_url>/auth/callback`).
+    /// Unset: people sign in at the IdP on their own and present its access tokens.
+    pub client_id: Option<String>,
+    /// The client's secret, for a confidential client (`client_secret_basic`). Prefer the
+    /// environment: `AGENTNET__OIDC__CLIENT_SECRET`.
+    pub client_secret: Option<String>,
+    /// Scopes requested at sign-in; `offline_access` gets the refresh token that lets agentnet
+    /// re-check the person at each session refresh.
+    #[serde(default = "default_scopes")]
+    pub scopes: Vec<String>,
+}
+
+fn default_scopes() -> Vec<String> {
+    ["openid", "email", "profile", "groups", "offline_access"].map(str::to_owned).to_vec()
 }
 
 fn default_audiences() -> Vec<String> {
@@ -95,7 +110,73 @@ fn default_groups_claim() -> String {
 
 impl Default for Oidc {
     fn default() -> Self {
-        Self { issuer: None, audiences: default_audiences(), groups_claim: default_groups_claim() }
+        Self {
+            issuer: None,
+            audiences: default_audiences(),
+            groups_claim: default_groups_claim(),
+            client_id: None,
+            client_secret: None,
+            scopes: default_scopes(),
+        }
+    }
+}
+
+/// Sessions agentnet issues (`agentnet login`, `agentnet enroll`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Login {
+    /// The admin listener's address as people and CLIs reach it (behind a proxy, its public
+    /// URL). Default: `http://` + the admin listen address.
+    pub public_url: Option<String>,
+    /// Lifetime of an access token; a refresh (silent, by the CLI) re-checks the person.
+    #[serde(default = "default_access_ttl", with = "serde_duration")]
+    pub access_ttl: Duration,
+    /// A session ends this long after sign-in, however often it is refreshed.
+    #[serde(default = "default_session_lifetime", with = "serde_duration")]
+    pub session_lifetime: Duration,
+    /// A refresh token unused for this long expires.
+    #[serde(default = "default_refresh_idle", with = "serde_duration")]
+    pub refresh_idle: Duration,
+}
+
+fn default_access_ttl() -> Duration {
+    Duration::from_secs(15 * 60)
+}
+fn default_session_lifetime() -> Duration {
+    Duration::from_secs(30 * 86_400)
+}
+fn default_refresh_idle() -> Duration {
+    Duration::from_secs(14 * 86_400)
+}
+
+impl Default for Login {
+    fn default() -> Self {
+        Self {
+            public_url: None,
+            access_ttl: default_access_ttl(),
+            session_lifetime: default_session_lifetime(),
+            refresh_idle: default_refresh_idle(),
+        }
+    }
+}
+
+impl Login {
+    pub(crate) fn validate(&self) -> anyhow::Result<()> {
+        if self.access_ttl < Duration::from_secs(10) {
+            bail!("login.access_ttl must be at least 10s");
+        }
+        if self.session_lifetime < self.access_ttl {
+            bail!("login.session_lifetime must be at least login.access_ttl");
+        }
+        if self.refresh_idle.is_zero() {
+            bail!("login.refresh_idle must be greater than zero");
+        }
+        if let Some(url) = &self.public_url {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                bail!("login.public_url '{url}' must start with http:// or https://");
+            }
+        }
+        Ok(())
     }
 }
 
