@@ -8,5 +8,6 @@ mod deprovision;
 mod forward;
 mod metering;
 mod selfservice;
+mod sign_in;
 mod startup;
 mod support;

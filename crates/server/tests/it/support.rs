@@ -97,6 +97,20 @@ impl TestGateway {
         openai: MockConfig,
         config: impl FnOnce(&str, &str) -> String,
     ) -> Self {
+        Self::start_full(anthropic, openai, config, true).await
+    }
+
+    /// A server without an external IdP: people sign in with local accounts.
+    pub(crate) async fn start_local(config: impl FnOnce(&str, &str) -> String) -> Self {
+        Self::start_full(MockConfig::default(), MockConfig::default(), config, false).await
+    }
+
+    async fn start_full(
+        anthropic: MockConfig,
+        openai: MockConfig,
+        config: impl FnOnce(&str, &str) -> String,
+        external_idp: bool,
+    ) -> Self {
         let anthropic = MockLlm::start(anthropic).await;
         let openai = MockLlm::start(openai).await;
         let idp = MockIdp::start().await;
@@ -110,14 +124,17 @@ impl TestGateway {
             [listen]
             ai = "127.0.0.1:0"
             admin = "127.0.0.1:0"
-            [oidc]
-            issuer = "{issuer}"
+            {oidc}
             [limits]
             disconnect_drain_timeout = "10s"
             {rest}
             "#,
             dir = data_dir.display(),
-            issuer = idp.issuer(),
+            oidc = if external_idp {
+                format!("[oidc]\nissuer = \"{}\"", idp.issuer())
+            } else {
+                String::new()
+            },
             rest = config(&anthropic.base_url(), &openai.base_url()),
         );
         let path = data_dir.join("agentnet.toml");
@@ -181,6 +198,41 @@ impl TestGateway {
 
     pub(crate) fn alice(&self) -> String {
         self.token(TokenSpec::user("alice@example.com").groups(["engineering"]))
+    }
+
+    /// Calls the admin API as the Unix socket serves it; `Null` sends no body.
+    pub(crate) async fn admin_json(
+        &self,
+        method: Method,
+        path: &str,
+        body: serde_json::Value,
+    ) -> (StatusCode, serde_json::Value) {
+        use tower::ServiceExt;
+        let req = Request::builder()
+            .method(method)
+            .uri(path)
+            .header("content-type", "application/json")
+            .body(if body.is_null() {
+                axum::body::Body::empty()
+            } else {
+                axum::body::Body::from(body.to_string())
+            })
+            .unwrap();
+        let resp = self.admin.clone().oneshot(req).await.unwrap();
+        let status = resp.status();
+        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+        (status, serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null))
+    }
+
+    /// Posts a form to the admin TCP listener (the sign-in endpoints).
+    pub(crate) async fn form(&self, path: &str, fields: &[(&str, &str)]) -> Response {
+        let body = fields
+            .iter()
+            .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
+            .collect::<Vec<_>>()
+            .join("&");
+        let headers = [("content-type", "application/x-www-form-urlencoded")];
+        send_to(&self.admin_tcp, Method::POST, path, &headers, &body).await
     }
 
     /// Sends a request to the AI endpoint and reads the whole response.
@@ -335,4 +387,17 @@ pub(crate) fn messages_body(model: &str, stream: bool) -> String {
     format!(
         r#"{{"model":"{model}","max_tokens":1024,"stream":{stream},"messages":[{{"role":"user","content":"hi"}}]}}"#
     )
+}
+
+/// Percent-encodes a form value (everything but unreserved characters).
+fn encode(value: &str) -> String {
+    value
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            b => format!("%{b:02X}"),
+        })
+        .collect()
 }
