@@ -9,8 +9,8 @@
 //! and cut streams of people who lost access).
 
 use api_types::{
-    time::format_rfc3339, LocalUser, LocalUserCreated, LocalUserInput, PasswordInput, Session,
-    SessionQuery, SessionsRevoked, SetupKey, SetupKeyCreated, SetupKeyInput,
+    time::format_rfc3339, ErrorBody, LocalUser, LocalUserCreated, LocalUserInput, PasswordInput,
+    Session, SessionQuery, SessionsRevoked, SetupKey, SetupKeyCreated, SetupKeyInput,
 };
 use axum::{
     extract::{Path, State},
@@ -67,11 +67,22 @@ fn user_to_dto(user: &store::LocalUser) -> LocalUser {
     }
 }
 
-async fn list_users(State(state): State<SignInState>) -> Result<Json<Vec<LocalUser>>, Error> {
+#[utoipa::path(
+    get, path = "/api/v1/users", tag = "users",
+    responses((status = 200, description = "local accounts, by username", body = Vec<LocalUser>))
+)]
+pub(crate) async fn list_users(
+    State(state): State<SignInState>,
+) -> Result<Json<Vec<LocalUser>>, Error> {
     Ok(Json(state.store().local_users().await?.iter().map(user_to_dto).collect()))
 }
 
-async fn show_user(
+#[utoipa::path(
+    get, path = "/api/v1/users/{username}", tag = "users",
+    params(("username" = String, Path, description = "login name")),
+    responses((status = 200, body = LocalUser), (status = 404, body = ErrorBody))
+)]
+pub(crate) async fn show_user(
     State(state): State<SignInState>,
     Path(username): Path<String>,
 ) -> Result<Json<LocalUser>, Error> {
@@ -138,7 +149,16 @@ async fn password_hash(given: Option<String>) -> Result<(String, Option<String>)
     Ok((hash, generated.then_some(password)))
 }
 
-async fn create_user(
+#[utoipa::path(
+    post, path = "/api/v1/users", tag = "users",
+    request_body = LocalUserInput,
+    responses(
+        (status = 201, description = "created; a generated password is in the answer, once", body = LocalUserCreated),
+        (status = 400, description = "invalid input, a weak password, or an external IdP is configured", body = ErrorBody),
+        (status = 409, description = "the username or email is taken", body = ErrorBody),
+    )
+)]
+pub(crate) async fn create_user(
     State(state): State<SignInState>,
     caller: Caller,
     Body(input): Body<LocalUserInput>,
@@ -163,7 +183,16 @@ async fn create_user(
     Ok((StatusCode::CREATED, Json(LocalUserCreated { user: dto, generated_password })))
 }
 
-async fn update_user(
+#[utoipa::path(
+    put, path = "/api/v1/users/{username}", tag = "users",
+    params(("username" = String, Path, description = "login name")),
+    request_body = LocalUserInput,
+    responses(
+        (status = 200, description = "updated; deactivation or a new email revokes the sessions", body = LocalUser),
+        (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
+    )
+)]
+pub(crate) async fn update_user(
     State(state): State<SignInState>,
     Path(path): Path<String>,
     caller: Caller,
@@ -209,7 +238,12 @@ async fn update_user(
     Ok(Json(after_dto))
 }
 
-async fn delete_user(
+#[utoipa::path(
+    delete, path = "/api/v1/users/{username}", tag = "users",
+    params(("username" = String, Path, description = "login name")),
+    responses((status = 204, description = "deleted; its sessions are revoked"), (status = 404, body = ErrorBody))
+)]
+pub(crate) async fn delete_user(
     State(state): State<SignInState>,
     Path(path): Path<String>,
     caller: Caller,
@@ -235,7 +269,16 @@ async fn delete_user(
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn set_password(
+#[utoipa::path(
+    put, path = "/api/v1/users/{username}/password", tag = "users",
+    params(("username" = String, Path, description = "login name")),
+    request_body = PasswordInput,
+    responses(
+        (status = 200, description = "set; the account's sessions are revoked", body = LocalUserCreated),
+        (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
+    )
+)]
+pub(crate) async fn set_password(
     State(state): State<SignInState>,
     Path(path): Path<String>,
     caller: Caller,
@@ -289,12 +332,23 @@ fn setup_key_to_dto(key: &SetupKeyRecord, now: i64) -> SetupKey {
     }
 }
 
-async fn list_setup_keys(State(state): State<SignInState>) -> Result<Json<Vec<SetupKey>>, Error> {
+#[utoipa::path(
+    get, path = "/api/v1/setup-keys", tag = "setup-keys",
+    responses((status = 200, description = "every setup key, never the key itself", body = Vec<SetupKey>))
+)]
+pub(crate) async fn list_setup_keys(
+    State(state): State<SignInState>,
+) -> Result<Json<Vec<SetupKey>>, Error> {
     let now = crate::sign_in::now_ms();
     Ok(Json(state.store().setup_keys().await?.iter().map(|k| setup_key_to_dto(k, now)).collect()))
 }
 
-async fn show_setup_key(
+#[utoipa::path(
+    get, path = "/api/v1/setup-keys/{name}", tag = "setup-keys",
+    params(("name" = String, Path, description = "setup key name")),
+    responses((status = 200, body = SetupKey), (status = 404, body = ErrorBody))
+)]
+pub(crate) async fn show_setup_key(
     State(state): State<SignInState>,
     Path(name): Path<String>,
 ) -> Result<Json<SetupKey>, Error> {
@@ -303,7 +357,15 @@ async fn show_setup_key(
     Ok(Json(setup_key_to_dto(&key, crate::sign_in::now_ms())))
 }
 
-async fn create_setup_key(
+#[utoipa::path(
+    post, path = "/api/v1/setup-keys", tag = "setup-keys",
+    request_body = SetupKeyInput,
+    responses(
+        (status = 201, description = "created; the key is in the answer, once", body = SetupKeyCreated),
+        (status = 400, body = ErrorBody), (status = 409, body = ErrorBody),
+    )
+)]
+pub(crate) async fn create_setup_key(
     State(state): State<SignInState>,
     caller: Caller,
     Body(input): Body<SetupKeyInput>,
@@ -362,7 +424,12 @@ async fn create_setup_key(
     Ok((StatusCode::CREATED, Json(SetupKeyCreated { setup_key: dto, key })))
 }
 
-async fn revoke_setup_key(
+#[utoipa::path(
+    delete, path = "/api/v1/setup-keys/{name}", tag = "setup-keys",
+    params(("name" = String, Path, description = "setup key name")),
+    responses((status = 200, description = "revoked (kept, for the record)", body = SetupKey), (status = 404, body = ErrorBody))
+)]
+pub(crate) async fn revoke_setup_key(
     State(state): State<SignInState>,
     Path(name): Path<String>,
     caller: Caller,
@@ -387,7 +454,12 @@ async fn revoke_setup_key(
 
 // ---- sessions -----------------------------------------------------------------------------
 
-async fn list_sessions(
+#[utoipa::path(
+    get, path = "/api/v1/sessions", tag = "sessions",
+    params(SessionQuery),
+    responses((status = 200, description = "sessions, newest first", body = Vec<Session>))
+)]
+pub(crate) async fn list_sessions(
     State(state): State<SignInState>,
     Query(query): Query<SessionQuery>,
 ) -> Result<Json<Vec<Session>>, Error> {
@@ -402,7 +474,12 @@ async fn list_sessions(
     Ok(Json(records.iter().map(session_to_dto).collect()))
 }
 
-async fn show_session(
+#[utoipa::path(
+    get, path = "/api/v1/sessions/{id}", tag = "sessions",
+    params(("id" = String, Path, description = "session id")),
+    responses((status = 200, body = Session), (status = 404, body = ErrorBody))
+)]
+pub(crate) async fn show_session(
     State(state): State<SignInState>,
     Path(id): Path<String>,
 ) -> Result<Json<Session>, Error> {
@@ -411,7 +488,12 @@ async fn show_session(
     Ok(Json(session_to_dto(&record)))
 }
 
-async fn revoke_session(
+#[utoipa::path(
+    delete, path = "/api/v1/sessions/{id}", tag = "sessions",
+    params(("id" = String, Path, description = "session id")),
+    responses((status = 200, body = SessionsRevoked), (status = 404, body = ErrorBody))
+)]
+pub(crate) async fn revoke_session(
     State(state): State<SignInState>,
     Path(id): Path<String>,
     caller: Caller,
@@ -441,7 +523,12 @@ async fn revoke_session(
     Ok(Json(SessionsRevoked { revoked }))
 }
 
-async fn revoke_sessions_of(
+#[utoipa::path(
+    delete, path = "/api/v1/sessions", tag = "sessions",
+    params(SessionQuery),
+    responses((status = 200, description = "every live session of that name, revoked", body = SessionsRevoked), (status = 400, body = ErrorBody))
+)]
+pub(crate) async fn revoke_sessions_of(
     State(state): State<SignInState>,
     Query(query): Query<SessionQuery>,
     caller: Caller,

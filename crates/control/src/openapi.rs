@@ -7,7 +7,7 @@ use utoipa::{
     Modify, OpenApi,
 };
 
-use crate::{audit, directory, limits, me, policies, providers, scim, usage};
+use crate::{accounts, audit, directory, limits, me, policies, providers, scim, usage};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -29,6 +29,12 @@ use crate::{audit, directory, limits, me, policies, providers, scim, usage};
         usage::records, usage::logs, usage::summary,
         audit::list,
         scim::token::status, scim::token::create_token, scim::token::delete_token,
+        accounts::list_users, accounts::create_user, accounts::show_user, accounts::update_user,
+        accounts::delete_user, accounts::set_password,
+        accounts::list_setup_keys, accounts::create_setup_key, accounts::show_setup_key,
+        accounts::revoke_setup_key,
+        accounts::list_sessions, accounts::show_session, accounts::revoke_session,
+        accounts::revoke_sessions_of,
         me::me,
         document,
     ),
@@ -44,6 +50,9 @@ use crate::{audit, directory, limits, me, policies, providers, scim, usage};
         api_types::AuditEntry, api_types::AuditQuery,
         api_types::ScimToken, api_types::ScimStatus,
         api_types::SelfView, api_types::LimitUse, api_types::LimitOwnerKind,
+        api_types::LocalUser, api_types::LocalUserInput, api_types::LocalUserCreated,
+        api_types::PasswordInput, api_types::SetupKey, api_types::SetupKeyInput,
+        api_types::SetupKeyCreated, api_types::Session, api_types::SessionsRevoked,
         api_types::ErrorBody, api_types::ErrorDetail, api_types::ErrorCode,
     )),
     tags(
@@ -55,6 +64,9 @@ use crate::{audit, directory, limits, me, policies, providers, scim, usage};
         (name = "usage", description = "usage records, logs and summaries"),
         (name = "audit", description = "every admin change: who, when, the record before and after"),
         (name = "scim", description = "the SCIM token an IdP provisions users and groups with, at /scim/v2"),
+        (name = "users", description = "local accounts: the embedded identity provider's people, when no external IdP is configured"),
+        (name = "setup-keys", description = "keys agents enroll with (POST /auth/enroll)"),
+        (name = "sessions", description = "sessions agentnet issued after a sign-in or an enrollment"),
         (name = "me", description = "the caller's own usage and caps, by bearer token"),
         (name = "meta", description = "this document"),
     )
