@@ -8,7 +8,8 @@
 // default, picks an ephemeral port). Everything else it logs goes to stderr. SIGTERM/SIGINT stop it.
 //
 // What it issues (see tests/e2e/README.md):
-// - device flow (client `agentnet-cli`, public) and auth code + PKCE; the built-in dev interaction
+// - device flow (client `agentnet-cli`, public; `agentnet-server`, confidential, which the agentnet
+//   server uses to broker `agentnet login`) and auth code + PKCE; the built-in dev interaction
 //   forms accept a login of a user's sub, email or local part (passwords are not checked);
 // - client credentials (clients `ci-bot`, `nightly-agent`, confidential);
 // - access tokens are JWTs (`typ: at+jwt`) for the gateway resource: `aud` = the audience

@@ -82,6 +82,8 @@ class GatewayConfig:
     providers: list[dict[str, Any]] = field(default_factory=list)
     agents: list[dict[str, Any]] = field(default_factory=list)
     policies: list[dict[str, Any]] = field(default_factory=list)
+    # More keys of the [oidc] section (client_id, client_secret, scopes for brokered sign-in).
+    oidc: dict[str, Any] = field(default_factory=dict)
     extra: str = ""
 
     def provider(self, name: str, kind: str, base_url: str, *, key_env: str, **more: Any) -> "GatewayConfig":
@@ -113,6 +115,7 @@ class GatewayConfig:
         if self.issuer is not None:
             out.append(f"issuer = {_toml(self.issuer)}")
         out.append(f"audiences = {_toml(list(self.audiences))}")
+        out += [f"{k} = {_toml(v)}" for k, v in self.oidc.items()]
         for section, entries in (("providers", self.providers), ("agents", self.agents), ("policies", self.policies)):
             for entry in entries:
                 out += ["", f"[[{section}]]", *(f"{k} = {_toml(v)}" for k, v in entry.items())]
