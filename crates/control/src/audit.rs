@@ -236,3 +236,63 @@ fn to_dto(e: store::AuditEntry) -> AuditEntry {
 
 #[cfg(test)]
 mod tests;
+
+/// Every record the config file can declare (providers, groups, agents, policies, global
+/// limits), as the API shows it, keyed by (audit target kind, name): taken before and after the
+/// config file is applied at start, so that what it changed is audited like an admin change
+/// ([`audit_changes`]).
+pub async fn record_snapshots(
+    store: &store::Store,
+) -> Result<std::collections::BTreeMap<(&'static str, String), Value>, Error> {
+    let mut out = std::collections::BTreeMap::new();
+    for r in store.providers().await? {
+        out.insert(("provider", r.provider.name.clone()), snapshot(&crate::providers::to_dto(&r))?);
+    }
+    for g in store.groups().await? {
+        out.insert(("group", g.name.clone()), snapshot(&crate::directory::group_to_dto(g))?);
+    }
+    for a in store.agents().await? {
+        out.insert(("agent", a.name.clone()), snapshot(&crate::directory::agent_to_dto(a))?);
+    }
+    for p in store.policies().await? {
+        out.insert(("policy", p.policy.name.clone()), snapshot(&crate::policies::to_dto(&p))?);
+    }
+    for l in store.global_limits().await? {
+        out.insert(("limit", l.limit.name.clone()), snapshot(&crate::limits::to_dto(&l))?);
+    }
+    Ok(out)
+}
+
+/// Records one audit entry per record that differs between two [`record_snapshots`], by
+/// `actor` (e.g. the system actor `config-file`). Returns how many.
+pub async fn audit_changes(
+    store: &store::Store,
+    before: &std::collections::BTreeMap<(&'static str, String), Value>,
+    after: &std::collections::BTreeMap<(&'static str, String), Value>,
+    actor_kind: store::ActorKind,
+    actor: &str,
+) -> Result<usize, Error> {
+    let keys: std::collections::BTreeSet<_> = before.keys().chain(after.keys()).collect();
+    let mut tx = store.begin().await?;
+    let mut count = 0;
+    for key in keys {
+        let (old, new) = (before.get(key), after.get(key));
+        if old == new {
+            continue;
+        }
+        let verb = match (old, new) {
+            (None, _) => "create",
+            (_, None) => "delete",
+            _ => "update",
+        };
+        let (kind, name) = (key.0, key.1.as_str());
+        let mut entry =
+            store::AuditEntry::new(actor_kind, actor, format!("{kind}.{verb}"), kind, name);
+        entry.before = old.cloned();
+        entry.after = new.cloned();
+        tx.record_audit(&entry).await?;
+        count += 1;
+    }
+    tx.commit().await?;
+    Ok(count)
+}

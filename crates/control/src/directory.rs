@@ -132,7 +132,7 @@ async fn save_group(
     Ok((after, before.is_some()))
 }
 
-fn group_to_dto(g: GroupRecord) -> Group {
+pub(crate) fn group_to_dto(g: GroupRecord) -> Group {
     Group { name: g.name, description: g.description, managed_by: managed_by_to_dto(g.managed_by) }
 }
 
@@ -254,7 +254,7 @@ async fn save_agent(
     Ok((after, before.is_some()))
 }
 
-fn agent_to_dto(a: AgentRecord) -> Agent {
+pub(crate) fn agent_to_dto(a: AgentRecord) -> Agent {
     Agent {
         name: a.name,
         description: a.description,

@@ -39,7 +39,7 @@ use axum::{
 };
 
 pub use accounts::accounts_router;
-pub use audit::Actor;
+pub use audit::{audit_changes, record_snapshots, Actor};
 pub use error::Error;
 pub use me::{self_service_router, SelfService, SelfServiceError};
 pub use openapi::ApiDoc;

@@ -175,7 +175,7 @@ pub(crate) fn from_input(
     Ok(domain::GlobalLimit { name, targets, limit })
 }
 
-fn to_dto(record: &GlobalLimitRecord) -> GlobalLimit {
+pub(crate) fn to_dto(record: &GlobalLimitRecord) -> GlobalLimit {
     let g = &record.limit;
     let limit = limit_to_dto(&g.limit);
     GlobalLimit {

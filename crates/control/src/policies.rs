@@ -217,7 +217,7 @@ pub(crate) fn sources_to_dto(sources: &[Source]) -> PolicySources {
     out
 }
 
-fn to_dto(record: &PolicyRecord) -> Policy {
+pub(crate) fn to_dto(record: &PolicyRecord) -> Policy {
     let p = &record.policy;
     Policy {
         name: p.name.clone(),

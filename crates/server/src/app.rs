@@ -58,9 +58,22 @@ impl App {
                 .with_context(|| format!("cannot open database {}", path.display()))?,
             None => Store::in_memory(&master).await.context("cannot open in-memory database")?,
         };
+        let before = control::record_snapshots(&store).await?;
         provision::apply_config(&store, &config, env)
             .await
             .context("cannot apply the config file")?;
+        let after = control::record_snapshots(&store).await?;
+        let changed = control::audit_changes(
+            &store,
+            &before,
+            &after,
+            store::ActorKind::System,
+            "config-file",
+        )
+        .await?;
+        if changed > 0 {
+            tracing::info!(records = changed, "the config file changed records; see the audit log");
+        }
         let signer =
             provision::signer(&store, &config.stamping.issuer, config.stamping.assertion_ttl)
                 .await?;

@@ -17,11 +17,19 @@ pub(crate) async fn apply_config(
     config: &Config,
     env: &dyn Source,
 ) -> anyhow::Result<()> {
+    let stored_keys: HashMap<String, SecretString> =
+        store.provider_keys().await?.into_iter().collect();
     for p in &config.providers {
         let provider = p.to_domain().with_context(|| format!("provider '{}'", p.name))?;
         store.put_provider(&provider, ManagedBy::Config).await?;
         if let Some(key) = provider_key(p, env)? {
-            store.set_provider_key(&p.name, &key).await?;
+            // The same key again is no change (and no audit entry).
+            let same = stored_keys
+                .get(&p.name)
+                .is_some_and(|stored| stored.expose_secret() == key.expose_secret());
+            if !same {
+                store.set_provider_key(&p.name, &key).await?;
+            }
         }
     }
     for g in &config.groups {

@@ -674,7 +674,13 @@ async fn write_spec(
         "INSERT INTO {table} (name, spec, managed_by, created_at_ms, updated_at_ms)
          VALUES (?1, ?2, ?3, ?4, ?4)"
     );
-    let sql = conflict.sql(table, &insert, "spec = ?2, managed_by = ?3, updated_at_ms = ?4");
+    // A write that changes nothing (the config file applied again at start) keeps the time of
+    // the last real change.
+    let update = format!(
+        "spec = ?2, managed_by = ?3, updated_at_ms = CASE WHEN {table}.spec = ?2 AND \
+         {table}.managed_by = ?3 THEN {table}.updated_at_ms ELSE ?4 END"
+    );
+    let sql = conflict.sql(table, &insert, &update);
     let done = sqlx::query(&sql)
         .bind(name)
         .bind(spec)

@@ -7,11 +7,8 @@ use std::{
     time::Duration,
 };
 
-use axum::body::Body;
-use http::{Method, Request, StatusCode};
-use http_body_util::BodyExt;
+use http::{Method, StatusCode};
 use testkit::llm::{MockConfig, MockLlm};
-use tower::ServiceExt;
 
 use crate::support::*;
 

@@ -7,6 +7,8 @@ use http::StatusCode;
 use server::{App, Config};
 use tokio_util::sync::CancellationToken;
 
+use crate::support::{TestGateway, ANTHROPIC_KEY, OPENAI_KEY};
+
 #[tokio::test]
 async fn defaults_without_a_config_file() {
     let dir = std::env::temp_dir().join(format!("agentnet-it-defaults-{}", std::process::id()));
@@ -50,4 +52,41 @@ async fn defaults_without_a_config_file() {
     task.await.unwrap().unwrap();
     assert!(!dir.join("admin.sock").exists(), "the socket is removed on shutdown");
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test]
+async fn config_file_changes_are_audited_once() {
+    let gw = TestGateway::start().await;
+    let (_, audit) = gw
+        .admin_json(http::Method::GET, "/api/v1/audit?actor=config-file", serde_json::Value::Null)
+        .await;
+    let entries = audit.as_array().unwrap();
+    let mut seen: Vec<String> = entries
+        .iter()
+        .map(|e| format!("{} {}", e["action"].as_str().unwrap(), e["target"].as_str().unwrap()))
+        .collect();
+    seen.sort();
+    assert_eq!(
+        seen,
+        [
+            "agent.create ci-bot",
+            "policy.create ci",
+            "policy.create engineering",
+            "policy.create sales",
+            "provider.create anthropic",
+            "provider.create openai",
+        ]
+    );
+    assert!(entries.iter().all(|e| e["actor_kind"] == "system"));
+    // The provider appears with its key's fingerprint, never the key.
+    let text = audit.to_string();
+    assert!(!text.contains(ANTHROPIC_KEY) && !text.contains(OPENAI_KEY));
+
+    // Applying the same file again changes nothing, so audits nothing.
+    let gw = gw.restart().await;
+    let (_, again) = gw
+        .admin_json(http::Method::GET, "/api/v1/audit?actor=config-file", serde_json::Value::Null)
+        .await;
+    assert_eq!(again.as_array().unwrap().len(), entries.len());
+    gw.stop().await;
 }
