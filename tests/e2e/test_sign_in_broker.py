@@ -217,3 +217,42 @@ def test_a_denied_device_sign_in_is_reported_as_access_denied(broker, idp):
     time.sleep(da["interval"])
     r = s.post(f"{broker.admin_url}/auth/token", data={"grant_type": DEVICE_GRANT, "device_code": da["device_code"]}, timeout=15)
     assert r.status_code == 400 and r.json()["error"] == "access_denied", r.text
+
+
+def test_scim_deactivation_revokes_brokered_sessions(idp, _mock_llm_process, server_keys, tmp_path_factory, recorder):
+    """With SCIM on, the directory decides: a person deactivated by the IdP's SCIM client loses
+    their agentnet session at once (next request refused, the session revoked for good)."""
+    root = tmp_path_factory.mktemp("broker-scim")
+    cfg = gateway_config(idp.issuer, _mock_llm_process.url, root / "data", server_keys)
+    cfg.oidc.update({"client_id": "agentnet-server", "scopes": ["openid", "email", "profile", "groups", "offline_access", "gateway"]})
+    env = dict(server_keys.env(), AGENTNET__OIDC__CLIENT_SECRET="agentnet-server-secret")
+    with start_gateway(cfg, env=env, name="agentnet-broker-scim") as gw:
+        scim_token = gw.admin().post("/api/v1/scim/token").json()["token"]
+        scim = _http()
+        scim.headers.update({"authorization": f"Bearer {scim_token}", "content-type": "application/scim+json"})
+        email = _person(idp, "hal", ["engineering"])
+        user = scim.post(f"{gw.admin_url}/scim/v2/Users", timeout=10, json={
+            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": email,
+            "emails": [{"value": email, "primary": True}], "active": True,
+        }).json()
+        group = scim.post(f"{gw.admin_url}/scim/v2/Groups", timeout=10, json={
+            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "engineering",
+            "members": [{"value": user["id"]}],
+        })
+        assert group.status_code == 201, group.text
+
+        session = _device_sign_in(gw, email, "hal-pass")
+        claude = recorder.anthropic(base_url=gw.ai_url, api_key=session["access_token"])
+        assert claude.messages.create(model="claude-sonnet-4-5", max_tokens=16, messages=[{"role": "user", "content": "hi"}]).content
+
+        off = scim.patch(f"{gw.admin_url}/scim/v2/Users/{user['id']}", timeout=10, json={
+            "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+            "Operations": [{"op": "Replace", "value": {"active": "False"}}],
+        })
+        assert off.status_code == 200, off.text
+        with pytest.raises(anthropic.AuthenticationError):
+            claude.messages.create(model="claude-sonnet-4-5", max_tokens=16, messages=[{"role": "user", "content": "hi"}])
+        sessions = gw.admin_get("/api/v1/sessions", name=email, all="true")
+        assert [s["revoked_reason"] for s in sessions] == ["account deactivated"], sessions
+        refresh = _http().post(f"{gw.admin_url}/auth/token", data={"grant_type": "refresh_token", "refresh_token": session["refresh_token"]}, timeout=15)
+        assert refresh.json()["error"] == "invalid_grant"
