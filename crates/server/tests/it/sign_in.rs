@@ -205,3 +205,43 @@ async fn an_agent_enrolls_with_a_setup_key_and_loses_access_with_its_record() {
     assert_eq!(sessions[0]["revoked_reason"], "agent deleted");
     gw.stop().await;
 }
+
+#[tokio::test]
+async fn an_admin_uses_the_admin_api_remotely_with_a_session() {
+    let gw = TestGateway::start_local(|a, o| {
+        format!("{}\n[admin]\ngroup = \"agentnet-admins\"\n", default_config(a, o))
+    })
+    .await;
+    add_user(&gw, "root", &["agentnet-admins"]).await;
+    add_user(&gw, "carl", &["engineering"]).await;
+    let admin = sign_in(&gw, "root").await;
+    let other = sign_in(&gw, "carl").await;
+    let bearer = |s: &Value| format!("Bearer {}", s["access_token"].as_str().unwrap());
+
+    let listed =
+        gw.send_admin(Method::GET, "/api/v1/sessions", &[("authorization", &bearer(&admin))]).await;
+    assert_eq!(listed.status, StatusCode::OK, "{}", listed.text());
+    assert_eq!(listed.json().as_array().unwrap().len(), 2);
+    let refused =
+        gw.send_admin(Method::GET, "/api/v1/sessions", &[("authorization", &bearer(&other))]).await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+
+    // The admin revokes carl's sessions; carl's token stops working, audited under root's name.
+    let revoked = gw
+        .send_admin(
+            Method::DELETE,
+            "/api/v1/sessions?name=carl@example.com",
+            &[("authorization", &bearer(&admin))],
+        )
+        .await;
+    assert_eq!(revoked.status, StatusCode::OK, "{}", revoked.text());
+    assert_eq!(
+        claude(&gw, other["access_token"].as_str().unwrap()).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    let (_, audit) =
+        gw.admin_json(Method::GET, "/api/v1/audit?action=session.revoke", Value::Null).await;
+    assert_eq!(audit[0]["actor"], "root@example.com");
+    assert_eq!(audit[0]["actor_kind"], "admin");
+    gw.stop().await;
+}
