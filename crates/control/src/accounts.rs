@@ -55,6 +55,18 @@ pub fn accounts_router(state: SignInState) -> Router {
 
 // ---- local accounts -----------------------------------------------------------------------
 
+/// Commits `tx`, whose changes revoked `revoked`, with an audit entry per session under the
+/// caller; then the data plane forgets them.
+async fn end_sessions(
+    state: &SignInState,
+    caller: &Caller,
+    tx: store::Transaction,
+    revoked: &[store::SessionRecord],
+) -> Result<Vec<String>, Error> {
+    let actor = (caller.kind(), caller.name());
+    Ok(revoke_sessions(state.sessions(), tx, revoked, actor, caller.request_id()).await?)
+}
+
 fn user_to_dto(user: &store::LocalUser) -> LocalUser {
     LocalUser {
         username: user.username.clone(),
@@ -226,14 +238,7 @@ pub(crate) async fn update_user(
     } else {
         Vec::new()
     };
-    revoke_sessions(
-        state.sessions(),
-        tx,
-        &revoked,
-        (caller.kind(), caller.name()),
-        caller.request_id(),
-    )
-    .await?;
+    end_sessions(&state, &caller, tx, &revoked).await?;
     state.after_change().await;
     Ok(Json(after_dto))
 }
@@ -257,14 +262,7 @@ pub(crate) async fn delete_user(
     tx.record_audit(&entry).await?;
     let revoked =
         tx.revoke_sessions_of(PrincipalKind::User, &before.email, "account deleted").await?;
-    revoke_sessions(
-        state.sessions(),
-        tx,
-        &revoked,
-        (caller.kind(), caller.name()),
-        caller.request_id(),
-    )
-    .await?;
+    end_sessions(&state, &caller, tx, &revoked).await?;
     state.after_change().await;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -296,14 +294,7 @@ pub(crate) async fn set_password(
     tx.record_audit(&caller.entry_named("user.password.set", USER, &name)).await?;
     let revoked =
         tx.revoke_sessions_of(PrincipalKind::User, &user.email, "password changed").await?;
-    revoke_sessions(
-        state.sessions(),
-        tx,
-        &revoked,
-        (caller.kind(), caller.name()),
-        caller.request_id(),
-    )
-    .await?;
+    end_sessions(&state, &caller, tx, &revoked).await?;
     Ok(Json(LocalUserCreated { user: user_to_dto(&user), generated_password }))
 }
 
@@ -512,14 +503,7 @@ pub(crate) async fn revoke_session(
         .revoke_session(&id, &format!("revoked by {}", caller.name()))
         .await?
         .ok_or(Error::NotFound { kind: "session", name: id })?;
-    let revoked = revoke_sessions(
-        state.sessions(),
-        tx,
-        &[record],
-        (caller.kind(), caller.name()),
-        caller.request_id(),
-    )
-    .await?;
+    let revoked = end_sessions(&state, &caller, tx, &[record]).await?;
     Ok(Json(SessionsRevoked { revoked }))
 }
 
@@ -540,13 +524,6 @@ pub(crate) async fn revoke_sessions_of(
     let mut tx = state.store().begin().await?;
     let mut records = tx.revoke_sessions_of(PrincipalKind::User, &name, &reason).await?;
     records.extend(tx.revoke_sessions_of(PrincipalKind::Agent, &name, &reason).await?);
-    let revoked = revoke_sessions(
-        state.sessions(),
-        tx,
-        &records,
-        (caller.kind(), caller.name()),
-        caller.request_id(),
-    )
-    .await?;
+    let revoked = end_sessions(&state, &caller, tx, &records).await?;
     Ok(Json(SessionsRevoked { revoked }))
 }

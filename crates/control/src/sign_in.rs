@@ -194,15 +194,27 @@ impl SignInState {
         &self.inner.pending
     }
 
-    /// Checks `password` for the local account `login` (username or email), off the async
-    /// threads and at most two at a time. The same work is done for an unknown login, so the
-    /// time taken does not tell whether an account exists.
-    pub(crate) async fn check_password(
+    /// Signs a person in with a local account: checks `password` for `login` (username or
+    /// email) off the async threads, at most two at a time, doing the same work for an unknown
+    /// login so that the time taken does not tell whether an account exists; then applies the
+    /// directory. `Ok(None)`: wrong login or password, or a deactivated account. `Err`: the page
+    /// to show when the check itself failed.
+    pub(crate) async fn sign_in_local(
         &self,
         login: &str,
         password: &str,
-    ) -> Result<Option<store::LocalUser>, store::Error> {
-        let found = self.inner.store.local_user_for_login(login.trim()).await?;
+    ) -> Result<Option<Principal>, axum::response::Response> {
+        let found = match self.inner.store.local_user_for_login(login.trim()).await {
+            Ok(found) => found,
+            Err(err) => {
+                tracing::error!(error = %crate::error::chain(&err), "cannot read a local account");
+                return Err(pages::message(
+                    http::StatusCode::INTERNAL_SERVER_ERROR,
+                    "Something went wrong",
+                    "The server could not check the password; see its log.",
+                ));
+            }
+        };
         let Ok(_slot) = self.inner.password_slots.acquire().await else { return Ok(None) };
         let password = password.to_owned();
         let hash = found.as_ref().map(|(_, hash)| hash.clone());
@@ -211,7 +223,26 @@ impl SignInState {
         })
         .await
         .unwrap_or(false);
-        Ok(found.filter(|(user, _)| verified && user.active).map(|(user, _)| user))
+        let admitted = found
+            .filter(|(user, _)| verified && user.active)
+            .and_then(|(user, _)| self.admit(local_principal(&user)));
+        if admitted.is_none() {
+            let login: String = login.chars().take(64).collect();
+            tracing::info!(%login, "local sign-in refused: wrong login or password, or deactivated");
+        }
+        Ok(admitted)
+    }
+
+    /// The page to show on a local-accounts route when this server signs people in through an
+    /// external IdP instead.
+    pub(crate) fn local_only(&self) -> Option<axum::response::Response> {
+        (!self.inner.source.is_local()).then(|| {
+            pages::message(
+                http::StatusCode::NOT_FOUND,
+                "Sign-in happens at your identity provider",
+                "This server signs people in through the company identity provider, not with local accounts; use the link agentnet login printed.",
+            )
+        })
     }
 }
 

@@ -22,7 +22,6 @@ use store::SessionSource;
 
 use super::{
     device::broker_failure,
-    local_principal,
     oauth::{client_label, form},
     pages,
     pending::{BrowserFlow, IssuedCode, Vouched},
@@ -157,12 +156,8 @@ pub(crate) struct SignInForm {
 
 /// `POST /auth/authorize`: the local sign-in form.
 pub(crate) async fn local_sign_in(State(state): State<SignInState>, body: Bytes) -> Response {
-    if !state.source().is_local() {
-        return pages::message(
-            StatusCode::NOT_FOUND,
-            "Not here",
-            "This server has no local accounts.",
-        );
+    if let Some(page) = state.local_only() {
+        return page;
     }
     let Ok(input) = form::<SignInForm>(&body) else {
         return pages::message(
@@ -176,20 +171,11 @@ pub(crate) async fn local_sign_in(State(state): State<SignInState>, body: Bytes)
         return expired_page();
     };
     let login = input.login.unwrap_or_default();
-    let user = match state.check_password(&login, &input.password.unwrap_or_default()).await {
-        Ok(user) => user,
-        Err(err) => {
-            tracing::error!(error = %crate::error::chain(&err), "cannot check a local password");
-            return pages::message(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "Something went wrong",
-                "The server could not check the password; see its log.",
-            );
-        }
+    let admitted = match state.sign_in_local(&login, &input.password.unwrap_or_default()).await {
+        Ok(principal) => principal,
+        Err(page) => return page,
     };
-    let admitted = user.and_then(|user| state.admit(local_principal(&user)));
     let Some(principal) = admitted else {
-        tracing::info!(login = %login.chars().take(64).collect::<String>(), "local sign-in refused: wrong login or password");
         if let Some((redirect_uri, client_state)) = state.pending().browser_failed(&flow_id) {
             return redirect_with(
                 &redirect_uri,

@@ -17,7 +17,6 @@ use serde::Deserialize;
 use store::SessionSource;
 
 use super::{
-    local_principal,
     oauth::{client_label, form, no_store_json, Failure},
     pages,
     pending::{DeviceFlow, DeviceWait, Vouched, MAX_FAILED_PASSWORDS},
@@ -159,12 +158,8 @@ pub(crate) async fn activate_page(
     State(state): State<SignInState>,
     Query(query): Query<ActivateQuery>,
 ) -> Response {
-    if !state.source().is_local() {
-        return pages::message(
-            StatusCode::NOT_FOUND,
-            "Sign-in happens at your identity provider",
-            "This server signs people in through the company identity provider; use the link agentnet login printed.",
-        );
+    if let Some(page) = state.local_only() {
+        return page;
     }
     let code = query.user_code.as_deref().and_then(normalize_user_code);
     pages::activate(code.as_deref(), None)
@@ -186,12 +181,8 @@ pub(crate) struct ActivateForm {
 /// `POST /auth/activate`: the person signs in with their local account to approve (or denies)
 /// the device sign-in with that user code.
 pub(crate) async fn activate(State(state): State<SignInState>, body: Bytes) -> Response {
-    if !state.source().is_local() {
-        return pages::message(
-            StatusCode::NOT_FOUND,
-            "Not here",
-            "This server has no local accounts.",
-        );
+    if let Some(page) = state.local_only() {
+        return page;
     }
     let Ok(input) = form::<ActivateForm>(&body) else {
         return pages::activate(None, Some("The form was incomplete; try again."));
@@ -220,26 +211,15 @@ pub(crate) async fn activate(State(state): State<SignInState>, body: Bytes) -> R
     }
     let login = input.login.unwrap_or_default();
     let password = input.password.unwrap_or_default();
-    let user = match state.check_password(&login, &password).await {
-        Ok(user) => user,
-        Err(err) => {
-            tracing::error!(error = %crate::error::chain(&err), "cannot check a local password");
-            return pages::message(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "Something went wrong",
-                "The server could not check the password; see its log.",
-            );
-        }
-    };
-    let admitted = user.and_then(|user| {
-        let principal = state.admit(local_principal(&user))?;
-        Some(Vouched {
+    let admitted = match state.sign_in_local(&login, &password).await {
+        Ok(principal) => principal.map(|principal| Vouched {
             groups: principal.groups.clone(),
             principal,
             source: SessionSource::Local,
             idp_refresh: None,
-        })
-    });
+        }),
+        Err(page) => return page,
+    };
     let outcome = state.pending().with_user_code(&code, |flow| {
         let Some(DeviceFlow { wait: DeviceWait::Local { approved, denied, failures }, .. }) = flow
         else {
@@ -271,10 +251,7 @@ pub(crate) async fn activate(State(state): State<SignInState>, body: Bytes) -> R
             "Device signed in",
             &format!("Signed in as {name}. You can close this page and return to your terminal."),
         ),
-        Err("") => {
-            tracing::info!(login = %login.chars().take(64).collect::<String>(), "local sign-in refused: wrong login or password");
-            pages::activate(Some(&code), Some("Wrong login or password."))
-        }
+        Err("") => pages::activate(Some(&code), Some("Wrong login or password.")),
         Err(message) => pages::message(StatusCode::BAD_REQUEST, "Sign-in not completed", message),
     }
 }
