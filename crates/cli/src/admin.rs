@@ -1,7 +1,9 @@
-//! `agentnet admin …`: providers, groups, agents, policies, global limits, usage, logs and the
-//! audit log, through the admin API on the server's Unix socket. Human output is aligned tables; `--json` prints the server's
-//! JSON as is.
+//! `agentnet admin …`: providers, groups, agents, policies, global limits, usage, logs, the
+//! audit log, local accounts, setup keys and sessions, through the admin API on the server's Unix
+//! socket (or, with `--url`, on a remote admin listener, as a signed-in admin). Human output is
+//! aligned tables; `--json` prints the server's JSON as is.
 
+mod accounts;
 mod client;
 pub(crate) mod table;
 mod when;
@@ -18,15 +20,30 @@ use api_types::{
     SetKeyRequest, SetKeyResponse, Stamping, UsageQuery, UsageRecord, UsageSummary,
 };
 
-use crate::args::{
-    AdminArgs, AdminCommand, AgentsCommand, AuditFilters, GroupsCommand, LimitAdd, LimitsCommand,
-    PoliciesCommand, PolicyAdd, ProviderAdd, ProvidersCommand, ScimCommand, UsageFilters,
+use crate::{
+    args::{
+        AdminArgs, AdminCommand, AgentsCommand, AuditFilters, GroupsCommand, LimitAdd,
+        LimitsCommand, PoliciesCommand, PolicyAdd, ProviderAdd, ProvidersCommand, ScimCommand,
+        UsageFilters,
+    },
+    remote::Remote,
+    session::{self, unix_now, SessionFile},
 };
 use client::{segment, Answer, Client};
 use table::Table;
 
 pub(crate) async fn run(args: AdminArgs) -> anyhow::Result<()> {
-    let client = Client::new(args.socket_path());
+    let client = match &args.url {
+        Some(url) => {
+            let remote = Remote::new(url)?;
+            let file = SessionFile::default_location()?;
+            let session = session::current(&file, unix_now()?)
+                .await
+                .context("--url authenticates with your `agentnet login` session")?;
+            Client::remote(remote, session.access_token)
+        }
+        None => Client::new(args.socket_path()),
+    };
     let output = execute(&client, args.command, args.json).await?;
     print!("{output}");
     Ok(())
@@ -190,6 +207,9 @@ async fn execute(client: &Client, command: AdminCommand, json: bool) -> anyhow::
             let answer = client.get(&with_query("/audit", &query.to_query_string())).await?;
             out(answer, &|a| Ok(audit_table(&a.decode::<Vec<AuditEntry>>()?)))
         }
+        AdminCommand::Users(cmd) => accounts::users(client, cmd, json, &read_password).await,
+        AdminCommand::SetupKeys(cmd) => accounts::setup_keys(client, cmd, json).await,
+        AdminCommand::Sessions(cmd) => accounts::sessions(client, cmd, json, when::now_ms()?).await,
     }
 }
 
@@ -277,14 +297,8 @@ fn read_key(provider: &str, var: Option<&str>) -> anyhow::Result<String> {
         Some(var) => std::env::var(var)
             .with_context(|| format!("environment variable {var} is not set (or not UTF-8)"))?,
         None if std::io::stdin().is_terminal() => {
-            eprint!("key for provider '{provider}' (input hidden): ");
-            let _echo = EchoOff::new();
-            let mut line = String::new();
-            std::io::stdin()
-                .read_line(&mut line)
-                .context("cannot read the key from the terminal")?;
-            eprintln!();
-            line
+            prompt_hidden(&format!("key for provider '{provider}' (input hidden): "))
+                .context("cannot read the key from the terminal")?
         }
         None => {
             let mut all = String::new();
@@ -297,6 +311,41 @@ fn read_key(provider: &str, var: Option<&str>) -> anyhow::Result<String> {
         bail!("no key given: pipe it on stdin (e.g. `pass show openai | agentnet admin providers set-key openai`) or use --from-env VAR");
     }
     Ok(key)
+}
+
+/// A password for the local account `user` from stdin: typed twice at a prompt with echo off,
+/// or piped (one trailing newline removed).
+fn read_password(user: &str) -> anyhow::Result<String> {
+    let password = if std::io::stdin().is_terminal() {
+        let first = prompt_hidden(&format!("password for '{user}' (input hidden): "))
+            .context("cannot read the password from the terminal")?;
+        let again = prompt_hidden("the same again: ")
+            .context("cannot read the password from the terminal")?;
+        if first != again {
+            bail!("the two passwords differ");
+        }
+        first
+    } else {
+        let mut all = String::new();
+        std::io::stdin().read_to_string(&mut all).context("cannot read the password from stdin")?;
+        all
+    };
+    let password = password.strip_suffix('\n').unwrap_or(&password);
+    let password = password.strip_suffix('\r').unwrap_or(password);
+    if password.is_empty() {
+        bail!("no password given on stdin");
+    }
+    Ok(password.to_owned())
+}
+
+/// One line typed at the terminal after `prompt`, with echo off.
+fn prompt_hidden(prompt: &str) -> std::io::Result<String> {
+    eprint!("{prompt}");
+    let _echo = EchoOff::new();
+    let mut line = String::new();
+    std::io::stdin().read_line(&mut line)?;
+    eprintln!();
+    Ok(line)
 }
 
 /// Turns terminal echo off (via `stty`, so no unsafe code) until dropped.

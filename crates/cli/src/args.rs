@@ -1,5 +1,5 @@
 //! The command line, declared with clap's derive API. Parsing only: the commands live in
-//! `admin`, `usage` and `setup`.
+//! `login` (login, enroll, logout), `whoami` (whoami, token), `admin`, `usage` and `setup`.
 
 use std::path::PathBuf;
 
@@ -30,7 +30,31 @@ pub(crate) enum Command {
         #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
     },
-    /// Manage providers, groups, agents and policies, and read usage, through a running server.
+    /// Sign in to a gateway.
+    ///
+    /// By default with a code you enter in a browser (on this machine or any other), or with
+    /// --browser through a browser on this machine. The session is kept in your config directory
+    /// (agentnet/session.json, readable only by you).
+    Login(LoginArgs),
+    /// Sign out: end the session at the server and forget it here.
+    Logout,
+    /// Who you are signed in as, at which server, and until when.
+    Whoami {
+        /// Print the server's JSON answer (`/api/v1/me`) instead.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print a valid access token of your session, refreshing it when needed.
+    ///
+    /// The token command for tools such as Claude Code (`agentnet setup claude-code`).
+    Token,
+    /// Enroll this machine as an agent, with a setup key.
+    ///
+    /// The key comes from `agentnet admin setup-keys create` and is read from an environment
+    /// variable or a file, never from the command line.
+    Enroll(EnrollArgs),
+    /// Manage providers, groups, agents, policies, accounts, setup keys and sessions, and read
+    /// usage, through a running server.
     Admin(AdminArgs),
     /// Your own usage: the caps that apply to you with what is used and left, your spend over
     /// the last 24 hours and 30 days, and your recent requests.
@@ -43,12 +67,46 @@ pub(crate) enum Command {
 }
 
 #[derive(Debug, Args)]
-#[command(group(ArgGroup::new("token").required(true).args(["token_env", "token_command"])))]
-pub(crate) struct UsageArgs {
-    /// The gateway's admin listener, which serves the self-service view (`/api/v1/me`).
-    #[arg(long, value_name = "URL", default_value = DEFAULT_ADMIN_URL)]
+pub(crate) struct LoginArgs {
+    /// The gateway's admin listener [default: the server of your current session, else
+    /// http://127.0.0.1:4001].
+    #[arg(long, value_name = "URL")]
+    pub(crate) server: Option<String>,
+    /// Sign in through a browser on this machine (auth code + PKCE, answered on a loopback
+    /// port) instead of entering a code.
+    #[arg(long)]
+    pub(crate) browser: bool,
+    /// Do not open a browser; only print the link.
+    #[arg(long)]
+    pub(crate) no_open: bool,
+}
+
+#[derive(Debug, Args)]
+#[command(group(ArgGroup::new("setup_key").required(true).args(["setup_key_env", "setup_key_file"])))]
+pub(crate) struct EnrollArgs {
+    /// The gateway's admin listener.
+    #[arg(long, value_name = "URL")]
     pub(crate) server: String,
-    /// The environment variable holding your access token: the one your AI clients send.
+    /// The environment variable holding the setup key.
+    #[arg(long, value_name = "VAR")]
+    pub(crate) setup_key_env: Option<String>,
+    /// A file holding the setup key; `-` reads it from stdin.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) setup_key_file: Option<PathBuf>,
+    /// The agent's name (not needed when the key is bound to an agent).
+    #[arg(long, value_name = "NAME")]
+    pub(crate) name: Option<String>,
+}
+
+#[derive(Debug, Args)]
+#[command(group(ArgGroup::new("token").args(["token_env", "token_command"])))]
+pub(crate) struct UsageArgs {
+    /// The gateway's admin listener, which serves the self-service view (`/api/v1/me`)
+    /// [default: the server of your `agentnet login` session, else http://127.0.0.1:4001].
+    #[arg(long, value_name = "URL")]
+    pub(crate) server: Option<String>,
+    /// The environment variable holding your access token: the one your AI clients send
+    /// [default: your `agentnet login` session].
     #[arg(long, value_name = "VAR")]
     pub(crate) token_env: Option<String>,
     /// A command that prints your access token (run with `sh -c`), e.g. the one given to
@@ -80,6 +138,17 @@ pub(crate) struct AdminArgs {
         help_heading = "Server connection"
     )]
     pub(crate) data_dir: PathBuf,
+    /// A remote server's admin listener, e.g. https://agentnet.example.com:4001, instead of the
+    /// socket; you authenticate with your `agentnet login` session and must be in the server's
+    /// admin group.
+    #[arg(
+        long,
+        value_name = "URL",
+        global = true,
+        conflicts_with_all = ["socket", "data_dir"],
+        help_heading = "Server connection"
+    )]
+    pub(crate) url: Option<String>,
     /// Print the server's JSON answer instead of a table.
     #[arg(long, global = true, help_heading = "Server connection")]
     pub(crate) json: bool,
@@ -120,6 +189,132 @@ pub(crate) enum AdminCommand {
     /// SCIM provisioning: the token your IdP (Okta, Entra ID, …) pushes users and groups with.
     #[command(subcommand)]
     Scim(ScimCommand),
+    /// Local accounts: the people who sign in with a password when no external IdP is
+    /// configured.
+    #[command(subcommand)]
+    Users(UsersCommand),
+    /// Setup keys: what agents enroll with (`agentnet enroll`).
+    #[command(subcommand)]
+    SetupKeys(SetupKeysCommand),
+    /// Sign-in sessions of people and agents: list them, revoke them.
+    #[command(subcommand)]
+    Sessions(SessionsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum UsersCommand {
+    /// List local accounts.
+    List,
+    /// Show one local account.
+    Show { name: String },
+    /// Add a local account. Without --password-stdin the server generates a password, printed
+    /// once.
+    Create(UserCreate),
+    /// Change a local account; what is not given is kept. Deactivating it (or changing its
+    /// email) ends its sessions.
+    Update(UserUpdate),
+    /// Remove a local account; its sessions end.
+    Delete { name: String },
+    /// Set a local account's password (its sessions end). Without --password-stdin the server
+    /// generates one, printed once.
+    SetPassword {
+        name: String,
+        /// Read the password from stdin (typed at a hidden prompt, or piped).
+        #[arg(long)]
+        password_stdin: bool,
+    },
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct UserCreate {
+    /// The login name.
+    pub(crate) name: String,
+    /// What logs, usage and policies know the person by.
+    #[arg(long, value_name = "EMAIL")]
+    pub(crate) email: String,
+    #[arg(long, value_name = "NAME")]
+    pub(crate) display_name: Option<String>,
+    /// A group the person is in (repeatable).
+    #[arg(long = "group", value_name = "GROUP")]
+    pub(crate) groups: Vec<String>,
+    /// Read the initial password from stdin (typed at a hidden prompt, or piped) instead of
+    /// having the server generate one.
+    #[arg(long)]
+    pub(crate) password_stdin: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct UserUpdate {
+    pub(crate) name: String,
+    #[arg(long, value_name = "EMAIL")]
+    pub(crate) email: Option<String>,
+    /// The display name; an empty one removes it.
+    #[arg(long, value_name = "NAME")]
+    pub(crate) display_name: Option<String>,
+    /// The person's groups, replacing the current ones (repeatable).
+    #[arg(long = "group", value_name = "GROUP")]
+    pub(crate) groups: Vec<String>,
+    /// Remove the person from every group.
+    #[arg(long, conflicts_with = "groups")]
+    pub(crate) no_groups: bool,
+    /// Let the person sign in again.
+    #[arg(long)]
+    pub(crate) activate: bool,
+    /// Stop the person from signing in, and end their sessions.
+    #[arg(long, conflicts_with = "activate")]
+    pub(crate) deactivate: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum SetupKeysCommand {
+    /// List setup keys (never the keys themselves).
+    List,
+    /// Show one setup key.
+    Show { name: String },
+    /// Create a setup key; the key is printed once.
+    Create(SetupKeyCreate),
+    /// Revoke a setup key: it enrolls no more agents.
+    Revoke { name: String },
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct SetupKeyCreate {
+    pub(crate) name: String,
+    /// Enroll as this existing agent; without it, each enrolling agent names itself and is
+    /// created.
+    #[arg(long, value_name = "AGENT")]
+    pub(crate) agent: Option<String>,
+    /// A group given to the agents the key creates (repeatable).
+    #[arg(long = "group", value_name = "GROUP")]
+    pub(crate) groups: Vec<String>,
+    /// How many enrollments it allows [default: 1].
+    #[arg(long, value_name = "N")]
+    pub(crate) uses: Option<u32>,
+    /// How long it stays valid: 30m, 24h, 7d (at most 365d) [default: 24h].
+    #[arg(long, value_name = "DURATION", value_parser = expires_in)]
+    pub(crate) expires_in: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum SessionsCommand {
+    /// List live sessions, newest first.
+    List {
+        /// Only this person's (email) or agent's sessions.
+        #[arg(long, value_name = "NAME")]
+        name: Option<String>,
+        /// Include revoked and expired sessions.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Revoke one session by id, or with --name every live session of a person or agent.
+    #[command(group(ArgGroup::new("which").required(true).args(["id", "name"])))]
+    Revoke {
+        /// The session's id.
+        id: Option<String>,
+        /// The person (email) or agent whose sessions to revoke.
+        #[arg(long, value_name = "NAME")]
+        name: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -346,8 +541,8 @@ pub(crate) enum SetupTool {
         /// The gateway's AI endpoint.
         #[arg(long, value_name = "URL", default_value = DEFAULT_ENDPOINT)]
         endpoint: String,
-        /// A command that prints the token Claude Code sends [default: a dummy; the gateway
-        /// identifies callers by other means and strips client credentials].
+        /// A command that prints the token Claude Code sends [default: `agentnet token`, the
+        /// access token of your `agentnet login` session].
         #[arg(long, value_name = "CMD")]
         token_command: Option<String>,
         /// Show what would change without writing.
@@ -387,6 +582,16 @@ fn preset_parser() -> impl TypedValueParser<Value = GatewayPreset> {
 fn api_parser() -> impl TypedValueParser<Value = api_types::Api> {
     PossibleValuesParser::new(api_types::Api::ALL.map(api_types::Api::as_str))
         .map(|s| api_types::Api::parse(&s).unwrap_or(api_types::Api::OpenAi))
+}
+
+/// Checks an `--expires-in` duration (`30m`, `24h`, `7d`); its range is the server's to check.
+fn expires_in(value: &str) -> Result<String, String> {
+    match api_types::parse_window(value) {
+        Ok(_) => Ok(value.to_owned()),
+        Err(_) => Err(format!(
+            "'{value}' is not a duration: use a whole number and a unit s, m, h or d, e.g. 30m, 24h, 7d"
+        )),
+    }
 }
 
 /// Parses a limit SPEC: comma-separated `key=value` pairs, exactly one of `spend` (USD, also

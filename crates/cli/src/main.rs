@@ -1,15 +1,24 @@
-//! The `agentnet` binary: `agentnet server` runs the gateway, `agentnet admin …` manages it over
-//! the admin socket, `agentnet usage` shows a person or agent their own spend and caps (over the
-//! admin listener, with their bearer token), `agentnet setup …` points Claude Code and Codex at
-//! it.
+//! The `agentnet` binary: `agentnet server` runs the gateway; `agentnet login` (or, for agents,
+//! `agentnet enroll` with a setup key) opens a session at it, `agentnet token` prints a valid
+//! access token from that session (Claude Code's key helper), `agentnet whoami` and
+//! `agentnet logout`; `agentnet admin …` manages the gateway over the admin socket (or a remote
+//! admin listener, signed in); `agentnet usage` shows a person or agent their own spend and caps
+//! (over the admin listener); `agentnet setup …` points Claude Code and Codex at it.
 //!
 //! API boundary: this crate talks to the server only through `api-types` DTOs over HTTP, and
 //! embeds `server` for `agentnet server`; it never reaches the store or the proxy.
 
 mod admin;
 mod args;
+mod auth;
+#[cfg(test)]
+mod fake_server;
+mod login;
+mod remote;
+mod session;
 mod setup;
 mod usage;
+mod whoami;
 
 use std::process::ExitCode;
 
@@ -22,6 +31,11 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Server { config } => server::run_from_cli(config).await,
+        Command::Login(args) => login::run_login(args).await,
+        Command::Logout => login::run_logout().await,
+        Command::Whoami { json } => whoami::run_whoami(json).await,
+        Command::Token => whoami::run_token().await,
+        Command::Enroll(args) => login::run_enroll(args).await,
         Command::Admin(admin) => admin::run(admin).await,
         Command::Usage(args) => usage::run(args).await,
         Command::Setup { tool } => setup::run(tool),

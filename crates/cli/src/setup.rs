@@ -25,7 +25,8 @@ pub(crate) fn run(tool: SetupTool) -> anyhow::Result<()> {
         SetupTool::ClaudeCode { endpoint, token_command, dry_run } => {
             let endpoint = Endpoint::parse(&endpoint)?;
             let path = claude_code::settings_path()?;
-            let helper = token_command.unwrap_or_else(|| claude_code::DUMMY_KEY_HELPER.to_owned());
+            let helper =
+                token_command.unwrap_or_else(|| claude_code::DEFAULT_KEY_HELPER.to_owned());
             apply(&path, dry_run, |existing| claude_code::merge(existing, &endpoint, &helper))
         }
         SetupTool::Codex { endpoint, token_env, model, dry_run } => {

@@ -1,7 +1,8 @@
 //! `agentnet usage`: a person's (or an agent's) own view of their usage, from the gateway's
-//! self-service route `GET /api/v1/me` on its admin listener. The caller is identified by the
-//! same bearer token their AI clients send, read from an environment variable or printed by a
-//! command; it is never taken on the command line, printed, or put in an error message.
+//! self-service route `GET /api/v1/me` on its admin listener. The caller is identified by their
+//! `agentnet login` session or by the bearer token their AI clients send, read from an
+//! environment variable or printed by a command; a token is never taken on the command line,
+//! printed, or put in an error message.
 //!
 //! Human output: who you are, the limits that apply to you (owner, whom they count, window, cap,
 //! used, remaining; spend in dollars), your spend over the last 24 hours and 30 days, and your
@@ -10,39 +11,34 @@
 #[cfg(test)]
 mod tests;
 
-use std::time::Duration;
-
-use anyhow::{anyhow, bail, Context};
+use anyhow::{bail, Context};
 use api_types::{LimitOwnerKind, LimitUse, SelfView, UsageRecord, UsageTotals};
 use bytes::Bytes;
-use http_body_util::{BodyExt, Empty};
-use hyper::{
-    header::{self, HeaderValue},
-    Request, StatusCode, Uri,
-};
-use hyper_util::{
-    client::legacy::{connect::HttpConnector, Client},
-    rt::TokioExecutor,
-};
+use hyper::{header::HeaderValue, StatusCode, Uri};
 
 use crate::{
     admin::{table::Table, usd},
-    args::UsageArgs,
+    args::{UsageArgs, DEFAULT_ADMIN_URL},
+    remote::{error_message, status_text, Remote},
+    session::{unix_now, SessionFile},
 };
 
-/// How long the whole exchange may take, connection included.
-const TIMEOUT: Duration = Duration::from_secs(30);
-
 pub(crate) async fn run(args: UsageArgs) -> anyhow::Result<()> {
-    let source = TokenSource::from_args(&args)?;
-    let token = source.read(&|var| std::env::var(var).ok())?;
-    let url = me_url(&args.server)?;
-    let bytes = fetch(&url, &token).await?;
+    let bytes = match TokenSource::from_args(&args)? {
+        Some(source) => {
+            let token = source.read(&|var| std::env::var(var).ok())?;
+            fetch(args.server.as_deref().unwrap_or(DEFAULT_ADMIN_URL), &token).await?
+        }
+        None => {
+            let file = SessionFile::default_location()?;
+            crate::whoami::me(&file, args.server.as_deref(), unix_now()?).await?.1
+        }
+    };
     print!("{}", output(&bytes, args.json)?);
     Ok(())
 }
 
-/// Where the bearer token comes from.
+/// Where the bearer token comes from, when not from the stored session.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum TokenSource {
     Env(String),
@@ -50,12 +46,16 @@ pub(crate) enum TokenSource {
 }
 
 impl TokenSource {
-    pub(crate) fn from_args(args: &UsageArgs) -> anyhow::Result<Self> {
+    /// The source the arguments name; `None`: the stored session.
+    pub(crate) fn from_args(args: &UsageArgs) -> anyhow::Result<Option<Self>> {
         match (&args.token_env, &args.token_command) {
-            (Some(var), None) => Ok(Self::Env(var.clone())),
-            (None, Some(cmd)) => Ok(Self::Command(cmd.clone())),
-            // clap's argument group already insists on exactly one.
-            _ => bail!("give exactly one of --token-env VAR or --token-command CMD"),
+            (Some(var), None) => Ok(Some(Self::Env(var.clone()))),
+            (None, Some(cmd)) => Ok(Some(Self::Command(cmd.clone()))),
+            (None, None) => Ok(None),
+            // clap's argument group already allows at most one.
+            (Some(_), Some(_)) => {
+                bail!("give at most one of --token-env VAR or --token-command CMD")
+            }
         }
     }
 
@@ -108,61 +108,18 @@ fn run_token_command(cmd: &str) -> anyhow::Result<String> {
     String::from_utf8(output.stdout).context("the --token-command printed something not UTF-8")
 }
 
-/// `{server}/api/v1/me`, for a server given as `http(s)://host[:port][/prefix]`.
-pub(crate) fn me_url(server: &str) -> anyhow::Result<Uri> {
-    let server = server.trim();
-    let rest = server
-        .strip_prefix("http://")
-        .or_else(|| server.strip_prefix("https://"))
-        .with_context(|| {
-            format!(
-                "--server '{server}' must start with http:// or https://, e.g. http://gateway:4001"
-            )
-        })?;
-    if rest.is_empty() || rest.starts_with('/') {
-        bail!("--server '{server}' has no host");
-    }
-    if rest.contains(['?', '#']) {
-        bail!("--server '{server}' must be a base URL, without a query or fragment");
-    }
-    let url = format!("{}{}/me", server.trim_end_matches('/'), api_types::API_PREFIX);
-    url.parse().with_context(|| format!("--server '{server}' is not a valid URL"))
+/// The self-service route, under the server's base URL.
+pub(crate) fn me_path() -> String {
+    format!("{}/me", api_types::API_PREFIX)
 }
 
-/// GETs the view with the bearer token; a non-2xx answer becomes an error a person understands.
-async fn fetch(url: &Uri, token: &str) -> anyhow::Result<Bytes> {
-    let mut http = HttpConnector::new();
-    http.enforce_http(false);
-    http.set_nodelay(true);
-    let https = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_provider_and_webpki_roots(rustls::crypto::ring::default_provider())
-        .context("cannot set up TLS")?
-        .https_or_http()
-        .enable_http1()
-        .wrap_connector(http);
-    let client = Client::builder(TokioExecutor::new()).build::<_, Empty<Bytes>>(https);
-    let mut auth = HeaderValue::from_str(&format!("Bearer {token}"))
-        .map_err(|_| anyhow!("the token has characters a header cannot carry"))?;
-    auth.set_sensitive(true);
-    let request = Request::get(url.clone())
-        .header(header::AUTHORIZATION, auth)
-        .header(header::ACCEPT, "application/json")
-        .header(header::USER_AGENT, concat!("agentnet/", env!("CARGO_PKG_VERSION")))
-        .body(Empty::new())?;
-    let exchange = async {
-        let response = client.request(request).await.with_context(|| {
-            format!("cannot reach the agentnet server at {url}: is --server the gateway's admin listener?")
-        })?;
-        let status = response.status();
-        let bytes =
-            response.into_body().collect().await.context("the answer was cut off")?.to_bytes();
-        anyhow::Ok((status, bytes))
-    };
-    let (status, bytes) = tokio::time::timeout(TIMEOUT, exchange).await.map_err(|_| {
-        anyhow!("the agentnet server at {url} did not answer within {}s", TIMEOUT.as_secs())
-    })??;
-    check(status, &bytes, url)?;
-    Ok(bytes)
+/// GETs the view from `server` with the bearer token; a non-2xx answer becomes an error a person
+/// understands.
+async fn fetch(server: &str, token: &str) -> anyhow::Result<Bytes> {
+    let remote = Remote::new(server)?;
+    let reply = remote.get(&me_path(), Some(token)).await?;
+    check(reply.status, &reply.bytes, &remote.url(&me_path())?)?;
+    Ok(reply.bytes)
 }
 
 /// Turns a failed answer into an error naming what to do.
@@ -181,19 +138,6 @@ pub(crate) fn check(status: StatusCode, bytes: &[u8], url: &Uri) -> anyhow::Resu
             "{url} was not found: --server should be the gateway's admin listener (port 4001 by default), not its AI endpoint"
         ),
         _ => bail!("the server answered {}: {message}", status_text(status)),
-    }
-}
-
-/// `error.message` of a JSON error body (the admin API's shape and the AI endpoint's share it).
-fn error_message(bytes: &[u8]) -> Option<String> {
-    let value: serde_json::Value = serde_json::from_slice(bytes).ok()?;
-    value["error"]["message"].as_str().map(str::to_owned)
-}
-
-fn status_text(status: StatusCode) -> String {
-    match status.canonical_reason() {
-        Some(reason) => format!("{} {}", status.as_u16(), reason.to_lowercase()),
-        None => status.as_u16().to_string(),
     }
 }
 

@@ -198,10 +198,10 @@ class Gateway:
                 raise AssertionError(f"{len(found)} of {count} expected usage records within {timeout}s: {found}")
             time.sleep(0.05)
 
-    def cli(self, *args: str, timeout: float = 30.0) -> Result:
+    def cli(self, *args: str, timeout: float = 30.0, input: str | None = None) -> Result:
         """`agentnet admin --data-dir DATA_DIR ARGS…` (the CLI over the same socket)."""
         argv = [str(agentnet_bin()), "admin", "--data-dir", str(self.data_dir), *args]
-        return run(argv, timeout=timeout, env=_server_env(self.data_dir.parent)).check()
+        return run(argv, timeout=timeout, env=_server_env(self.data_dir.parent), input=input).check()
 
     # -- health and the assertion JWKS (admin TCP listener) ----------------------------------------
 

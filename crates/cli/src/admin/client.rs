@@ -1,5 +1,6 @@
-//! The admin API client: HTTP/1.1 over the server's Unix socket, one connection per request,
-//! JSON in and out through `api-types` DTOs.
+//! The admin API client: HTTP/1.1 over the server's Unix socket, one connection per request, or
+//! HTTP(S) to a remote server's admin listener with the bearer token of the `agentnet login`
+//! session (`--url`). JSON in and out through `api-types` DTOs.
 
 use std::{path::PathBuf, time::Duration};
 
@@ -12,11 +13,22 @@ use hyper_util::rt::TokioIo;
 use serde::{de::DeserializeOwned, Serialize};
 use tokio::net::UnixStream;
 
+use crate::remote::{status_text, Body, Remote};
+
 /// How long one admin request may take, connection included.
 const TIMEOUT: Duration = Duration::from_secs(60);
 
 pub(crate) struct Client {
-    socket: PathBuf,
+    transport: Transport,
+}
+
+enum Transport {
+    Socket(PathBuf),
+    /// A remote admin listener, with an access token of an admin.
+    Remote {
+        remote: Box<Remote>,
+        token: String,
+    },
 }
 
 /// A successful answer: its raw JSON (for `--json`) and how to decode it.
@@ -41,7 +53,20 @@ impl Answer {
 
 impl Client {
     pub(crate) fn new(socket: PathBuf) -> Self {
-        Self { socket }
+        Self { transport: Transport::Socket(socket) }
+    }
+
+    /// A client of the admin API at `remote`, authenticating with `token`.
+    pub(crate) fn remote(remote: Remote, token: String) -> Self {
+        Self { transport: Transport::Remote { remote: Box::new(remote), token } }
+    }
+
+    /// The server's admin listener URL, when it is reached over HTTP.
+    pub(crate) fn server_url(&self) -> Option<&str> {
+        match &self.transport {
+            Transport::Socket(_) => None,
+            Transport::Remote { remote, .. } => Some(remote.base()),
+        }
     }
 
     pub(crate) async fn get(&self, path: &str) -> anyhow::Result<Answer> {
@@ -69,11 +94,19 @@ impl Client {
         body: Option<Vec<u8>>,
     ) -> anyhow::Result<Answer> {
         let uri = format!("{}{path}", api_types::API_PREFIX);
+        let socket = match &self.transport {
+            Transport::Socket(socket) => socket,
+            Transport::Remote { remote, token } => {
+                let body = body.map_or(Body::Empty, Body::Json);
+                let reply = remote.send(method, &uri, Some(token), body).await?;
+                return answer(reply.status, reply.bytes);
+            }
+        };
         let exchange = async {
-            let stream = UnixStream::connect(&self.socket).await.with_context(|| {
+            let stream = UnixStream::connect(socket).await.with_context(|| {
                 format!(
                     "cannot reach the agentnet server at {}: is `agentnet server` running?",
-                    self.socket.display()
+                    socket.display()
                 )
             })?;
             let (mut sender, connection) =
@@ -102,24 +135,22 @@ impl Client {
         let (status, bytes) = tokio::time::timeout(TIMEOUT, exchange).await.map_err(|_| {
             anyhow!("the agentnet server did not answer within {}s", TIMEOUT.as_secs())
         })??;
-        if status.is_success() {
-            return Ok(Answer { bytes });
-        }
-        match serde_json::from_slice::<ErrorBody>(&bytes) {
-            Ok(body) => bail!("{}", body.error.message),
-            Err(_) => bail!(
-                "the server answered {}: {}",
-                status_text(status),
-                String::from_utf8_lossy(&bytes).trim()
-            ),
-        }
+        answer(status, bytes)
     }
 }
 
-fn status_text(status: StatusCode) -> String {
-    match status.canonical_reason() {
-        Some(reason) => format!("{} {}", status.as_u16(), reason.to_lowercase()),
-        None => status.as_u16().to_string(),
+/// A 2xx answer; otherwise an error carrying the server's message.
+fn answer(status: StatusCode, bytes: Bytes) -> anyhow::Result<Answer> {
+    if status.is_success() {
+        return Ok(Answer { bytes });
+    }
+    match serde_json::from_slice::<ErrorBody>(&bytes) {
+        Ok(body) => bail!("{}", body.error.message),
+        Err(_) => bail!(
+            "the server answered {}: {}",
+            status_text(status),
+            String::from_utf8_lossy(&bytes).trim()
+        ),
     }
 }
 

@@ -372,13 +372,13 @@ fn the_command_line_is_well_formed() {
 }
 
 #[test]
-fn usage_takes_exactly_one_token_source() {
+fn usage_takes_at_most_one_token_source() {
     let usage = |args: &[&str]| match parse(args).unwrap().command {
         Command::Usage(usage) => usage,
         other => panic!("not usage: {other:?}"),
     };
     let u = usage(&["usage", "--token-env", "AGENTNET_TOKEN"]);
-    assert_eq!(u.server, "http://127.0.0.1:4001");
+    assert_eq!(u.server, None);
     assert_eq!(u.token_env.as_deref(), Some("AGENTNET_TOKEN"));
     assert_eq!(u.token_command, None);
     assert!(!u.json);
@@ -391,16 +391,121 @@ fn usage_takes_exactly_one_token_source() {
         "gcloud auth print-identity-token",
         "--json",
     ]);
-    assert_eq!(u.server, "https://gateway.example.com:4001");
+    assert_eq!(u.server.as_deref(), Some("https://gateway.example.com:4001"));
     assert_eq!(u.token_command.as_deref(), Some("gcloud auth print-identity-token"));
     assert!(u.json);
 
-    let none = parse(&["usage"]).unwrap_err().to_string();
-    assert!(none.contains("--token-env <VAR>|--token-command <CMD>"), "{none}");
+    // Neither: the `agentnet login` session.
+    let u = usage(&["usage"]);
+    assert_eq!((u.server, u.token_env, u.token_command), (None, None, None));
     let both = parse(&["usage", "--token-env", "T", "--token-command", "echo t"]).unwrap_err();
     assert!(both.to_string().contains("cannot be used with"), "{both}");
     // The token itself is never an argument.
     assert!(parse(&["usage", "--token", "eyJ..."]).is_err());
+}
+
+#[test]
+fn login_and_enroll() {
+    let Command::Login(l) = parse(&["login"]).unwrap().command else { panic!() };
+    assert_eq!((l.server, l.browser, l.no_open), (None, false, false));
+    let Command::Login(l) =
+        parse(&["login", "--server", "https://gw:4001", "--browser", "--no-open"]).unwrap().command
+    else {
+        panic!()
+    };
+    assert_eq!((l.server.as_deref(), l.browser, l.no_open), (Some("https://gw:4001"), true, true));
+    assert!(matches!(parse(&["logout"]).unwrap().command, Command::Logout));
+    assert!(matches!(parse(&["token"]).unwrap().command, Command::Token));
+    assert!(matches!(
+        parse(&["whoami", "--json"]).unwrap().command,
+        Command::Whoami { json: true }
+    ));
+
+    let Command::Enroll(e) = parse(&[
+        "enroll",
+        "--server",
+        "http://gw:4001",
+        "--setup-key-env",
+        "AGENTNET_SETUP_KEY",
+        "--name",
+        "runner-1",
+    ])
+    .unwrap()
+    .command
+    else {
+        panic!()
+    };
+    assert_eq!(e.setup_key_env.as_deref(), Some("AGENTNET_SETUP_KEY"));
+    assert_eq!(e.name.as_deref(), Some("runner-1"));
+    let Command::Enroll(e) =
+        parse(&["enroll", "--server", "http://gw", "--setup-key-file", "-"]).unwrap().command
+    else {
+        panic!()
+    };
+    assert_eq!(e.setup_key_file, Some(PathBuf::from("-")));
+    // Exactly one key source, and never the key itself.
+    let none = parse(&["enroll", "--server", "http://gw"]).unwrap_err().to_string();
+    assert!(none.contains("--setup-key-env <VAR>|--setup-key-file <FILE>"), "{none}");
+    assert!(parse(&["enroll", "--server", "s", "--setup-key-env", "K", "--setup-key-file", "f"])
+        .is_err());
+    assert!(parse(&["enroll", "--server", "s", "--setup-key", "agentnet_sk_x"]).is_err());
+    assert!(parse(&["enroll", "--setup-key-env", "K"]).is_err(), "--server is required");
+}
+
+#[test]
+fn admin_accounts_setup_keys_and_sessions() {
+    let a = admin(&[
+        "admin",
+        "users",
+        "create",
+        "alice",
+        "--email",
+        "alice@example.com",
+        "--group",
+        "eng",
+        "--group",
+        "sre",
+        "--password-stdin",
+    ]);
+    let AdminCommand::Users(UsersCommand::Create(c)) = a.command else { panic!() };
+    assert_eq!((c.name.as_str(), c.email.as_str()), ("alice", "alice@example.com"));
+    assert_eq!(c.groups, ["eng", "sre"]);
+    assert!(c.password_stdin);
+    assert!(parse(&["admin", "users", "create", "bob"]).is_err(), "--email is required");
+    assert!(parse(&["admin", "users", "update", "bob", "--activate", "--deactivate"]).is_err());
+    assert!(parse(&["admin", "users", "update", "bob", "--group", "x", "--no-groups"]).is_err());
+    assert!(parse(&["admin", "users", "set-password", "bob", "--password", "x"]).is_err());
+
+    let a = admin(&[
+        "admin",
+        "setup-keys",
+        "create",
+        "runners",
+        "--group",
+        "ci",
+        "--uses",
+        "10",
+        "--expires-in",
+        "7d",
+    ]);
+    let AdminCommand::SetupKeys(SetupKeysCommand::Create(k)) = a.command else { panic!() };
+    assert_eq!((k.uses, k.expires_in.as_deref(), k.agent), (Some(10), Some("7d"), None));
+    let bad = parse(&["admin", "setup-keys", "create", "x", "--expires-in", "1 week"]).unwrap_err();
+    assert!(bad.to_string().contains("'1 week' is not a duration"), "{bad}");
+
+    let a = admin(&["admin", "sessions", "list", "--name", "alice@example.com", "--all"]);
+    let AdminCommand::Sessions(SessionsCommand::List { name, all }) = a.command else { panic!() };
+    assert_eq!((name.as_deref(), all), (Some("alice@example.com"), true));
+    assert!(parse(&["admin", "sessions", "revoke"]).is_err());
+    assert!(parse(&["admin", "sessions", "revoke", "ses_1", "--name", "a"]).is_err());
+    let a = admin(&["admin", "sessions", "revoke", "--name", "a@b.c"]);
+    let AdminCommand::Sessions(SessionsCommand::Revoke { id, name }) = a.command else { panic!() };
+    assert_eq!((id, name.as_deref()), (None, Some("a@b.c")));
+
+    // A remote admin listener instead of the socket.
+    let a = admin(&["admin", "--url", "https://gw:4001", "sessions", "list"]);
+    assert_eq!(a.url.as_deref(), Some("https://gw:4001"));
+    assert!(parse(&["admin", "--url", "https://gw", "--socket", "/s", "groups", "list"]).is_err());
 }
 
 #[test]

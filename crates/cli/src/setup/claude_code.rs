@@ -11,9 +11,10 @@ use super::{
     Change, Endpoint, Merged,
 };
 
-/// The default key helper: prints a dummy. The gateway strips client credentials and identifies
-/// the caller by other means, so Claude Code only needs *something* to send.
-pub(crate) const DUMMY_KEY_HELPER: &str = "echo '-'";
+/// The default key helper: the access token of the `agentnet login` session, refreshed when it
+/// is about to expire. Claude Code sends it as its API key; the gateway identifies the caller by
+/// it (and strips it before the request goes upstream).
+pub(crate) const DEFAULT_KEY_HELPER: &str = "agentnet token";
 
 /// `$CLAUDE_CONFIG_DIR/settings.json` (Claude Code's own override), else
 /// `$HOME/.claude/settings.json`.

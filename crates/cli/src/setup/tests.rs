@@ -37,10 +37,10 @@ fn endpoints_are_normalized() {
 fn claude_code_fresh_file() {
     check_claude(
         None,
-        claude_code::DUMMY_KEY_HELPER,
+        claude_code::DEFAULT_KEY_HELPER,
         expect![[r#"
             {
-              "apiKeyHelper": "echo '-'",
+              "apiKeyHelper": "agentnet token",
               "env": {
                 "ANTHROPIC_BASE_URL": "http://127.0.0.1:4000",
                 "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1"
@@ -48,7 +48,7 @@ fn claude_code_fresh_file() {
             }
         "#]],
         expect![[r#"
-            apiKeyHelper = "echo '-'"
+            apiKeyHelper = "agentnet token"
             env.ANTHROPIC_BASE_URL = "http://127.0.0.1:4000"
             env.CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC = "1"
         "#]],

@@ -36,7 +36,12 @@ fn the_token_comes_from_an_environment_variable_or_a_command() {
 
 #[test]
 fn the_url_is_the_servers_plus_the_route() {
-    let url = |s: &str| me_url(s).map(|u| u.to_string()).map_err(|e| e.to_string());
+    let url = |s: &str| {
+        Remote::new(s)
+            .and_then(|r| r.url(&me_path()))
+            .map(|u| u.to_string())
+            .map_err(|e| e.to_string())
+    };
     assert_eq!(url("http://127.0.0.1:4001").unwrap(), "http://127.0.0.1:4001/api/v1/me");
     assert_eq!(url(" https://gw.example.com/ ").unwrap(), "https://gw.example.com/api/v1/me");
     assert_eq!(
@@ -229,7 +234,7 @@ impl control::SelfService for Fake {
         Box<dyn Future<Output = Result<domain::Principal, control::SelfServiceError>> + Send + 'a>,
     > {
         Box::pin(async move {
-            match headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
+            match headers.get(hyper::header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
                 Some("Bearer good-token") => Ok(domain::Principal::user(
                     "sub",
                     "alice@example.com",
@@ -268,20 +273,19 @@ async fn the_whole_exchange_over_http() {
     let server = format!("http://{}", listener.local_addr().unwrap());
     let task = tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
 
-    let url = me_url(&server).unwrap();
-    let bytes = fetch(&url, "good-token").await.unwrap();
+    let bytes = fetch(&server, "good-token").await.unwrap();
     let out = output(&bytes, false).unwrap();
     assert!(out.starts_with("alice@example.com (user), groups: engineering\n"), "{out}");
     assert!(out.contains("policy metered  you         30d     $1.00  $0.0090      $0.99"), "{out}");
     assert!(out.contains("no requests yet"), "{out}");
 
-    let refused = fetch(&url, "stale-token").await.unwrap_err().to_string();
+    let refused = fetch(&server, "stale-token").await.unwrap_err().to_string();
     assert_eq!(refused, "your token was refused: the token has expired");
-    let wrong = fetch(&me_url(&format!("{server}/nope")).unwrap(), "good-token").await;
+    let wrong = fetch(&format!("{server}/nope"), "good-token").await;
     assert!(wrong.unwrap_err().to_string().contains("was not found: --server should be"));
     task.abort();
 
-    let gone = fetch(&url, "good-token").await.unwrap_err();
+    let gone = fetch(&server, "good-token").await.unwrap_err();
     assert!(
         format!("{gone:#}").starts_with("cannot reach the agentnet server at http://127.0.0.1:"),
         "{gone:#}"
