@@ -145,6 +145,14 @@ def test_login_whoami_token_refresh_and_logout_against_the_idp(broker, idp, tmp_
     again = _agentnet(env, "whoami")
     assert again.returncode != 0 and "agentnet login" in again.stderr
 
+    # No token agentnet issued is in the server's log (debug level) or its files in plaintext.
+    log = broker.log_text()
+    secrets_seen = [saved["access_token"], saved["refresh_token"], saved_after["access_token"], saved_after["refresh_token"], token]
+    assert not [t for t in secrets_seen if t in log]
+    for path in data_dir_files(broker.data_dir):
+        data = path.read_bytes()
+        assert not [t for t in secrets_seen if t.encode() in data], path
+
 
 BROWSER_SCRIPT = """#!{python}
 import sys
@@ -248,9 +256,11 @@ def test_agent_enrolls_with_a_one_time_setup_key(local, tmp_path, mock_llm, reco
     assert "used up" in again.stderr, again.stderr
     keys = json.loads(local.cli("setup-keys", "list", "--json").stdout)
     assert [(k["name"], k["state"], k["uses"]) for k in keys] == [("ci-once", "exhausted", 1)]
-    # No file of the server's (database, WAL) holds the key in plaintext.
+    # No file of the server's (database, WAL) and no log line holds the key or the token.
     for path in data_dir_files(local.data_dir):
         assert key.encode() not in path.read_bytes(), path
+        assert token.encode() not in path.read_bytes(), path
+    assert key not in local.log_text() and token not in local.log_text()
 
 
 def test_local_account_login_with_the_browser_flow(local, tmp_path):
