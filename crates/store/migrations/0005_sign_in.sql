@@ -30,6 +30,8 @@ CREATE TABLE sessions (
     client                 TEXT,                       -- device label, e.g. a hostname
     access_digest          BLOB NOT NULL UNIQUE,       -- SHA-256 of the access token
     refresh_digest         BLOB NOT NULL UNIQUE,       -- SHA-256 of the refresh token
+    previous_refresh_digest BLOB,                      -- the refresh token rotated out last:
+                                                       -- presented again, it betrays a copy
     idp_refresh_ciphertext BLOB,                       -- AEAD, bound to 'session:<id>'
     created_at_ms          INTEGER NOT NULL,
     refreshed_at_ms        INTEGER NOT NULL,
@@ -41,6 +43,7 @@ CREATE TABLE sessions (
 );
 CREATE INDEX sessions_name ON sessions (name_key, kind);
 CREATE INDEX sessions_created ON sessions (created_at_ms);
+CREATE INDEX sessions_previous_refresh ON sessions (previous_refresh_digest);
 
 CREATE TABLE setup_keys (
     name            TEXT PRIMARY KEY NOT NULL,

@@ -482,10 +482,6 @@ async fn refresh_rotates_tokens_and_rechecks_the_local_account() {
     // The old access token is gone from the data plane; the old refresh token is spent.
     assert!(h.principal_of(access).is_err());
     assert_eq!(h.principal_of(access2).unwrap().groups, vec!["a", "b"]);
-    let reused =
-        h.form("/auth/token", &[("grant_type", "refresh_token"), ("refresh_token", refresh)]).await;
-    assert_eq!(reused.json()["error"], "invalid_grant");
-
     // Deactivation revokes the session at once; a refresh then fails.
     let off = h
         .json(
@@ -798,4 +794,45 @@ async fn token_endpoint_errors_are_oauth_shaped() {
         .send(Method::POST, "/auth/token", "application/x-www-form-urlencoded", "%%%".into())
         .await;
     assert_eq!(junk.status, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn reusing_a_rotated_refresh_token_revokes_the_whole_session() {
+    let h = harness().await;
+    h.add_user("rita", "rita@example.com", &[]).await;
+    let first = h.device_sign_in("rita").await;
+    let refresh = first["refresh_token"].as_str().unwrap();
+    let second = h
+        .form("/auth/token", &[("grant_type", "refresh_token"), ("refresh_token", refresh)])
+        .await
+        .json();
+    let access2 = second["access_token"].as_str().unwrap();
+    assert!(h.principal_of(access2).is_ok());
+
+    // The spent token again: someone holds a copy. The session ends for everyone.
+    let reused =
+        h.form("/auth/token", &[("grant_type", "refresh_token"), ("refresh_token", refresh)]).await;
+    assert_eq!(reused.json()["error"], "invalid_grant");
+    assert!(h.principal_of(access2).is_err());
+    let current = h
+        .form(
+            "/auth/token",
+            &[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", second["refresh_token"].as_str().unwrap()),
+            ],
+        )
+        .await;
+    assert_eq!(current.json()["error"], "invalid_grant");
+    let sessions = h.get("/api/v1/sessions?all=true").await.json();
+    assert_eq!(sessions[0]["revoked_reason"], "refresh token reused");
+    let audit = h
+        .store
+        .audit(&store::AuditQuery { action: Some("session.revoke".into()), ..Default::default() })
+        .await
+        .unwrap();
+    assert_eq!(
+        (audit[0].actor_kind, audit[0].actor.as_str()),
+        (store::ActorKind::System, "refresh")
+    );
 }

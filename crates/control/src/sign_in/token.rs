@@ -256,11 +256,23 @@ async fn refresh_grant(
 ) -> Result<api_types::TokenResponse, Failure> {
     let digest = TokenDigest::of(refresh_token);
     let now = now_ms();
-    let stored = state.store().session_by_refresh(digest.as_bytes()).await?.ok_or_else(|| {
-        Failure::invalid_grant(
+    let Some(stored) = state.store().session_by_refresh(digest.as_bytes()).await? else {
+        // A spent refresh token presented again: someone holds a copy of it, so the session
+        // ends for everyone who has it (refresh-token reuse detection).
+        if let Some(record) = state.store().session_by_rotated_refresh(digest.as_bytes()).await? {
+            if record.revoked_at_ms.is_none() {
+                tracing::warn!(
+                    session = %record.id,
+                    principal = %record.name,
+                    "a rotated refresh token was presented again; revoking the session"
+                );
+                end_session(state, &record, "refresh token reused").await?;
+            }
+        }
+        return Err(Failure::invalid_grant(
             "the refresh token is unknown or was already used; sign in again (agentnet login)",
-        )
-    })?;
+        ));
+    };
     refreshable(&stored.record, now).map_err(Failure::invalid_grant)?;
     let recheck = recheck(state, &stored.record, stored.idp_refresh_token.as_ref()).await?;
     let (principal, groups, idp_refresh) = match recheck {

@@ -130,6 +130,16 @@ impl Store {
         session_by(&mut *self.pool.acquire().await?, By::Access(access)).await
     }
 
+    /// The session whose refresh token `refresh` was until its last rotation. Someone
+    /// presenting it again holds a copy of a spent token: the session should be revoked
+    /// (refresh-token reuse detection, OAuth 2.0 Security BCP §4.14.2).
+    pub async fn session_by_rotated_refresh(
+        &self,
+        refresh: &[u8; 32],
+    ) -> Result<Option<SessionRecord>> {
+        session_by(&mut *self.pool.acquire().await?, By::RotatedRefresh(refresh)).await
+    }
+
     pub async fn session(&self, id: &str) -> Result<Option<SessionRecord>> {
         session_by(&mut *self.pool.acquire().await?, By::Id(id)).await
     }
@@ -240,7 +250,8 @@ impl Transaction {
         session_by(&mut self.tx, By::Id(id)).await
     }
 
-    /// A refresh: replaces both token digests (the old ones no longer find the session), the
+    /// A refresh: replaces both token digests (the old ones no longer find the session, but the
+    /// old refresh token is remembered for [`Store::session_by_rotated_refresh`]), the
     /// expiries (capped at the session's `expires_at_ms`) and the groups, stamps
     /// `refreshed_at_ms` now, and replaces the IdP refresh token when one is given (`None` keeps
     /// the stored one). `Error::NotFound` if there is no such session. It does not look at
@@ -256,7 +267,8 @@ impl Transaction {
     ) -> Result<()> {
         let sealed = seal(&self.cipher, id, idp_refresh_token)?;
         let done = sqlx::query(
-            "UPDATE sessions SET access_digest = ?2, refresh_digest = ?3,
+            "UPDATE sessions SET access_digest = ?2, previous_refresh_digest = refresh_digest,
+                 refresh_digest = ?3,
                  access_expires_at_ms = MIN(?4, expires_at_ms),
                  refresh_expires_at_ms = MIN(?5, expires_at_ms), groups = ?6,
                  refreshed_at_ms = ?7,
@@ -341,6 +353,7 @@ fn seal(cipher: &Cipher, id: &str, token: Option<&SecretString>) -> Result<Optio
 enum By<'a> {
     Id(&'a str),
     Access(&'a [u8; 32]),
+    RotatedRefresh(&'a [u8; 32]),
 }
 
 async fn session_by(conn: &mut SqliteConnection, by: By<'_>) -> Result<Option<SessionRecord>> {
@@ -349,6 +362,12 @@ async fn session_by(conn: &mut SqliteConnection, by: By<'_>) -> Result<Option<Se
         By::Id(id) => sqlx::query(&sql("id")).bind(id).fetch_optional(conn).await?,
         By::Access(digest) => {
             sqlx::query(&sql("access_digest")).bind(digest.as_slice()).fetch_optional(conn).await?
+        }
+        By::RotatedRefresh(digest) => {
+            sqlx::query(&sql("previous_refresh_digest"))
+                .bind(digest.as_slice())
+                .fetch_optional(conn)
+                .await?
         }
     };
     row.as_ref().map(session_from_row).transpose()
