@@ -201,8 +201,18 @@ async fn an_agent_enrolls_with_a_setup_key_and_loses_access_with_its_record() {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
     assert_eq!(status, StatusCode::UNAUTHORIZED);
-    let (_, sessions) = gw.admin_json(Method::GET, "/api/v1/sessions?all=true", Value::Null).await;
-    assert_eq!(sessions[0]["revoked_reason"], "agent deleted");
+    // The data plane forgets the session first; the revocation is then written to the store.
+    let mut reason = Value::Null;
+    for _ in 0..100 {
+        let (_, sessions) =
+            gw.admin_json(Method::GET, "/api/v1/sessions?all=true", Value::Null).await;
+        reason = sessions[0]["revoked_reason"].clone();
+        if !reason.is_null() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(reason, "agent deleted");
     gw.stop().await;
 }
 
