@@ -226,6 +226,8 @@ pub(crate) async fn update_user(
         tx.local_user(&name).await?.ok_or(Error::NotFound { kind: USER, name: name.clone() })?;
     let mut user = account(name, &input, now)?;
     user.created_at_ms = before.created_at_ms;
+    // Left out, `active` stays as it is: an edit must not reactivate an account by omission.
+    user.active = input.active.unwrap_or(before.active);
     tx.update_local_user(&user).await?;
     let (before_dto, after_dto) = (user_to_dto(&before), user_to_dto(&user));
     let entry =

@@ -220,6 +220,14 @@ pub(crate) async fn remove_agent(
     if !tx.delete_agent(&name).await? {
         return Err(Error::NotFound { kind: AGENT, name });
     }
+    // Its sessions end with it, in the same transaction: an agent recreated under this name
+    // later must not inherit them. (The data plane forgets them at the reload that follows.)
+    let ended = tx.revoke_sessions_of(domain::PrincipalKind::Agent, &name, "agent deleted").await?;
+    for session in &ended {
+        let mut entry = caller.entry_named("session.revoke", "session", &session.id);
+        entry.after = Some(serde_json::json!({"name": session.name, "reason": "agent deleted"}));
+        tx.record_audit(&entry).await?;
+    }
     let entry = caller.entry(Change::Delete, AGENT, &name, before.as_ref(), None)?;
     audit::commit(&state, tx, entry).await?;
     Ok(StatusCode::NO_CONTENT)

@@ -96,6 +96,9 @@ pub struct SignInSettings {
     pub pending_ttl: Duration,
     /// The polling interval given to device-flow clients (local accounts).
     pub device_interval: Duration,
+    /// How long after a rotation a second use of the old refresh token is only refused (a
+    /// client retrying a refresh whose answer it lost); later, it revokes the session (theft).
+    pub reuse_grace: Duration,
 }
 
 impl SignInSettings {
@@ -107,6 +110,7 @@ impl SignInSettings {
             session_lifetime: Duration::from_secs(30 * 86_400),
             pending_ttl: Duration::from_secs(10 * 60),
             device_interval: Duration::from_secs(2),
+            reuse_grace: Duration::from_secs(10),
         }
     }
 }
@@ -127,7 +131,7 @@ struct Inner {
     pending: pending::Pending,
     /// Bounds concurrent password checks: argon2id costs tens of milliseconds of one core
     /// each, and a flood of sign-in attempts must not starve the server.
-    password_slots: tokio::sync::Semaphore,
+    password_slots: Arc<tokio::sync::Semaphore>,
 }
 
 impl SignInState {
@@ -148,7 +152,7 @@ impl SignInState {
                 admit,
                 after_change,
                 pending: pending::Pending::default(),
-                password_slots: tokio::sync::Semaphore::new(2),
+                password_slots: Arc::new(tokio::sync::Semaphore::new(2)),
             }),
         }
     }
@@ -215,10 +219,15 @@ impl SignInState {
                 ));
             }
         };
-        let Ok(_slot) = self.inner.password_slots.acquire().await else { return Ok(None) };
+        // The permit moves into the blocking task: a client that hangs up cannot free it while
+        // its hash is still being computed.
+        let Ok(slot) = self.inner.password_slots.clone().acquire_owned().await else {
+            return Ok(None);
+        };
         let password = password.to_owned();
         let hash = found.as_ref().map(|(_, hash)| hash.clone());
         let verified = tokio::task::spawn_blocking(move || {
+            let _slot = slot;
             identity::verify_password(&password, hash.as_deref())
         })
         .await
@@ -227,7 +236,7 @@ impl SignInState {
             .filter(|(user, _)| verified && user.active)
             .and_then(|(user, _)| self.admit(local_principal(&user)));
         if admitted.is_none() {
-            let login: String = login.chars().take(64).collect();
+            let login: String = login.chars().filter(|c| !c.is_control()).take(64).collect();
             tracing::info!(%login, "local sign-in refused: wrong login or password, or deactivated");
         }
         Ok(admitted)
@@ -257,6 +266,8 @@ pub fn sign_in_router(state: SignInState) -> Router {
         .route(&auth("/token"), post(token::token))
         .route(&auth("/revoke"), post(token::revoke))
         .route(&auth("/enroll"), post(enroll::enroll))
+        // Forms and small JSON bodies only.
+        .layer(axum::extract::DefaultBodyLimit::max(16 * 1024))
         .with_state(state)
 }
 

@@ -475,12 +475,11 @@ fn with_query(endpoint: &str, query: &str) -> String {
     format!("{endpoint}{separator}{query}")
 }
 
-/// The OAuth error in an answer, if it is one: a JSON object with a string `error`, in a 400
-/// or 401 answer (RFC 6749 §5.2) or in a 200 one (as some IdPs answer device-flow polls).
+/// The OAuth error in an answer, if it is one: a JSON object with a string `error`, in a 4xx
+/// answer (RFC 6749 §5.2 says 400 or 401; Google answers device-flow polls with 428 and 403)
+/// or in a 200 one (as some IdPs answer device-flow polls).
 fn oauth_error(status: StatusCode, body: &[u8]) -> Option<BrokerError> {
-    let may_be_error = status.is_success()
-        || status == StatusCode::BAD_REQUEST
-        || status == StatusCode::UNAUTHORIZED;
+    let may_be_error = status.is_success() || status.is_client_error();
     if !may_be_error {
         return None;
     }

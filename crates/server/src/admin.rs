@@ -118,6 +118,12 @@ async fn require_admin(
         Err(err) => return refuse(err.status(), err.reason(), err.to_string()),
     };
     drop(gateway);
+    if principal.kind == domain::PrincipalKind::Agent {
+        // Agents get their groups from setup keys and admin records; none may administer the
+        // server remotely (automation uses the socket on the server host).
+        let message = format!("agent '{}' may not use the admin API remotely", principal.name);
+        return refuse(StatusCode::FORBIDDEN, "not_an_admin", message);
+    }
     if !principal.in_group(&gate.group) {
         let message =
             format!("'{}' is not a member of the admin group '{}'", principal.name, gate.group);

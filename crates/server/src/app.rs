@@ -119,6 +119,9 @@ impl App {
             sessions: sessions.clone(),
             local_accounts,
         };
+        // Sessions whose owner went away while the server was down (an agent removed from the
+        // config file, a switch to an external IdP) end now.
+        crate::sessions::revoke_lost(&store, &gateway, &sessions, local_accounts).await?;
 
         let changed = Arc::new(Notify::new());
         let notify = changed.clone();
@@ -343,7 +346,8 @@ impl Reloader {
     async fn reload_directory(&self) -> anyhow::Result<()> {
         let Some(gateway) = self.gateway.upgrade() else { return Ok(()) };
         gateway.install_directory(provision::directory(&self.store, self.local_accounts).await?);
-        crate::sessions::revoke_lost(&self.store, &gateway, &self.sessions).await?;
+        crate::sessions::revoke_lost(&self.store, &gateway, &self.sessions, self.local_accounts)
+            .await?;
         Ok(())
     }
 }

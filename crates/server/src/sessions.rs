@@ -7,7 +7,7 @@ use std::{sync::Arc, time::Duration};
 use domain::{Principal, PrincipalKind};
 use identity::{SessionEntry, SessionTable, TokenDigest};
 use proxy::Gateway;
-use store::{ActorKind, AuditEntry, SessionRecord, Store};
+use store::{ActorKind, AuditEntry, SessionRecord, SessionSource, Store};
 use tokio_util::sync::CancellationToken;
 
 /// How often expired sessions are dropped from memory and old ones from the database.
@@ -50,35 +50,45 @@ pub(crate) async fn load(store: &Store) -> anyhow::Result<Vec<(TokenDigest, Sess
 }
 
 /// Revokes the sessions whose owner lost the right to one: a person the directory (SCIM or
-/// local accounts) deactivated, an agent that no longer exists. The data plane already refuses
-/// them on their next request; this ends the sessions for good, in the database and the audit
-/// log. Returns how many were revoked.
+/// local accounts) deactivated, an agent that no longer exists, a local account's session once
+/// the server signs people in through an external IdP. Every unrevoked session in the store is
+/// checked, idle ones included (their access token may have expired, their refresh token not),
+/// so none can come back at a refresh. The store is written first, then the data plane forgets
+/// them. Runs at start and after every change. Returns how many were revoked.
 pub(crate) async fn revoke_lost(
     store: &Store,
     gateway: &Gateway,
     sessions: &SessionTable,
+    local_accounts: bool,
 ) -> anyhow::Result<usize> {
     let agents: std::collections::HashSet<String> =
         store.agents().await?.into_iter().map(|a| a.name).collect();
-    let reasons = std::cell::RefCell::new(Vec::<(String, &'static str)>::new());
-    sessions.revoke_where(|entry| {
-        let reason = match entry.principal.kind {
-            PrincipalKind::User if gateway.apply_directory(entry.principal.clone()).is_none() => {
-                "account deactivated"
-            }
-            PrincipalKind::Agent if !agents.contains(&entry.principal.name) => "agent deleted",
-            _ => return false,
-        };
-        reasons.borrow_mut().push((entry.session_id.clone(), reason));
-        true
-    });
-    let lost = reasons.into_inner();
+    let live = store
+        .sessions(&store::SessionQuery { name: None, include_inactive: false, limit: None })
+        .await?;
+    forget_revoked(store, sessions, &live).await?;
+    let lost: Vec<(SessionRecord, &'static str)> = live
+        .into_iter()
+        .filter_map(|record| {
+            let reason = match record.kind {
+                PrincipalKind::User if record.source == SessionSource::Local && !local_accounts => {
+                    "local accounts are no longer used"
+                }
+                PrincipalKind::User if gateway.apply_directory(principal_of(&record)).is_none() => {
+                    "account deactivated"
+                }
+                PrincipalKind::Agent if !agents.contains(&record.name) => "agent deleted",
+                _ => return None,
+            };
+            Some((record, reason))
+        })
+        .collect();
     if lost.is_empty() {
         return Ok(0);
     }
     let mut tx = store.begin().await?;
-    for (id, reason) in &lost {
-        if let Some(record) = tx.revoke_session(id, reason).await? {
+    for (record, reason) in &lost {
+        if tx.revoke_session(&record.id, reason).await?.is_some() {
             let mut entry = AuditEntry::new(
                 ActorKind::System,
                 "directory",
@@ -95,11 +105,40 @@ pub(crate) async fn revoke_lost(
         }
     }
     tx.commit().await?;
+    for (record, _) in &lost {
+        sessions.revoke(&record.id);
+    }
     tracing::info!(
         sessions = lost.len(),
         "revoked the sessions of deactivated people and deleted agents"
     );
     Ok(lost.len())
+}
+
+/// Makes the data plane forget sessions that were revoked in the store by a change that did
+/// not touch the table itself (an agent deleted through the admin API revokes its sessions in
+/// the same transaction). A table entry missing from `live` is checked once more in the store:
+/// it may be a session opened since `live` was read.
+async fn forget_revoked(
+    store: &Store,
+    sessions: &SessionTable,
+    live: &[SessionRecord],
+) -> anyhow::Result<()> {
+    let live: std::collections::HashSet<&str> = live.iter().map(|r| r.id.as_str()).collect();
+    let unlisted = std::cell::RefCell::new(Vec::new());
+    sessions.revoke_where(|entry| {
+        if !live.contains(entry.session_id.as_str()) {
+            unlisted.borrow_mut().push(entry.session_id.clone());
+        }
+        false
+    });
+    for id in unlisted.into_inner() {
+        let ended = store.session(&id).await?.is_none_or(|r| r.revoked_at_ms.is_some());
+        if ended {
+            sessions.revoke(&id);
+        }
+    }
+    Ok(())
 }
 
 /// Drops expired entries from the table and long-ended sessions from the database, hourly.

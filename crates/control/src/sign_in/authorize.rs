@@ -319,7 +319,8 @@ fn redirect_with(uri: &str, params: &[(&str, &str)]) -> Response {
 }
 
 /// Whether `uri` is a loopback redirect a native app may use (RFC 8252 §7.3, §8.3): plain http
-/// to 127.0.0.1, [::1] or localhost, with a port, and no fragment.
+/// to 127.0.0.1, [::1] or localhost, with a port, no fragment, and the path `/callback` that
+/// agentnet's CLI listens on (so the code can reach nothing else on the machine).
 pub(crate) fn is_loopback_redirect(uri: &str) -> bool {
     if uri.len() > 2048 || uri.contains('#') {
         return false;
@@ -327,6 +328,7 @@ pub(crate) fn is_loopback_redirect(uri: &str) -> bool {
     let Ok(parsed) = uri.parse::<Uri>() else { return false };
     parsed.scheme_str() == Some("http")
         && parsed.port_u16().is_some()
+        && parsed.path() == "/callback"
         && matches!(parsed.host(), Some("127.0.0.1" | "[::1]" | "localhost"))
         && parsed.authority().is_some_and(|a| !a.as_str().contains('@'))
 }

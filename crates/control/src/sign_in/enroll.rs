@@ -55,9 +55,14 @@ async fn enroll_agent(
         crate::validate::name("name", name)
             .map_err(|err| Failure::invalid_request(err.to_string()))?;
     }
+    let digest = TokenDigest::of(&input.setup_key);
+    // A read first: a flood of made-up keys must not queue on the database's write lock.
+    if !state.store().setup_key_exists(digest.as_bytes()).await? {
+        return Err(invalid_key("the setup key is unknown"));
+    }
     let now = now_ms();
     let mut tx = state.store().begin().await?;
-    let key = match tx.redeem_setup_key(TokenDigest::of(&input.setup_key).as_bytes(), now).await? {
+    let key = match tx.redeem_setup_key(digest.as_bytes(), now).await? {
         Redemption::Redeemed(key) => key,
         Redemption::Refused { key: None, .. } => {
             return Err(invalid_key("the setup key is unknown"))

@@ -111,6 +111,11 @@ impl Pending {
             return Err(Full);
         }
         if matches!(flow.wait, DeviceWait::Local { .. }) {
+            if maps.user_codes.contains_key(&flow.user_code) {
+                // Two pending sign-ins must never share a code. (With 20^8 codes this is all but
+                // impossible; the client just starts again.)
+                return Err(Full);
+            }
             maps.user_codes.insert(flow.user_code.clone(), digest);
         }
         maps.devices.insert(digest, flow);

@@ -35,12 +35,17 @@ async fn harness() -> Harness {
 }
 
 async fn harness_with(device_interval: Duration) -> Harness {
+    harness_full(device_interval, Duration::ZERO).await
+}
+
+async fn harness_full(device_interval: Duration, reuse_grace: Duration) -> Harness {
     let store = store::Store::in_memory(&store::MasterKey::generate().unwrap()).await.unwrap();
     let sessions = Arc::new(SessionTable::new());
     let reloads = Arc::new(AtomicUsize::new(0));
     let counter = reloads.clone();
     let mut settings = SignInSettings::new("http://agentnet.test:4001/");
     settings.device_interval = device_interval;
+    settings.reuse_grace = reuse_grace;
     // The store's reads see committed state only, so "deactivated" is what the store says.
     let admit: Admit = Arc::new(Some);
     let after_change: AfterChange = Arc::new(move || {
@@ -432,17 +437,19 @@ async fn authorize_refuses_non_loopback_redirects_and_plain_challenges() {
     let evil = h.get("/auth/authorize?response_type=code&redirect_uri=https://evil.example/cb&code_challenge=x&code_challenge_method=S256").await;
     assert_eq!(evil.status, StatusCode::BAD_REQUEST);
     assert!(evil.headers.get(header::LOCATION).is_none());
-    let plain = h.get("/auth/authorize?response_type=code&redirect_uri=http://127.0.0.1:9/cb&code_challenge=abc&code_challenge_method=plain&state=s").await;
+    let plain = h.get("/auth/authorize?response_type=code&redirect_uri=http://127.0.0.1:9/callback&code_challenge=abc&code_challenge_method=plain&state=s").await;
     assert_eq!(plain.status, StatusCode::SEE_OTHER);
     assert!(
-        plain.location().starts_with("http://127.0.0.1:9/cb?error=invalid_request"),
+        plain.location().starts_with("http://127.0.0.1:9/callback?error=invalid_request"),
         "{}",
         plain.location()
     );
     for (uri, ok) in [
         ("http://127.0.0.1:8080/callback", true),
         ("http://[::1]:8080/callback", true),
-        ("http://localhost:1/", true),
+        ("http://localhost:1/callback", true),
+        ("http://localhost:1/", false),
+        ("http://127.0.0.1:8080/other", false),
         ("http://127.0.0.1/callback", false),
         ("https://127.0.0.1:8080/callback", false),
         ("http://127.0.0.1.evil.example:80/", false),
@@ -835,4 +842,20 @@ async fn reusing_a_rotated_refresh_token_revokes_the_whole_session() {
         (audit[0].actor_kind, audit[0].actor.as_str()),
         (store::ActorKind::System, "refresh")
     );
+}
+
+#[tokio::test]
+async fn a_refresh_retried_moments_after_its_rotation_is_refused_without_revoking() {
+    let h = harness_full(Duration::ZERO, Duration::from_secs(60)).await;
+    h.add_user("sam", "sam@example.com", &[]).await;
+    let first = h.device_sign_in("sam").await;
+    let refresh = first["refresh_token"].as_str().unwrap();
+    let second = h
+        .form("/auth/token", &[("grant_type", "refresh_token"), ("refresh_token", refresh)])
+        .await
+        .json();
+    let retried =
+        h.form("/auth/token", &[("grant_type", "refresh_token"), ("refresh_token", refresh)]).await;
+    assert_eq!(retried.json()["error"], "invalid_grant");
+    assert!(h.principal_of(second["access_token"].as_str().unwrap()).is_ok(), "not revoked");
 }

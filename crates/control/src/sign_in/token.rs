@@ -260,7 +260,11 @@ async fn refresh_grant(
         // A spent refresh token presented again: someone holds a copy of it, so the session
         // ends for everyone who has it (refresh-token reuse detection).
         if let Some(record) = state.store().session_by_rotated_refresh(digest.as_bytes()).await? {
-            if record.revoked_at_ms.is_none() {
+            // A client that retried a refresh whose answer it lost is not a thief: a token
+            // rotated moments ago is only refused.
+            let grace = i64::try_from(state.settings().reuse_grace.as_millis()).unwrap_or(0);
+            let moments_ago = now - record.refreshed_at_ms < grace;
+            if record.revoked_at_ms.is_none() && !moments_ago {
                 tracing::warn!(
                     session = %record.id,
                     principal = %record.name,
@@ -278,6 +282,14 @@ async fn refresh_grant(
     let (principal, groups, idp_refresh) = match recheck {
         Recheck::Current { principal, groups, idp_refresh } => (principal, groups, idp_refresh),
         Recheck::Ended(reason) => {
+            // Only if the token is still the session's: a concurrent refresh that rotated it
+            // may have spent the IdP's refresh token that this one was refused for.
+            let current = state.store().session_by_refresh(digest.as_bytes()).await?;
+            if current.is_none_or(|c| c.record.id != stored.record.id) {
+                return Err(Failure::invalid_grant(
+                    "the refresh token was already used; sign in again (agentnet login)",
+                ));
+            }
             end_session(state, &stored.record, &reason).await?;
             return Err(Failure::invalid_grant(format!(
                 "{reason}; sign in again (agentnet login)"
@@ -370,6 +382,10 @@ async fn recheck(
                 idp_refresh: tokens.refresh_token,
             })
         }
+        SessionSource::Local if !state.source().is_local() => Ok(Recheck::Ended(
+            "this server now signs people in through its identity provider, not local accounts"
+                .into(),
+        )),
         SessionSource::Local => {
             let user = match local_username(&record.subject) {
                 Some(username) => state.store().local_user(username).await?,

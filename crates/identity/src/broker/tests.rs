@@ -152,10 +152,20 @@ fn oauth_errors_are_mapped() {
         r#"{"error":"authorization_pending"}"#,
         expect!["AuthorizationPending / the sign-in has not been approved yet"],
     );
-    // Not OAuth errors: success bodies, other statuses, non-JSON, non-string codes.
+    // Google answers device-flow polls with 428 and 403.
+    check_error(
+        428,
+        r#"{"error":"authorization_pending"}"#,
+        expect!["AuthorizationPending / the sign-in has not been approved yet"],
+    );
+    check_error(
+        403,
+        r#"{"error":"access_denied"}"#,
+        expect!["AccessDenied / the sign-in was denied"],
+    );
+    // Not OAuth errors: success bodies, server errors, non-JSON, non-string codes.
     check_error(200, r#"{"access_token":"x"}"#, expect!["not an oauth error"]);
     check_error(500, r#"{"error":"server_error"}"#, expect!["not an oauth error"]);
-    check_error(403, r#"{"error":"access_denied"}"#, expect!["not an oauth error"]);
     check_error(400, "Bad Request", expect!["not an oauth error"]);
     check_error(400, r#"{"error":{"code":400}}"#, expect!["not an oauth error"]);
 }

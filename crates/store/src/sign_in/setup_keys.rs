@@ -111,6 +111,17 @@ impl Store {
         setup_keys(&mut *self.pool.acquire().await?, None).await
     }
 
+    /// Whether a setup key with this digest exists (any state): a cheap read that spares the
+    /// write lock for keys that were never issued.
+    pub async fn setup_key_exists(&self, digest: &[u8; 32]) -> Result<bool> {
+        let found: Option<i64> =
+            sqlx::query_scalar("SELECT 1 FROM setup_keys WHERE key_digest = ?1")
+                .bind(digest.as_slice())
+                .fetch_optional(&mut *self.pool.acquire().await?)
+                .await?;
+        Ok(found.is_some())
+    }
+
     pub async fn setup_key(&self, name: &str) -> Result<Option<SetupKeyRecord>> {
         Ok(setup_keys(&mut *self.pool.acquire().await?, Some(name)).await?.pop())
     }
