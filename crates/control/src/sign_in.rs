@@ -29,6 +29,7 @@ mod issue;
 mod oauth;
 mod pages;
 mod pending;
+mod throttle;
 mod token;
 
 #[cfg(test)]
@@ -132,6 +133,8 @@ struct Inner {
     /// Bounds concurrent password checks: argon2id costs tens of milliseconds of one core
     /// each, and a flood of sign-in attempts must not starve the server.
     password_slots: Arc<tokio::sync::Semaphore>,
+    /// Wrong passwords per login, to slow online guessing.
+    throttle: throttle::Throttle,
 }
 
 impl SignInState {
@@ -153,6 +156,7 @@ impl SignInState {
                 after_change,
                 pending: pending::Pending::default(),
                 password_slots: Arc::new(tokio::sync::Semaphore::new(2)),
+                throttle: throttle::Throttle::default(),
             }),
         }
     }
@@ -201,7 +205,9 @@ impl SignInState {
     /// Signs a person in with a local account: checks `password` for `login` (username or
     /// email) off the async threads, at most two at a time, doing the same work for an unknown
     /// login so that the time taken does not tell whether an account exists; then applies the
-    /// directory. `Ok(None)`: wrong login or password, or a deactivated account. `Err`: the page
+    /// directory. After too many wrong passwords for one login, attempts are refused unchecked
+    /// for a while (`throttle`). `Ok(None)`: wrong login or password, a deactivated account, or
+    /// a throttled login. `Err`: the page
     /// to show when the check itself failed.
     pub(crate) async fn sign_in_local(
         &self,
@@ -219,6 +225,13 @@ impl SignInState {
                 ));
             }
         };
+        // Counted per account, whichever name it was given by (an unknown login by itself).
+        let account = found.as_ref().map_or_else(|| login.to_owned(), |(u, _)| u.username.clone());
+        if !self.inner.throttle.allows(&account, std::time::Instant::now()) {
+            let shown: String = login.chars().filter(|c| !c.is_control()).take(64).collect();
+            tracing::warn!(login = %shown, "local sign-in refused: too many wrong passwords");
+            return Ok(None);
+        }
         // The permit moves into the blocking task: a client that hangs up cannot free it while
         // its hash is still being computed.
         let Ok(slot) = self.inner.password_slots.clone().acquire_owned().await else {
@@ -235,7 +248,10 @@ impl SignInState {
         let admitted = found
             .filter(|(user, _)| verified && user.active)
             .and_then(|(user, _)| self.admit(local_principal(&user)));
-        if admitted.is_none() {
+        if admitted.is_some() {
+            self.inner.throttle.succeeded(&account);
+        } else {
+            self.inner.throttle.failed(&account, std::time::Instant::now());
             let login: String = login.chars().filter(|c| !c.is_control()).take(64).collect();
             tracing::info!(%login, "local sign-in refused: wrong login or password, or deactivated");
         }

@@ -859,3 +859,44 @@ async fn a_refresh_retried_moments_after_its_rotation_is_refused_without_revokin
     assert_eq!(retried.json()["error"], "invalid_grant");
     assert!(h.principal_of(second["access_token"].as_str().unwrap()).is_ok(), "not revoked");
 }
+
+#[tokio::test]
+async fn repeated_wrong_passwords_for_one_login_lock_it_for_a_while() {
+    let h = harness().await;
+    h.add_user("tess", "tess@example.com", &[]).await;
+    // Each flow tolerates a few failures; the per-login count spans flows.
+    for _ in 0..throttle::MAX_FAILURES {
+        let started = h.form("/auth/device", &[]).await.json();
+        let code = started["user_code"].as_str().unwrap();
+        let wrong = h
+            .form(
+                "/auth/activate",
+                &[
+                    ("user_code", code),
+                    ("login", "tess"),
+                    ("password", "guess guess guess"),
+                    ("action", "approve"),
+                ],
+            )
+            .await;
+        assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
+    }
+    let started = h.form("/auth/device", &[]).await.json();
+    let code = started["user_code"].as_str().unwrap();
+    let right = h
+        .form(
+            "/auth/activate",
+            &[
+                ("user_code", code),
+                ("login", "TESS@example.com"),
+                ("password", PASSWORD),
+                ("action", "approve"),
+            ],
+        )
+        .await;
+    assert_eq!(
+        right.status,
+        StatusCode::UNAUTHORIZED,
+        "even the right password waits out the window"
+    );
+}
