@@ -106,6 +106,10 @@ def test_device_flow_brokered_to_the_idp_gives_a_session_the_ai_endpoint_takes(b
     assert [s["source"] for s in sessions] == ["oidc"] and sessions[0]["client"] == "e2e"
     audit = broker.admin_get("/api/v1/audit", action="session.sign_in", actor=email)
     assert [e["action"] for e in audit] == ["session.sign_in.device"]
+    # Who signed in is read from the OIDC ID token (audience: the server's client id).
+    seen = [e for e in broker.log_events() if e.get("fields", {}).get("message") == "identity from the identity provider"
+            and e["fields"].get("principal") == email]
+    assert seen and seen[0]["fields"]["token"] == "ID token", seen
 
 
 def test_refresh_rechecks_the_idp_and_picks_up_changed_groups(broker, idp, mock_llm, recorder):

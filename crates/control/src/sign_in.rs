@@ -73,6 +73,8 @@ pub struct Broker {
     pub client: IdpClient,
     /// Scopes requested, space-separated.
     pub scope: String,
+    /// Checks the IdP's ID tokens: same issuer, audience = our client id.
+    pub id_tokens: TokenVerifier,
 }
 
 impl IdentitySource {

@@ -66,6 +66,8 @@ pub(crate) struct Verified {
     pub(crate) exp: i64,
     /// `nbf`, Unix seconds, if any.
     pub(crate) nbf: Option<i64>,
+    /// `nonce` (ID tokens), if any.
+    pub(crate) nonce: Option<String>,
 }
 
 impl Rules {
@@ -109,7 +111,8 @@ impl Rules {
         self.check_window(exp, nbf, now)?;
 
         let principal = self.principal(&claims)?;
-        Ok(Verified { principal, exp, nbf })
+        let nonce = claims.get("nonce").and_then(Value::as_str).map(str::to_owned);
+        Ok(Verified { principal, exp, nbf, nonce })
     }
 
     fn principal(&self, claims: &Map<String, Value>) -> Result<Principal, AuthError> {

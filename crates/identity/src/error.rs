@@ -39,6 +39,9 @@ pub enum AuthError {
     /// The token has an `email` whose `email_verified` is false.
     #[error("token email address is not verified")]
     UnverifiedEmail,
+    /// An ID token's `nonce` is not the one its sign-in sent (a replayed or injected token).
+    #[error("token nonce does not match the sign-in")]
+    NonceMismatch,
     /// The IdP's discovery document or keys could not be fetched, so the token cannot be
     /// checked: callers answer 503, not 401. Details are logged by the verifier.
     #[error("identity provider is unavailable")]
@@ -64,6 +67,7 @@ impl AuthError {
             AuthError::WrongIssuer => "token_issuer_invalid",
             AuthError::WrongAudience => "token_audience_invalid",
             AuthError::UnverifiedEmail => "token_email_unverified",
+            AuthError::NonceMismatch => "token_nonce_mismatch",
             AuthError::IdpUnavailable => "idp_unavailable",
             AuthError::SessionUnknown => "session_unknown",
         }

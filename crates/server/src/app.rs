@@ -380,7 +380,11 @@ fn sign_in_state(
                         },
                     )
                     .context("invalid [oidc] client settings")?;
-                    Some(control::Broker { client, scope: config.oidc.scopes.join(" ") })
+                    let mut ids = identity::OidcSettings::new(issuer.clone(), [client_id.clone()]);
+                    ids.groups_claim = config.oidc.groups_claim.clone();
+                    let id_tokens = identity::TokenVerifier::new(ids)
+                        .context("invalid [oidc] settings for ID tokens")?;
+                    Some(control::Broker { client, scope: config.oidc.scopes.join(" "), id_tokens })
                 }
                 _ => None,
             };

@@ -260,7 +260,9 @@ pub(crate) async fn callback(
             return refuse(failure.error(), failure.description());
         }
     };
-    let who = match super::token::vouch_external(&state, verifier, &tokens).await {
+    // The flow id was sent as the ID token's nonce too.
+    let nonce = query.state.as_deref();
+    let who = match super::token::vouch_external(&state, broker, verifier, &tokens, nonce).await {
         Ok(who) => who,
         Err(failure) => return refuse(failure.error(), failure.description()),
     };

@@ -28,7 +28,7 @@ use super::{
     local_principal, local_username,
     oauth::{form, no_store_json, required, Failure},
     pending::{DeviceFlow, DeviceWait, Vouched},
-    SignInState,
+    Broker, SignInState,
 };
 
 #[derive(Deserialize)]
@@ -154,7 +154,7 @@ async fn device_grant(
             };
             // Approved: the device code is spent whatever happens next.
             state.pending().with_device(&digest, |_| ((), false));
-            let who = vouch_external(state, verifier, &tokens).await?;
+            let who = vouch_external(state, broker, verifier, &tokens, None).await?;
             let tx = state.store().begin().await?;
             state.open_session(tx, who, client, Flow::Device).await
         }
@@ -177,14 +177,18 @@ fn pending_failure() -> Failure {
     )
 }
 
-/// Who the IdP's tokens say signed in: the access token checked as on the AI endpoint, then the
-/// directory applied.
+/// Who the IdP's tokens say signed in, then the directory applied. The ID token (OpenID
+/// Connect's statement of who signed in, for our client id, with the sign-in's `nonce` when one
+/// was sent) when the IdP returned one; else the access token, checked as on the AI endpoint
+/// (IdPs whose access tokens are opaque, such as Google's, always return an ID token).
 pub(crate) async fn vouch_external(
     state: &SignInState,
+    broker: &Broker,
     verifier: &TokenVerifier,
     tokens: &TokenSet,
+    nonce: Option<&str>,
 ) -> Result<Vouched, Failure> {
-    let principal = verify_idp_token(verifier, tokens).await?;
+    let principal = verify_idp_tokens(broker, verifier, tokens, nonce).await?;
     let principal = state
         .admit(principal)
         .ok_or_else(|| Failure::access_denied("this account is deactivated"))?;
@@ -196,27 +200,46 @@ pub(crate) async fn vouch_external(
     })
 }
 
-async fn verify_idp_token(
+async fn verify_idp_tokens(
+    broker: &Broker,
     verifier: &TokenVerifier,
     tokens: &TokenSet,
+    nonce: Option<&str>,
 ) -> Result<Principal, Failure> {
-    let principal = verifier
-        .verify(tokens.access_token.expose_secret(), std::time::SystemTime::now())
-        .await
-        .map_err(|err| {
-            if err.is_unavailable() {
-                return Failure::unavailable("the identity provider's keys cannot be fetched; try again shortly");
-            }
-            tracing::warn!(reason = err.reason(), "the identity provider issued an access token this server refuses");
-            Failure::new(
-                StatusCode::BAD_GATEWAY,
-                "server_error",
-                format!("the identity provider's access token is not usable here ({err}); check the server's [oidc] audiences and scopes"),
-            )
-        })?;
+    let now = std::time::SystemTime::now();
+    let (verified, what, hint) = match &tokens.id_token {
+        Some(id_token) => (
+            broker.id_tokens.verify_id_token(id_token.expose_secret(), now, nonce).await,
+            "ID token",
+            "check the server's [oidc] client_id",
+        ),
+        None => (
+            verifier.verify(tokens.access_token.expose_secret(), now).await,
+            "access token",
+            "check the server's [oidc] audiences and scopes",
+        ),
+    };
+    let principal = verified.map_err(|err| {
+        if err.is_unavailable() {
+            return Failure::unavailable(
+                "the identity provider's keys cannot be fetched; try again shortly",
+            );
+        }
+        tracing::warn!(
+            reason = err.reason(),
+            token = what,
+            "the identity provider issued a token this server refuses"
+        );
+        Failure::new(
+            StatusCode::BAD_GATEWAY,
+            "server_error",
+            format!("the identity provider's {what} is not usable here ({err}); {hint}"),
+        )
+    })?;
+    tracing::debug!(token = what, principal = %principal.name, "identity from the identity provider");
     if principal.kind != PrincipalKind::User {
         return Err(Failure::access_denied(
-            "the identity provider's token names no person (no email claim)",
+            "the identity provider's token names no person (no email claim; request the email scope)",
         ));
     }
     Ok(principal)
@@ -367,8 +390,12 @@ async fn recheck(
                 }
                 Err(err) => return Err(broker_failure(err)),
             };
-            let principal = verify_idp_token(verifier, &tokens).await?;
-            if principal.subject != record.subject {
+            let principal = verify_idp_tokens(broker, verifier, &tokens, None).await?;
+            // The same person: by subject, or by email where an IdP's access and ID tokens name
+            // the subject differently (Entra's pairwise subjects).
+            if principal.subject != record.subject
+                && !principal.name.eq_ignore_ascii_case(&record.name)
+            {
                 return Ok(Recheck::Ended(
                     "the identity provider answered for another person".into(),
                 ));

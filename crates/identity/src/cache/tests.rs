@@ -18,7 +18,7 @@ fn rules() -> Rules {
 }
 
 fn verified(name: &str, exp: i64) -> Verified {
-    Verified { principal: Principal::agent(name, vec![]), exp, nbf: None }
+    Verified { principal: Principal::agent(name, vec![]), exp, nbf: None, nonce: None }
 }
 
 #[test]

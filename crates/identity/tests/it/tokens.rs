@@ -164,3 +164,34 @@ async fn cached_tokens_still_expire() {
     assert_eq!(verifier.verify(&token, later).await, Err(AuthError::Expired));
     assert_eq!(idp.jwks_fetches(), 1);
 }
+
+#[tokio::test]
+async fn id_tokens_are_checked_for_the_client_audience_and_the_sign_in_nonce() {
+    let idp = MockIdp::start().await;
+    let ids = TokenVerifier::new(OidcSettings::new(idp.issuer(), ["agentnet-server"])).unwrap();
+    let now = SystemTime::now();
+    let id_token = |nonce: Option<&str>| {
+        let spec =
+            TokenSpec::user("dana@example.com").groups(["engineering"]).audience("agentnet-server");
+        idp.token(match nonce {
+            Some(nonce) => spec.claim("nonce", json!(nonce)),
+            None => spec,
+        })
+    };
+    let principal = ids.verify_id_token(&id_token(Some("n-1")), now, Some("n-1")).await.unwrap();
+    assert_eq!(principal.name, "dana@example.com");
+    assert_eq!(principal.groups, vec!["engineering"]);
+    assert_eq!(
+        ids.verify_id_token(&id_token(Some("n-2")), now, Some("n-1")).await,
+        Err(AuthError::NonceMismatch)
+    );
+    assert_eq!(
+        ids.verify_id_token(&id_token(None), now, Some("n-1")).await,
+        Err(AuthError::NonceMismatch)
+    );
+    // Without an expected nonce (device flow, refresh) any is fine.
+    assert!(ids.verify_id_token(&id_token(None), now, None).await.is_ok());
+    // An access token for the gateway is not an ID token for the client.
+    let access = idp.token(TokenSpec::user("dana@example.com").audience("agentnet"));
+    assert_eq!(ids.verify_id_token(&access, now, None).await, Err(AuthError::WrongAudience));
+}
