@@ -133,7 +133,7 @@ fn dependency_problems() -> anyhow::Result<Vec<String>> {
                 "the CLI talks to the server through api-types",
                 &mut problems,
             ),
-            "store" | "identity" => {
+            "store" | "identity" | "overlay" => {
                 forbid(&["proxy", "control", "server"], "dependencies point down", &mut problems)
             }
             "proxy" | "control" => {
