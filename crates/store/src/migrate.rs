@@ -14,6 +14,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (3, "scim", include_str!("../migrations/0003_scim.sql")),
     (4, "audit", include_str!("../migrations/0004_audit.sql")),
     (5, "sign_in", include_str!("../migrations/0005_sign_in.sql")),
+    (6, "peers", include_str!("../migrations/0006_peers.sql")),
 ];
 
 /// The migrations compiled into the binary, so a deployment needs no migrations directory.

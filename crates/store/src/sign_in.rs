@@ -37,7 +37,7 @@ fn names_from_json(what: impl FnOnce() -> String, text: &str) -> Result<Vec<Stri
 }
 
 /// A stored value this code cannot read back (an unknown enum spelling, a negative count).
-fn corrupt(what: String, problem: String) -> Error {
+pub(crate) fn corrupt(what: String, problem: String) -> Error {
     Error::Corrupt { what, source: serde::de::Error::custom(problem) }
 }
 

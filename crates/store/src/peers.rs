@@ -1,0 +1,247 @@
+//! Overlay peers: WireGuard public keys bound to their owner (a person or an agent), each with
+//! its one overlay address, an expiry (the peer's sign-in), revocation, and the traffic
+//! counters the endpoint reports.
+//!
+//! Live peers (not revoked) never share a key or an address: partial UNIQUE indexes enforce it,
+//! so a revoked peer's address can be handed out again. Writes go through a
+//! [`Transaction`](crate::Transaction) so that the caller records the audit entry with them.
+
+#[cfg(test)]
+mod tests;
+
+use std::net::Ipv4Addr;
+
+use domain::PrincipalKind;
+use sqlx::{sqlite::SqliteRow, Row, SqliteConnection};
+
+use crate::{sign_in::corrupt, Error, Result, Store, Transaction};
+
+const KIND: &str = "peer";
+
+const COLUMNS: &str = "id, name, owner_kind, owner, public_key, address, created_at_ms, \
+                       expires_at_ms, revoked_at_ms, revoked_reason, last_handshake_ms, rx_bytes, \
+                       tx_bytes";
+
+/// A registered peer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerRecord {
+    /// Caller-generated (ULID).
+    pub id: String,
+    pub name: String,
+    pub owner_kind: PrincipalKind,
+    /// A person's email, an agent's name.
+    pub owner: String,
+    /// The WireGuard public key, base64 (the private key stays on the device).
+    pub public_key: String,
+    pub address: Ipv4Addr,
+    pub created_at_ms: i64,
+    pub expires_at_ms: i64,
+    pub revoked_at_ms: Option<i64>,
+    pub revoked_reason: Option<String>,
+    pub last_handshake_ms: Option<i64>,
+    pub rx_bytes: u64,
+    pub tx_bytes: u64,
+}
+
+impl PeerRecord {
+    /// Whether the endpoint should accept it at `now_ms`.
+    pub fn is_live(&self, now_ms: i64) -> bool {
+        self.revoked_at_ms.is_none() && now_ms < self.expires_at_ms
+    }
+}
+
+/// Filters for listing peers; newest first.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PeerQuery {
+    /// Only this owner's (case-insensitive).
+    pub owner: Option<String>,
+    /// Include revoked and expired peers.
+    pub include_inactive: bool,
+}
+
+/// Traffic and handshake figures of one peer, as the endpoint reports them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PeerStats<'a> {
+    pub id: &'a str,
+    pub last_handshake_ms: Option<i64>,
+    pub rx_bytes: u64,
+    pub tx_bytes: u64,
+}
+
+impl Store {
+    pub async fn peers(&self, query: &PeerQuery, now_ms: i64) -> Result<Vec<PeerRecord>> {
+        let mut sql = format!("SELECT {COLUMNS} FROM peers WHERE 1 = 1");
+        if query.owner.is_some() {
+            sql.push_str(" AND owner_key = ?1");
+        }
+        if !query.include_inactive {
+            sql.push_str(" AND revoked_at_ms IS NULL AND expires_at_ms > ?2");
+        }
+        sql.push_str(" ORDER BY created_at_ms DESC, id DESC");
+        let rows = sqlx::query(&sql)
+            .bind(query.owner.as_deref().map(str::to_lowercase))
+            .bind(now_ms)
+            .fetch_all(&mut *self.pool.acquire().await?)
+            .await?;
+        rows.iter().map(peer_from_row).collect()
+    }
+
+    pub async fn peer(&self, id: &str) -> Result<Option<PeerRecord>> {
+        peer(&mut *self.pool.acquire().await?, id).await
+    }
+
+    /// Stores what the endpoint measured (a batch, in one transaction). Unknown ids are skipped.
+    pub async fn record_peer_stats(&self, stats: &[PeerStats<'_>]) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        for s in stats {
+            sqlx::query(
+                "UPDATE peers SET last_handshake_ms = COALESCE(?2, last_handshake_ms),
+                     rx_bytes = ?3, tx_bytes = ?4 WHERE id = ?1",
+            )
+            .bind(s.id)
+            .bind(s.last_handshake_ms)
+            .bind(i64::try_from(s.rx_bytes).unwrap_or(i64::MAX))
+            .bind(i64::try_from(s.tx_bytes).unwrap_or(i64::MAX))
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+impl Transaction {
+    pub async fn peer(&mut self, id: &str) -> Result<Option<PeerRecord>> {
+        peer(&mut self.tx, id).await
+    }
+
+    /// Registers a peer. `Error::AlreadyExists` (kind `peer`) when a live peer already has this
+    /// public key or this address (the name says which).
+    pub async fn create_peer(&mut self, peer: &PeerRecord) -> Result<()> {
+        let done = sqlx::query(
+            "INSERT INTO peers (id, name, owner_kind, owner, owner_key, public_key, address,
+                 created_at_ms, expires_at_ms, revoked_at_ms, revoked_reason, last_handshake_ms,
+                 rx_bytes, tx_bytes)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+        )
+        .bind(&peer.id)
+        .bind(&peer.name)
+        .bind(peer.owner_kind.as_str())
+        .bind(&peer.owner)
+        .bind(peer.owner.to_lowercase())
+        .bind(&peer.public_key)
+        .bind(peer.address.to_string())
+        .bind(peer.created_at_ms)
+        .bind(peer.expires_at_ms)
+        .bind(peer.revoked_at_ms)
+        .bind(&peer.revoked_reason)
+        .bind(peer.last_handshake_ms)
+        .bind(i64::try_from(peer.rx_bytes).unwrap_or(i64::MAX))
+        .bind(i64::try_from(peer.tx_bytes).unwrap_or(i64::MAX))
+        .execute(&mut *self.tx)
+        .await;
+        match done {
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                let what = if e.message().contains("address") {
+                    format!("with address {}", peer.address)
+                } else {
+                    format!("with public key {}", peer.public_key)
+                };
+                Err(Error::AlreadyExists { kind: KIND, name: what })
+            }
+            other => {
+                other?;
+                Ok(())
+            }
+        }
+    }
+
+    /// Renames a peer; `Error::NotFound` if there is none.
+    pub async fn rename_peer(&mut self, id: &str, name: &str) -> Result<PeerRecord> {
+        sqlx::query("UPDATE peers SET name = ?2 WHERE id = ?1")
+            .bind(id)
+            .bind(name)
+            .execute(&mut *self.tx)
+            .await?;
+        peer(&mut self.tx, id).await?.ok_or_else(|| Error::NotFound { kind: KIND, name: id.into() })
+    }
+
+    /// Revokes a peer now; `None` if there is none. An already revoked peer is returned as it is
+    /// (its first revocation stands).
+    pub async fn revoke_peer(&mut self, id: &str, reason: &str) -> Result<Option<PeerRecord>> {
+        sqlx::query(
+            "UPDATE peers SET revoked_at_ms = ?2, revoked_reason = ?3
+             WHERE id = ?1 AND revoked_at_ms IS NULL",
+        )
+        .bind(id)
+        .bind(crate::now_ms())
+        .bind(reason)
+        .execute(&mut *self.tx)
+        .await?;
+        peer(&mut self.tx, id).await
+    }
+
+    /// Revokes every live peer of one owner; returns the ones it revoked.
+    pub async fn revoke_peers_of(
+        &mut self,
+        kind: PrincipalKind,
+        owner: &str,
+        reason: &str,
+    ) -> Result<Vec<PeerRecord>> {
+        let ids: Vec<String> = sqlx::query_scalar(
+            "SELECT id FROM peers WHERE owner_key = ?1 AND owner_kind = ?2
+                 AND revoked_at_ms IS NULL ORDER BY created_at_ms DESC, id DESC",
+        )
+        .bind(owner.to_lowercase())
+        .bind(kind.as_str())
+        .fetch_all(&mut *self.tx)
+        .await?;
+        let mut revoked = Vec::with_capacity(ids.len());
+        for id in ids {
+            if let Some(peer) = self.revoke_peer(&id, reason).await? {
+                revoked.push(peer);
+            }
+        }
+        Ok(revoked)
+    }
+}
+
+async fn peer(conn: &mut SqliteConnection, id: &str) -> Result<Option<PeerRecord>> {
+    let sql = format!("SELECT {COLUMNS} FROM peers WHERE id = ?1");
+    let row = sqlx::query(&sql).bind(id).fetch_optional(conn).await?;
+    row.as_ref().map(peer_from_row).transpose()
+}
+
+fn peer_from_row(row: &SqliteRow) -> Result<PeerRecord> {
+    let id: String = row.try_get("id")?;
+    let what = || format!("{KIND} '{id}'");
+    let owner_kind: String = row.try_get("owner_kind")?;
+    let owner_kind = match owner_kind.as_str() {
+        "user" => PrincipalKind::User,
+        "agent" => PrincipalKind::Agent,
+        other => return Err(corrupt(what(), format!("unknown owner kind '{other}'"))),
+    };
+    let address: String = row.try_get("address")?;
+    let address = address
+        .parse()
+        .map_err(|_| corrupt(what(), format!("address '{address}' is not an IPv4 address")))?;
+    let count = |column: &str| -> Result<u64> {
+        let value: i64 = row.try_get(column)?;
+        u64::try_from(value).map_err(|_| corrupt(what(), format!("negative {column}")))
+    };
+    Ok(PeerRecord {
+        name: row.try_get("name")?,
+        owner_kind,
+        owner: row.try_get("owner")?,
+        public_key: row.try_get("public_key")?,
+        address,
+        created_at_ms: row.try_get("created_at_ms")?,
+        expires_at_ms: row.try_get("expires_at_ms")?,
+        revoked_at_ms: row.try_get("revoked_at_ms")?,
+        revoked_reason: row.try_get("revoked_reason")?,
+        last_handshake_ms: row.try_get("last_handshake_ms")?,
+        rx_bytes: count("rx_bytes")?,
+        tx_bytes: count("tx_bytes")?,
+        id,
+    })
+}
