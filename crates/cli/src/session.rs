@@ -14,7 +14,7 @@ mod tests;
 use std::{
     fmt,
     io::Write,
-    os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt},
+    os::unix::fs::{OpenOptionsExt, PermissionsExt},
     path::PathBuf,
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
@@ -136,13 +136,7 @@ impl SessionFile {
     /// over the old one, so a reader never sees half a file.
     pub(crate) fn save(&self, session: &Session) -> anyhow::Result<()> {
         let dir = self.path.parent().context("the session file has no parent directory")?;
-        if !dir.exists() {
-            std::fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(dir)
-                .with_context(|| format!("cannot create {}", dir.display()))?;
-        }
+        crate::setup::create_private_dir(dir)?;
         let mut text = serde_json::to_vec_pretty(session).context("cannot encode the session")?;
         text.push(b'\n');
         let tmp = dir.join(format!(".session.json.{}.tmp", std::process::id()));
@@ -177,11 +171,7 @@ impl SessionFile {
     async fn lock(&self) -> anyhow::Result<Lock> {
         let path = self.path.with_extension("json.lock");
         if let Some(dir) = path.parent() {
-            std::fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(dir)
-                .with_context(|| format!("cannot create {}", dir.display()))?;
+            crate::setup::create_private_dir(dir)?;
         }
         let started = std::time::Instant::now();
         loop {

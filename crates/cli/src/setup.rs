@@ -140,13 +140,7 @@ pub(crate) fn write_atomically(path: &Path, text: &str) -> anyhow::Result<()> {
         Err(_) => path.to_owned(),
     };
     let dir = target.parent().context("the config file has no parent directory")?;
-    if !dir.exists() {
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)
-            .with_context(|| format!("cannot create {}", dir.display()))?;
-    }
+    create_private_dir(dir)?;
     let mode = std::fs::metadata(&target).map(|m| m.permissions().mode() & 0o7777).unwrap_or(0o600);
     let name = target.file_name().and_then(|n| n.to_str()).unwrap_or("config");
     let tmp = dir.join(format!(".{name}.agentnet-{}.tmp", std::process::id()));
@@ -172,4 +166,16 @@ pub(crate) fn write_atomically(path: &Path, text: &str) -> anyhow::Result<()> {
 /// The user's home directory (`$HOME`).
 fn home() -> anyhow::Result<PathBuf> {
     dirs::home_dir().context("cannot find the home directory: set $HOME")
+}
+
+/// Creates `dir` (and its parents) owner-only (0700) if it does not exist yet.
+pub(crate) fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
+    if !dir.exists() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    Ok(())
 }

@@ -8,12 +8,7 @@
 //! Unlike the rest of the admin API, this route is meant for everyone: it is served on the admin
 //! TCP listener too, and shows a caller nothing but their own figures.
 
-use std::{
-    future::Future,
-    pin::Pin,
-    sync::Arc,
-    time::{SystemTime, UNIX_EPOCH},
-};
+use std::{future::Future, pin::Pin, sync::Arc};
 
 use api_types::{ErrorBody, ErrorCode, LimitOwnerKind, LimitUse, SelfView};
 use axum::{
@@ -120,7 +115,7 @@ pub(crate) async fn me(
     let principal = state.service.identify(&headers).await.map_err(IntoResponse::into_response)?;
     let limits = state.service.limits(&principal).iter().map(limit_use).collect();
     let kind = principal.kind.as_str().to_owned();
-    let now = now_ms();
+    let now = crate::sign_in::now_ms();
     let mine = |since_ms: Option<i64>, limit: Option<u32>| store::UsageQuery {
         principal: Some(principal.name.clone()),
         principal_kind: Some(kind.clone()),
@@ -174,14 +169,6 @@ pub(crate) fn limit_use(status: &domain::LimitStatus) -> LimitUse {
         remaining: amount(status.remaining),
         cap: amount(status.limit.cap),
     }
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .ok()
-        .and_then(|d| i64::try_from(d.as_millis()).ok())
-        .unwrap_or(0)
 }
 
 #[cfg(test)]

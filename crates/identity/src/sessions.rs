@@ -117,6 +117,11 @@ impl SessionTable {
         self.write().remove_session(session_id)
     }
 
+    /// The ids of the sessions with a live access token.
+    pub fn session_ids(&self) -> Vec<String> {
+        self.read().by_session.keys().cloned().collect()
+    }
+
     /// Removes every session for which `pred` holds; returns their ids. `pred` runs under the
     /// table's write lock: keep it quick, and do not touch the table from it.
     pub fn revoke_where(&self, pred: impl Fn(&SessionEntry) -> bool) -> Vec<String> {

@@ -125,14 +125,8 @@ async fn forget_revoked(
     live: &[SessionRecord],
 ) -> anyhow::Result<()> {
     let live: std::collections::HashSet<&str> = live.iter().map(|r| r.id.as_str()).collect();
-    let unlisted = std::cell::RefCell::new(Vec::new());
-    sessions.revoke_where(|entry| {
-        if !live.contains(entry.session_id.as_str()) {
-            unlisted.borrow_mut().push(entry.session_id.clone());
-        }
-        false
-    });
-    for id in unlisted.into_inner() {
+    let unlisted = sessions.session_ids().into_iter().filter(|id| !live.contains(id.as_str()));
+    for id in unlisted {
         let ended = store.session(&id).await?.is_none_or(|r| r.revoked_at_ms.is_some());
         if ended {
             sessions.revoke(&id);

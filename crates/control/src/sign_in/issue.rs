@@ -23,6 +23,18 @@ fn ms(duration: Duration) -> i64 {
     i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
 }
 
+/// When a session's access and refresh tokens issued at `now` expire: their lifetimes from
+/// now, never past the session's own end.
+pub(crate) fn token_expiries(
+    settings: &super::SignInSettings,
+    now: i64,
+    session_end: i64,
+) -> (i64, i64) {
+    let access = now.saturating_add(ms(settings.access_ttl)).min(session_end);
+    let refresh = now.saturating_add(ms(settings.refresh_idle)).min(session_end);
+    (access, refresh)
+}
+
 /// Fresh access and refresh tokens, and their digests.
 pub(crate) struct FreshTokens {
     pub(crate) access: secrecy::SecretString,
@@ -85,7 +97,7 @@ impl SignInState {
         let now = now_ms();
         let tokens = fresh_tokens()?;
         let expires_at = now.saturating_add(ms(settings.session_lifetime));
-        let access_expires = now.saturating_add(ms(settings.access_ttl)).min(expires_at);
+        let (access_expires, refresh_expires) = token_expiries(settings, now, expires_at);
         let record = SessionRecord {
             id: ulid::Ulid::new().to_string().to_lowercase(),
             kind: who.principal.kind,
@@ -97,7 +109,7 @@ impl SignInState {
             created_at_ms: now,
             refreshed_at_ms: now,
             access_expires_at_ms: access_expires,
-            refresh_expires_at_ms: now.saturating_add(ms(settings.refresh_idle)).min(expires_at),
+            refresh_expires_at_ms: refresh_expires,
             expires_at_ms: expires_at,
             revoked_at_ms: None,
             revoked_reason: None,

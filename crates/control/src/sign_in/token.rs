@@ -322,12 +322,9 @@ async fn refresh_grant(
 
     let settings = state.settings();
     let tokens = fresh_tokens()?;
-    let ms = |d: std::time::Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
     let mut record = stored.record;
-    record.access_expires_at_ms =
-        now.saturating_add(ms(settings.access_ttl)).min(record.expires_at_ms);
-    record.refresh_expires_at_ms =
-        now.saturating_add(ms(settings.refresh_idle)).min(record.expires_at_ms);
+    (record.access_expires_at_ms, record.refresh_expires_at_ms) =
+        issue::token_expiries(settings, now, record.expires_at_ms);
     record.refreshed_at_ms = now;
     record.groups = groups;
 
