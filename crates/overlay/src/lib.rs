@@ -2,10 +2,12 @@
 //! userspace network stack the AI endpoint listens on (see `docs/research/overlay.md` for the
 //! design work on gotatun and smoltcp).
 //!
-//! So far: address management ([`Ipam`]) — one /32 per peer from the overlay network
-//! (100.64.0.0/10 by default), never two peers on one address, the server on the first host
-//! address.
+//! - [`Ipam`]: one /32 per peer from the overlay network (100.64.0.0/10 by default), never two
+//!   peers on one address, the server on the first host address.
+//! - [`PrivateKey`] / [`PublicKey`]: WireGuard keys in their base64 text form.
 
 mod ipam;
+mod keys;
 
 pub use ipam::{Ipam, IpamError, Ipv4Net, DEFAULT_NETWORK};
+pub use keys::{KeyError, PrivateKey, PublicKey};
