@@ -5,9 +5,15 @@
 //! - [`Ipam`]: one /32 per peer from the overlay network (100.64.0.0/10 by default), never two
 //!   peers on one address, the server on the first host address.
 //! - [`PrivateKey`] / [`PublicKey`]: WireGuard keys in their base64 text form.
+//! - [`Tunnel`]: a gotatun WireGuard device whose packets go to and from the userspace stack.
 
 mod ipam;
 mod keys;
+mod tunnel;
 
 pub use ipam::{Ipam, IpamError, Ipv4Net, DEFAULT_NETWORK};
 pub use keys::{KeyError, PrivateKey, PublicKey};
+pub use tunnel::{
+    PeerTraffic, Tunnel, TunnelError, TunnelPeer, TunnelPipes, OVERLAY_MTU,
+    PERSISTENT_KEEPALIVE_SECS,
+};
