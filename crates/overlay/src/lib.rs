@@ -5,12 +5,15 @@
 //! - [`Ipam`]: one /32 per peer from the overlay network (100.64.0.0/10 by default), never two
 //!   peers on one address, the server on the first host address.
 //! - [`PrivateKey`] / [`PublicKey`]: WireGuard keys in their base64 text form.
+//! - [`DnsZone`]: the overlay's authoritative DNS answers (`ai.<domain>`).
 //! - [`Tunnel`]: a gotatun WireGuard device whose packets go to and from the userspace stack.
 
+mod dns;
 mod ipam;
 mod keys;
 mod tunnel;
 
+pub use dns::{query as dns_query, DnsZone, DNS_PORT};
 pub use ipam::{Ipam, IpamError, Ipv4Net, DEFAULT_NETWORK};
 pub use keys::{KeyError, PrivateKey, PublicKey};
 pub use tunnel::{

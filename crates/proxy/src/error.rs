@@ -23,6 +23,8 @@ pub enum ProxyError {
     IdentityNotConfigured,
     #[error("your account is deactivated")]
     Deactivated,
+    #[error("no live peer holds overlay address {0}: its registration was revoked or expired; run `agentnet up` again")]
+    UnknownPeer(std::net::Ipv4Addr),
     #[error("the identity provider is unreachable; try again shortly")]
     IdpUnavailable(#[source] identity::AuthError),
     #[error("{message}")]
@@ -91,9 +93,9 @@ impl ProxyError {
     pub fn status(&self) -> StatusCode {
         match self {
             ProxyError::UnknownEndpoint { .. } => StatusCode::NOT_FOUND,
-            ProxyError::Unauthenticated(_) | ProxyError::IdentityNotConfigured => {
-                StatusCode::UNAUTHORIZED
-            }
+            ProxyError::Unauthenticated(_)
+            | ProxyError::IdentityNotConfigured
+            | ProxyError::UnknownPeer(_) => StatusCode::UNAUTHORIZED,
             ProxyError::IdpUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ProxyError::BadRequest { .. } => StatusCode::BAD_REQUEST,
             ProxyError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
@@ -118,6 +120,7 @@ impl ProxyError {
             ProxyError::Unauthenticated(e) => e.reason(),
             ProxyError::IdentityNotConfigured => "identity_not_configured",
             ProxyError::Deactivated => "user_deactivated",
+            ProxyError::UnknownPeer(_) => "unknown_peer",
             ProxyError::IdpUnavailable(_) => "idp_unavailable",
             ProxyError::BadRequest { reason, .. } => reason,
             ProxyError::PayloadTooLarge { .. } => "request_too_large",

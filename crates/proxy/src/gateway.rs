@@ -18,7 +18,7 @@ use http_body::Body;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper_util::{
     rt::{TokioExecutor, TokioIo},
-    server::conn::auto,
+    server::{conn::auto, graceful::GracefulShutdown},
 };
 use identity::{AuthError, SessionTable, TokenKind, TokenVerifier};
 use llm::UsageTap;
@@ -83,6 +83,19 @@ pub struct Gateway {
     sink: UsageSink,
     signer: Option<Arc<AssertionSigner>>,
     settings: GatewaySettings,
+}
+
+/// Who is calling, as far as the listener knows before reading the request.
+#[derive(Debug, Clone)]
+pub enum Caller {
+    /// The plain AI listener: the bearer token says who calls.
+    Bearer,
+    /// The overlay: the connection's source address is this peer's, and the tunnel proved it
+    /// (WireGuard drops packets whose inner source is not the sending peer's). The principal is
+    /// the peer's owner as registered; the directory and agent groups still apply per request.
+    Peer(Principal),
+    /// An overlay address that no live peer holds (revoked or expired a moment ago).
+    UnknownPeer(std::net::Ipv4Addr),
 }
 
 /// A request that policies and limits let through.
@@ -178,8 +191,19 @@ impl Gateway {
         !self.snapshot.load().same_limits(snapshot)
     }
 
-    /// Serves one request. Never fails: errors become responses in the called API's shape.
+    /// Serves one request of the plain AI listener (the bearer token identifies the caller).
+    /// Never fails: errors become responses in the called API's shape.
     pub async fn handle<B>(self: &Arc<Self>, req: Request<B>) -> Response<ProxyBody>
+    where
+        B: Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<BoxError>,
+    {
+        self.handle_as(req, Caller::Bearer).await
+    }
+
+    /// Serves one request from `caller`. Never fails: errors become responses in the called
+    /// API's shape.
+    pub async fn handle_as<B>(self: &Arc<Self>, req: Request<B>, caller: Caller) -> Response<ProxyBody>
     where
         B: Body<Data = Bytes> + Send + 'static,
         B::Error: Into<BoxError>,
@@ -215,7 +239,7 @@ impl Gateway {
         let span =
             tracing::info_span!("request", request_id = %request_id, endpoint = endpoint.as_str());
         async move {
-            match self.forward(req, endpoint, explicit, &mut ctx).await {
+            match self.forward(req, caller, endpoint, explicit, &mut ctx).await {
                 Ok(response) => response,
                 Err(err) => self.refuse(err, ctx),
             }
@@ -243,6 +267,7 @@ impl Gateway {
     async fn forward<B>(
         self: &Arc<Self>,
         req: Request<B>,
+        caller: Caller,
         endpoint: Endpoint,
         explicit: Option<String>,
         ctx: &mut Context,
@@ -252,7 +277,11 @@ impl Gateway {
         B::Error: Into<BoxError>,
     {
         let snapshot = self.snapshot.load_full();
-        let principal = self.authenticate(req.headers(), &snapshot).await?;
+        let principal = match caller {
+            Caller::Bearer => self.authenticate(req.headers(), &snapshot).await?,
+            Caller::Peer(principal) => self.current(principal, &snapshot)?,
+            Caller::UnknownPeer(address) => return Err(ProxyError::UnknownPeer(address)),
+        };
         ctx.record.principal_kind = Some(principal.kind.as_str().to_owned());
         ctx.record.principal = Some(principal.name.clone());
         ctx.record.subject = Some(principal.subject.clone());
@@ -478,7 +507,7 @@ impl Gateway {
         let token = identity::bearer_token(headers)
             .ok_or(ProxyError::Unauthenticated(AuthError::Missing))?;
         let now = SystemTime::now();
-        let mut principal = if TokenKind::of(token) == Some(TokenKind::Access) {
+        let principal = if TokenKind::of(token) == Some(TokenKind::Access) {
             // A session agentnet issued: a digest and a map lookup; revoked ones are gone.
             self.sessions
                 .verify(token, unix_ms(now))
@@ -493,8 +522,14 @@ impl Gateway {
                 e => ProxyError::Unauthenticated(e),
             })?
         };
-        // With SCIM on, the directory decides people's groups and whether they are active.
-        principal = self.directory.load().apply(principal).ok_or(ProxyError::Deactivated)?;
+        self.current(principal, snapshot)
+    }
+
+    /// `principal` as of now: with SCIM or local accounts, the directory decides people's groups
+    /// and whether they are active; agents get the groups the configuration gives them.
+    fn current(&self, principal: Principal, snapshot: &Snapshot) -> Result<Principal, ProxyError> {
+        let mut principal =
+            self.directory.load().apply(principal).ok_or(ProxyError::Deactivated)?;
         if principal.kind == domain::PrincipalKind::Agent {
             if let Some(groups) = snapshot.agent_groups.get(&principal.name) {
                 principal.groups.extend(groups.iter().cloned());
@@ -582,8 +617,7 @@ pub async fn run_ai_listener(
     listener: TcpListener,
     shutdown: CancellationToken,
 ) {
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    let builder = auto::Builder::new(TokioExecutor::new());
+    let graceful = GracefulShutdown::new();
     loop {
         let (stream, _peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -597,21 +631,34 @@ pub async fn run_ai_listener(
             () = shutdown.cancelled() => break,
         };
         let _ = stream.set_nodelay(true);
-        let gateway = gateway.clone();
-        let service = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
-            let gateway = gateway.clone();
-            async move { Ok::<_, std::convert::Infallible>(gateway.handle(req).await) }
-        });
-        let conn =
-            builder.serve_connection_with_upgrades(TokioIo::new(stream), service).into_owned();
-        let conn = graceful.watch(conn);
-        tokio::spawn(async move {
-            if let Err(err) = conn.await {
-                tracing::debug!(error = %err, "connection ended with an error");
-            }
-        });
+        serve_connection(gateway.clone(), stream, || Caller::Bearer, &graceful);
     }
     if tokio::time::timeout(Duration::from_secs(30), graceful.shutdown()).await.is_err() {
         tracing::warn!("in-flight AI requests did not finish within 30 s of shutdown");
     }
+}
+
+/// Serves HTTP/1.1 and HTTP/2 on one accepted connection in a task of its own, watched by
+/// `graceful`. `caller` is asked for every request (not once per connection), so that a
+/// revocation or a group change applies to the next request on a kept-alive connection too.
+pub fn serve_connection<I, F>(gateway: Arc<Gateway>, io: I, caller: F, graceful: &GracefulShutdown)
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    F: Fn() -> Caller + Send + Sync + 'static,
+{
+    let caller = Arc::new(caller);
+    let service = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
+        let gateway = gateway.clone();
+        let caller = caller();
+        async move { Ok::<_, std::convert::Infallible>(gateway.handle_as(req, caller).await) }
+    });
+    let conn = auto::Builder::new(TokioExecutor::new())
+        .serve_connection_with_upgrades(TokioIo::new(io), service)
+        .into_owned();
+    let conn = graceful.watch(conn);
+    tokio::spawn(async move {
+        if let Err(err) = conn.await {
+            tracing::debug!(error = %err, "connection ended with an error");
+        }
+    });
 }

@@ -9,7 +9,10 @@ mod duration;
 mod entities;
 mod sections;
 
-use std::path::{Path, PathBuf};
+use std::{
+    net::SocketAddr,
+    path::{Path, PathBuf},
+};
 
 use anyhow::{bail, Context as _};
 use serde::Deserialize;
@@ -19,7 +22,10 @@ pub use entities::{
     AgentConfig, GlobalLimitConfig, GroupConfig, LimitConfig, PolicyConfig, PriceConfig,
     ProviderConfig,
 };
-pub use sections::{Admin, Limits, Listen, Log, LogFormat, Login, Oidc, Stamping};
+pub use sections::{
+    Admin, Limits, Listen, Log, LogFormat, Login, Oidc, Overlay, OverlayMode, Stamping,
+    DEFAULT_AI_LISTENER,
+};
 
 /// Where configuration values come from besides the file: the process environment in
 /// production, a map in tests (tests never mutate the real environment).
@@ -93,6 +99,8 @@ pub struct Config {
     #[serde(default)]
     pub stamping: Stamping,
     #[serde(default)]
+    pub overlay: Overlay,
+    #[serde(default)]
     pub providers: Vec<ProviderConfig>,
     #[serde(default)]
     pub groups: Vec<GroupConfig>,
@@ -150,11 +158,18 @@ impl Config {
         }
         self.limits.validate()?;
         self.login.validate()?;
+        self.overlay.validate()?;
         if self.oidc.client_id.is_some() && self.oidc.issuer.is_none() {
             bail!("oidc.client_id is set but oidc.issuer is not: brokered sign-in needs the identity provider's issuer");
         }
         entities::validate(self)?;
         Ok(())
+    }
+
+    /// The plain-TCP AI listener: `[listen] ai` when set; else 127.0.0.1:4000 without the
+    /// overlay and none with it (the overlay is then the only way in).
+    pub fn ai_listener(&self) -> Option<SocketAddr> {
+        self.listen.ai.or((!self.overlay.enabled).then_some(DEFAULT_AI_LISTENER))
     }
 
     /// The SQLite file path, or `None` for an in-memory database.

@@ -7,21 +7,23 @@ use serde::Deserialize;
 
 use super::duration::serde_duration;
 
-/// Listener addresses. The AI endpoint is plain HTTP here; the WireGuard overlay comes later.
+/// Listener addresses.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Listen {
-    /// The AI endpoint (`/v1/messages`, `/v1/chat/completions`, …).
-    #[serde(default = "default_ai")]
+    /// A plain-TCP AI endpoint (`/v1/messages`, `/v1/chat/completions`, …), where a bearer
+    /// token says who calls. Unset: 127.0.0.1:4000 without the overlay, none with it (see
+    /// [`Config::ai_listener`](super::Config::ai_listener)).
+    #[serde(default)]
     pub ai: Option<SocketAddr>,
     /// Health, the assertion JWKS (`/.well-known/jwks.json`) and, later, sign-in.
     #[serde(default = "default_admin")]
     pub admin: Option<SocketAddr>,
 }
 
-fn default_ai() -> Option<SocketAddr> {
-    Some(SocketAddr::from(([127, 0, 0, 1], 4000)))
-}
+/// The plain AI listener's address when the overlay is off and `[listen] ai` is unset.
+pub const DEFAULT_AI_LISTENER: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 4000);
 
 fn default_admin() -> Option<SocketAddr> {
     Some(SocketAddr::from(([127, 0, 0, 1], 4001)))
@@ -29,7 +31,7 @@ fn default_admin() -> Option<SocketAddr> {
 
 impl Default for Listen {
     fn default() -> Self {
-        Self { ai: default_ai(), admin: default_admin() }
+        Self { ai: None, admin: default_admin() }
     }
 }
 
@@ -264,5 +266,115 @@ fn default_assertion_ttl() -> Duration {
 impl Default for Stamping {
     fn default() -> Self {
         Self { issuer: default_issuer(), assertion_ttl: default_assertion_ttl() }
+    }
+}
+
+/// The WireGuard overlay: the AI endpoint reachable only through tunnels whose peers are bound
+/// to people and agents.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Overlay {
+    #[serde(default)]
+    pub enabled: bool,
+    /// The WireGuard UDP socket: with the overlay on, the data plane's only exposure.
+    #[serde(default = "default_overlay_listen")]
+    pub listen: SocketAddr,
+    /// Where peers send their handshakes (`host:port`), as written into their configurations.
+    /// Default: the host of `[login] public_url` (or of the admin listener) and the listen port.
+    pub endpoint: Option<String>,
+    /// The overlay network; the server holds its first host address, each peer one /32.
+    #[serde(default = "default_overlay_network")]
+    pub network: String,
+    /// The overlay's DNS domain: the AI endpoint is `ai.<domain>`.
+    #[serde(default = "default_overlay_domain")]
+    pub domain: String,
+    /// Answer DNS queries for the domain at the server's overlay address (UDP port 53).
+    #[serde(default = "default_true")]
+    pub dns: bool,
+    /// A registered device's tunnel ends this long after registration (never after the
+    /// session that registered it); `agentnet up` after a fresh login renews it.
+    #[serde(default = "default_peer_lifetime", with = "serde_duration")]
+    pub peer_lifetime: Duration,
+    /// `userspace` (default: no privileges, gotatun + a userspace TCP/IP stack).
+    #[serde(default)]
+    pub mode: OverlayMode,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OverlayMode {
+    #[default]
+    Userspace,
+    Tun,
+}
+
+fn default_overlay_listen() -> SocketAddr {
+    SocketAddr::from(([0, 0, 0, 0], 51820))
+}
+fn default_overlay_network() -> String {
+    overlay::DEFAULT_NETWORK.to_owned()
+}
+fn default_overlay_domain() -> String {
+    "agentnet.internal".to_owned()
+}
+fn default_true() -> bool {
+    true
+}
+fn default_peer_lifetime() -> Duration {
+    Duration::from_secs(30 * 86_400)
+}
+
+impl Default for Overlay {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            listen: default_overlay_listen(),
+            endpoint: None,
+            network: default_overlay_network(),
+            domain: default_overlay_domain(),
+            dns: true,
+            peer_lifetime: default_peer_lifetime(),
+            mode: OverlayMode::default(),
+        }
+    }
+}
+
+impl Overlay {
+    /// The overlay network, parsed.
+    pub fn network(&self) -> anyhow::Result<overlay::Ipv4Net> {
+        self.network
+            .parse()
+            .map_err(|e| anyhow::anyhow!("overlay.network '{}': {e}", self.network))
+    }
+
+    pub(crate) fn validate(&self) -> anyhow::Result<()> {
+        self.network()?;
+        if self.peer_lifetime < Duration::from_secs(60) {
+            bail!("overlay.peer_lifetime must be at least 1m");
+        }
+        let domain_ok = !self.domain.is_empty()
+            && self.domain.len() <= 200
+            && self.domain.split('.').all(|label| {
+                !label.is_empty()
+                    && label.len() <= 63
+                    && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                    && !label.starts_with('-')
+                    && !label.ends_with('-')
+            });
+        if !domain_ok {
+            bail!("overlay.domain '{}' is not a DNS domain name", self.domain);
+        }
+        if let Some(endpoint) = &self.endpoint {
+            let port_ok = endpoint.rsplit_once(':').is_some_and(|(host, port)| {
+                !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p != 0)
+            });
+            if !port_ok {
+                bail!("overlay.endpoint '{endpoint}' must be host:port");
+            }
+        }
+        if self.enabled && self.mode == OverlayMode::Tun {
+            bail!("overlay.mode = \"tun\" is not supported yet; use \"userspace\" (the default)");
+        }
+        Ok(())
     }
 }

@@ -30,7 +30,7 @@ fn line_hash(text: &str) -> u64 {
 fn defaults_without_a_file() {
     let config = Config::load(None, &env(&[])).unwrap();
     assert_eq!(config.data_dir, PathBuf::from("./agentnet-data"));
-    assert_eq!(config.listen.ai.unwrap().to_string(), "127.0.0.1:4000");
+    assert_eq!(config.ai_listener().unwrap().to_string(), "127.0.0.1:4000");
     assert_eq!(config.limits.max_request_bytes, 32 * 1024 * 1024);
     assert_eq!(config.database_path().unwrap(), PathBuf::from("./agentnet-data/agentnet.db"));
 }
@@ -57,7 +57,7 @@ fn file_and_env_overrides() {
         ],
     )
     .unwrap();
-    assert_eq!(config.listen.ai.unwrap().to_string(), "127.0.0.1:6000");
+    assert_eq!(config.ai_listener().unwrap().to_string(), "127.0.0.1:6000");
     assert_eq!(config.oidc.issuer.as_deref(), Some("http://127.0.0.1:9999"));
     assert_eq!(config.oidc.audiences, vec!["a", "b"]);
     assert_eq!(config.limits.max_request_bytes, 2048);
