@@ -4,7 +4,9 @@
 #   - npm ci (Claude Code, Codex, oidc-provider pinned by package-lock.json) unless node_modules
 #     already matches the lockfile and the CLIs run;
 #   - .venv with requirements.txt (SDKs, pytest, scim2-cli + scim2-tester) unless the venv
-#     already holds exactly those pins.
+#     already holds exactly those pins;
+#   - Debian packages when their command is missing: nodejs npm python3-venv, and for the overlay
+#     tests iproute2, wireguard-tools, wireguard-go (apt, --no-install-recommends).
 # Usage: tests/e2e/setup.sh        (from anywhere)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
@@ -29,6 +31,14 @@ need() {
 need node "nodejs npm"
 need npm "npm"
 need python3 "python3 python3-venv"
+# Overlay tests (lib/netns.py): network namespaces, veth pairs, stock userspace WireGuard peers.
+# No kernel WireGuard module here: wireguard-go makes a TUN device. --no-install-recommends (in
+# `need`) matters: wireguard-tools recommends a kernel image.
+need ip "iproute2"
+need ss "iproute2"
+need setpriv "util-linux"
+need wg "wireguard-tools"
+need wireguard-go "wireguard-go"
 
 # --- node side -------------------------------------------------------------------------------
 stamp=node_modules/.e2e-lock.sha256
