@@ -16,6 +16,7 @@ mod directory;
 mod error;
 mod limit;
 mod me;
+mod peers;
 mod policy;
 mod provider;
 mod scim;
@@ -33,6 +34,7 @@ pub use limit::{
     format_window, parse_window, GlobalLimit, GlobalLimitInput, Limit, LimitPer, WindowError,
 };
 pub use me::{LimitOwnerKind, LimitUse, SelfView};
+pub use peers::{PeerQuery, PeerRegistration, PeerRename, PeerView, TunnelConfig};
 pub use policy::{Policy, PolicyInput, PolicySources};
 pub use provider::{
     Api, ApiKey, GatewayPreset, ModelPrice, Provider, ProviderInput, ProviderKind, SetKeyRequest,

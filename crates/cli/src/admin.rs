@@ -1,10 +1,11 @@
 //! `agentnet admin …`: providers, groups, agents, policies, global limits, usage, logs, the
-//! audit log, local accounts, setup keys and sessions, through the admin API on the server's Unix
+//! audit log, local accounts, setup keys, sessions and overlay peers, through the admin API on the server's Unix
 //! socket (or, with `--url`, on a remote admin listener, as a signed-in admin). Human output is
 //! aligned tables; `--json` prints the server's JSON as is.
 
 mod accounts;
-mod client;
+pub(crate) mod client;
+mod peers;
 pub(crate) mod table;
 mod when;
 
@@ -210,6 +211,7 @@ async fn execute(client: &Client, command: AdminCommand, json: bool) -> anyhow::
         AdminCommand::Users(cmd) => accounts::users(client, cmd, json, &read_password).await,
         AdminCommand::SetupKeys(cmd) => accounts::setup_keys(client, cmd, json).await,
         AdminCommand::Sessions(cmd) => accounts::sessions(client, cmd, json, when::now_ms()?).await,
+        AdminCommand::Peers(cmd) => peers::peers(client, cmd, json).await,
     }
 }
 

@@ -1,5 +1,6 @@
 //! The command line, declared with clap's derive API. Parsing only: the commands live in
-//! `login` (login, enroll, logout), `whoami` (whoami, token), `admin`, `usage` and `setup`.
+//! `login` (login, enroll, logout), `whoami` (whoami, token), `peers` (peer), `admin`, `usage`
+//! and `setup`.
 
 use std::path::PathBuf;
 
@@ -59,6 +60,21 @@ pub(crate) enum Command {
     /// Your own usage: the caps that apply to you with what is used and left, your spend over
     /// the last 24 hours and 30 days, and your recent requests.
     Usage(UsageArgs),
+    /// Join the gateway's WireGuard overlay: register this device and run the tunnel here,
+    /// without privileges, forwarding a local port to the AI endpoint. Tools then need only a
+    /// base URL (ANTHROPIC_BASE_URL=http://127.0.0.1:4000): no key, no token.
+    Up(UpArgs),
+    /// Stop the tunnel `agentnet up -d` started.
+    Down,
+    /// Whether the tunnel is up: the local forward, overlay address, last handshake, traffic.
+    Status {
+        /// Print the state as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// This device on the gateway's WireGuard overlay: register it, list or remove your
+    /// devices.
+    Peer(PeerArgs),
     /// Point a client tool at the gateway.
     Setup {
         #[command(subcommand)]
@@ -116,6 +132,60 @@ pub(crate) struct UsageArgs {
     /// Print the server's JSON answer instead of tables.
     #[arg(long)]
     pub(crate) json: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct UpArgs {
+    /// The local address forwarded to the AI endpoint.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:4000")]
+    pub(crate) listen: std::net::SocketAddr,
+    /// This device's name on the gateway [default: the host name].
+    #[arg(long)]
+    pub(crate) name: Option<String>,
+    /// Run in the background (`agentnet status`, `agentnet down`).
+    #[arg(short = 'd', long)]
+    pub(crate) detach: bool,
+    /// Create a kernel WireGuard interface instead of the userspace tunnel (needs root).
+    #[arg(long)]
+    pub(crate) tun: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct PeerArgs {
+    /// The gateway's admin listener [default: the server of your `agentnet login` session].
+    #[arg(long, value_name = "URL", global = true)]
+    pub(crate) server: Option<String>,
+    #[command(subcommand)]
+    pub(crate) command: PeerCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum PeerCommand {
+    /// Register this device and print its WireGuard configuration (a wg-quick file).
+    ///
+    /// The device's key is made on first use and kept in your config directory
+    /// (agentnet/wireguard.key, readable only by you); only its public half is sent. Uses your
+    /// `agentnet login` (or `agentnet enroll`) session; running it again renews the
+    /// registration and keeps the device's address.
+    Config {
+        /// The device's name [default: this machine's host name].
+        #[arg(long, value_name = "NAME")]
+        name: Option<String>,
+        /// Write the configuration to FILE (readable only by you) instead of printing it.
+        #[arg(long, short, value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
+    /// List your registered devices.
+    List {
+        /// Print the server's JSON answer instead.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove one of your devices: its tunnel stops working.
+    Remove {
+        /// The device's peer id (`agentnet peer list`).
+        id: String,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -199,6 +269,34 @@ pub(crate) enum AdminCommand {
     /// Sign-in sessions of people and agents: list them, revoke them.
     #[command(subcommand)]
     Sessions(SessionsCommand),
+    /// WireGuard overlay peers: people's and agents' registered devices.
+    #[command(subcommand)]
+    Peers(PeersCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum PeersCommand {
+    /// List live peers, newest first.
+    List {
+        /// Only this person's (email) or agent's peers.
+        #[arg(long, value_name = "NAME")]
+        owner: Option<String>,
+        /// Include revoked and expired peers.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Rename a peer.
+    Rename {
+        /// The peer's id.
+        id: String,
+        /// Its new name: 1 to 64 characters of A-Z, a-z, 0-9, '.', '_' and '-'.
+        name: String,
+    },
+    /// Revoke a peer: its tunnel stops working at once.
+    Revoke {
+        /// The peer's id.
+        id: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -543,8 +641,13 @@ pub(crate) enum SetupTool {
         endpoint: String,
         /// A command that prints the token Claude Code sends [default: `agentnet token`, the
         /// access token of your `agentnet login` session].
-        #[arg(long, value_name = "CMD")]
+        #[arg(long, value_name = "CMD", conflicts_with = "overlay")]
         token_command: Option<String>,
+        /// Through `agentnet up`'s local forward: the tunnel identifies you, so no token is
+        /// configured (Claude Code insists on some credential; it gets a fixed, non-secret
+        /// placeholder that the gateway ignores and never forwards).
+        #[arg(long)]
+        overlay: bool,
         /// Show what would change without writing.
         #[arg(long)]
         dry_run: bool,

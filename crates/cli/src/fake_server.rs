@@ -1,7 +1,8 @@
-//! A stand-in for a server's admin listener in tests: the sign-in endpoints under `/auth` and
-//! the self-service view `/api/v1/me`, speaking the wire format of `api-types`, on
-//! `127.0.0.1:0`. It records every request, rotates refresh tokens as the real one does, and
-//! answers device-code polls from a script.
+//! A stand-in for a server's admin listener in tests: the sign-in endpoints under `/auth`, the
+//! self-service view `/api/v1/me` and device registration `/api/v1/me/peers`, speaking the wire
+//! format of `api-types`, on `127.0.0.1:0`. It records every request, rotates refresh tokens as
+//! the real one does, answers device-code polls from a script, and hands out overlay addresses
+//! from 100.64.0.2 on (the same key registered again keeps its peer).
 
 use std::{
     collections::{HashMap, HashSet, VecDeque},
@@ -10,12 +11,12 @@ use std::{
 };
 
 use api_types::{
-    DeviceAuthorization, EnrollRequest, OAuthError, SelfView, SessionIdentity, TokenResponse,
-    UsageTotals,
+    DeviceAuthorization, EnrollRequest, OAuthError, PeerRegistration, PeerView, SelfView,
+    SessionIdentity, TokenResponse, TunnelConfig, UsageTotals,
 };
 use axum::{
     body::Bytes,
-    extract::{Query, State},
+    extract::{Path, Query, State},
     http::{header, HeaderMap, StatusCode},
     response::{IntoResponse, Response},
     routing::{get, post},
@@ -62,6 +63,10 @@ pub(crate) struct FakeState {
     pub(crate) tamper_state: bool,
     /// Refuse every access token at `/api/v1/me`.
     pub(crate) refuse_all: bool,
+    /// Registered devices, in order of registration.
+    pub(crate) peers: Vec<PeerView>,
+    /// Answer `/api/v1/me/peers` as a server without an overlay does.
+    pub(crate) overlay_disabled: bool,
 }
 
 pub(crate) struct FakeServer {
@@ -92,6 +97,8 @@ impl FakeServer {
             .route("/auth/revoke", post(revoke))
             .route("/auth/enroll", post(enroll))
             .route("/api/v1/me", get(me))
+            .route("/api/v1/me/peers", get(list_peers).post(register_peer))
+            .route("/api/v1/me/peers/{id}", axum::routing::delete(remove_peer))
             .with_state(state.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
@@ -301,6 +308,109 @@ async fn me(State(state): State<Shared>, headers: HeaderMap) -> Response {
         recent: Vec::new(),
     })
     .into_response()
+}
+
+/// Records the request; the refusal to answer with unless its bearer token is accepted and the
+/// overlay is on.
+fn peer_gate(state: &Shared, path: &str, body: String, headers: &HeaderMap) -> Option<Response> {
+    record(state, path, HashMap::from([(String::new(), body)]), headers);
+    let s = state.lock().unwrap();
+    let bearer = s.requests.last().and_then(|r| r.bearer.clone());
+    if !bearer.is_some_and(|b| s.access_tokens.contains(&b)) {
+        let body = serde_json::json!({"error": {"code": "unauthenticated", "message": "the session is unknown, expired or revoked: register devices after `agentnet login` (agents: `agentnet enroll`)", "reason": "session_unknown"}});
+        return Some((StatusCode::UNAUTHORIZED, Json(body)).into_response());
+    }
+    if s.overlay_disabled {
+        let body = serde_json::json!({"error": {"code": "not_found", "message": "the overlay is not enabled on this server ([overlay] enabled = true)", "reason": "overlay_disabled"}});
+        return Some((StatusCode::NOT_FOUND, Json(body)).into_response());
+    }
+    None
+}
+
+fn tunnel(peer: PeerView) -> TunnelConfig {
+    TunnelConfig {
+        address: format!("{}/32", peer.address),
+        peer,
+        server_public_key: "hbfBQKaGvzefSSuufuaBUwZ5xBTaEYgq7zrymj0YmVw=".into(),
+        server_address: "100.64.0.1".into(),
+        endpoint: "gateway.test:51820".into(),
+        allowed_ips: "100.64.0.0/10".into(),
+        dns: Some("100.64.0.1".into()),
+        domain: "agentnet.internal".into(),
+        ai_url: "http://ai.agentnet.internal".into(),
+        mtu: 1420,
+        persistent_keepalive: 25,
+    }
+}
+
+async fn register_peer(State(state): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
+    let text = String::from_utf8_lossy(&body).into_owned();
+    if let Some(refused) = peer_gate(&state, "/api/v1/me/peers", text.clone(), &headers) {
+        return refused;
+    }
+    let Ok(request) = serde_json::from_str::<PeerRegistration>(&text) else {
+        let body = serde_json::json!({"error": {"code": "invalid_request", "message": "not a PeerRegistration"}});
+        return (StatusCode::BAD_REQUEST, Json(body)).into_response();
+    };
+    let mut s = state.lock().unwrap();
+    let live = |p: &&mut PeerView| p.status == "active" && p.public_key == request.public_key;
+    if let Some(peer) = s.peers.iter_mut().find(|p| live(p)) {
+        peer.name = request.name;
+        return Json(tunnel(peer.clone())).into_response();
+    }
+    let n = s.peers.len();
+    let peer = PeerView {
+        id: format!("peer-{}", n + 1),
+        name: request.name,
+        owner_kind: "user".into(),
+        owner: "alice@example.com".into(),
+        public_key: request.public_key,
+        address: format!("100.64.0.{}", n + 2),
+        status: "active".into(),
+        session_id: Some("ses_1".into()),
+        created_at: "2025-06-01T12:00:00.000Z".into(),
+        expires_at: "2025-07-01T12:00:00.000Z".into(),
+        revoked_at: None,
+        revoked_reason: None,
+        last_handshake_at: None,
+        rx_bytes: 0,
+        tx_bytes: 0,
+    };
+    s.peers.push(peer.clone());
+    (StatusCode::CREATED, Json(tunnel(peer))).into_response()
+}
+
+async fn list_peers(State(state): State<Shared>, headers: HeaderMap) -> Response {
+    if let Some(refused) = peer_gate(&state, "/api/v1/me/peers", String::new(), &headers) {
+        return refused;
+    }
+    let s = state.lock().unwrap();
+    let live: Vec<PeerView> = s.peers.iter().filter(|p| p.status == "active").cloned().collect();
+    Json(live).into_response()
+}
+
+async fn remove_peer(
+    State(state): State<Shared>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let path = format!("/api/v1/me/peers/{id}");
+    if let Some(refused) = peer_gate(&state, &path, String::new(), &headers) {
+        return refused;
+    }
+    let mut s = state.lock().unwrap();
+    match s.peers.iter_mut().find(|p| p.id == id) {
+        Some(peer) => {
+            peer.status = "revoked".into();
+            peer.revoked_at = Some("2025-06-02T12:00:00.000Z".into());
+            peer.revoked_reason = Some("removed by alice@example.com".into());
+            Json(peer.clone()).into_response()
+        }
+        None => {
+            let body = serde_json::json!({"error": {"code": "not_found", "message": format!("peer '{id}' does not exist")}});
+            (StatusCode::NOT_FOUND, Json(body)).into_response()
+        }
+    }
 }
 
 /// A session file under a fresh temporary directory (its own directory does not exist yet),

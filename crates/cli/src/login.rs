@@ -267,7 +267,7 @@ pub(crate) async fn logout(file: &SessionFile) -> anyhow::Result<(String, Option
 }
 
 /// This machine's name, as the label of its sessions.
-fn device_label() -> Option<String> {
+pub(crate) fn device_label() -> Option<String> {
     let from_kernel = std::fs::read_to_string("/proc/sys/kernel/hostname").ok();
     let name = from_kernel.or_else(|| {
         let out = std::process::Command::new("hostname")

@@ -3,7 +3,8 @@
 //! access token from that session (Claude Code's key helper), `agentnet whoami` and
 //! `agentnet logout`; `agentnet admin …` manages the gateway over the admin socket (or a remote
 //! admin listener, signed in); `agentnet usage` shows a person or agent their own spend and caps
-//! (over the admin listener); `agentnet setup …` points Claude Code and Codex at it.
+//! (over the admin listener); `agentnet peer …` registers this device on the gateway's WireGuard
+//! overlay; `agentnet setup …` points Claude Code and Codex at it.
 //!
 //! API boundary: this crate talks to the server only through `api-types` DTOs over HTTP, and
 //! embeds `server` for `agentnet server`; it never reaches the store or the proxy.
@@ -11,12 +12,15 @@
 mod admin;
 mod args;
 mod auth;
+mod device;
 #[cfg(test)]
 mod fake_server;
 mod login;
+mod peers;
 mod remote;
 mod session;
 mod setup;
+mod up;
 mod usage;
 mod whoami;
 
@@ -38,6 +42,10 @@ async fn main() -> ExitCode {
         Command::Enroll(args) => login::run_enroll(args).await,
         Command::Admin(admin) => admin::run(admin).await,
         Command::Usage(args) => usage::run(args).await,
+        Command::Up(args) => up::run_up(args).await,
+        Command::Down => up::run_down().await,
+        Command::Status { json } => up::run_status(json).await,
+        Command::Peer(args) => peers::run(args).await,
         Command::Setup { tool } => setup::run(tool),
     };
     match result {

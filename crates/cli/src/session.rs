@@ -101,6 +101,12 @@ impl SessionFile {
         Self { path }
     }
 
+    /// The directory the session is kept in (`<config dir>/agentnet`), where the device's
+    /// WireGuard key and `agentnet up`'s state live too.
+    pub(crate) fn dir(&self) -> PathBuf {
+        self.path.parent().map(std::path::Path::to_path_buf).unwrap_or_default()
+    }
+
     /// The stored session, if any. A file others may read is tightened to 0600, with a warning.
     pub(crate) fn load(&self) -> anyhow::Result<Option<Session>> {
         let text = match std::fs::read(&self.path) {

@@ -22,11 +22,14 @@ use crate::args::SetupTool;
 
 pub(crate) fn run(tool: SetupTool) -> anyhow::Result<()> {
     match tool {
-        SetupTool::ClaudeCode { endpoint, token_command, dry_run } => {
+        SetupTool::ClaudeCode { endpoint, token_command, overlay, dry_run } => {
             let endpoint = Endpoint::parse(&endpoint)?;
             let path = claude_code::settings_path()?;
-            let helper =
-                token_command.unwrap_or_else(|| claude_code::DEFAULT_KEY_HELPER.to_owned());
+            let helper = match (overlay, token_command) {
+                (true, _) => claude_code::OVERLAY_KEY_HELPER.to_owned(),
+                (false, Some(command)) => command,
+                (false, None) => claude_code::DEFAULT_KEY_HELPER.to_owned(),
+            };
             apply(&path, dry_run, |existing| claude_code::merge(existing, &endpoint, &helper))
         }
         SetupTool::Codex { endpoint, token_env, model, dry_run } => {

@@ -1,6 +1,7 @@
 //! The admin API's sign-in records: local accounts (`/users`, the embedded IdP's people),
-//! setup keys (`/setup-keys`, how agents enroll) and sessions (`/sessions`, what agentnet
-//! issued, revocable one by one or per person).
+//! setup keys (`/setup-keys`, how agents enroll), sessions (`/sessions`, what agentnet
+//! issued, revocable one by one or per person) and the overlay peers bound to them (`/peers`,
+//! handlers in `peers`).
 //!
 //! Secrets: a password or setup key is in the answer that created it (a password only if the
 //! server generated it) and nowhere else; the store keeps an argon2id hash or a SHA-256 digest.
@@ -26,6 +27,7 @@ use store::SetupKeyRecord;
 use crate::{
     audit::{Caller, Change},
     extract::{Body, Query},
+    peers,
     sign_in::{revoke_sessions, session_to_dto, SignInState},
     validate, Error,
 };
@@ -50,13 +52,16 @@ pub fn accounts_router(state: SignInState) -> Router {
         .route(&api("/setup-keys/{name}"), get(show_setup_key).delete(revoke_setup_key))
         .route(&api("/sessions"), get(list_sessions).delete(revoke_sessions_of))
         .route(&api("/sessions/{id}"), get(show_session).delete(revoke_session))
+        .route(&api("/peers"), get(peers::list))
+        .route(&api("/peers/{id}"), get(peers::show).patch(peers::rename).delete(peers::revoke))
         .with_state(state)
 }
 
 // ---- local accounts -----------------------------------------------------------------------
 
-/// Commits `tx`, whose changes revoked `revoked`, with an audit entry per session under the
-/// caller; then the data plane forgets them.
+/// Commits `tx`, whose changes revoked `revoked` (and, in the store, their overlay peers), with
+/// an audit entry per session under the caller; then the data plane forgets them. A handler
+/// that does not await `after_change` anyway awaits `sessions_ended` next, for the peers.
 async fn end_sessions(
     state: &SignInState,
     caller: &Caller,
@@ -297,6 +302,7 @@ pub(crate) async fn set_password(
     let revoked =
         tx.revoke_sessions_of(PrincipalKind::User, &user.email, "password changed").await?;
     end_sessions(&state, &caller, tx, &revoked).await?;
+    state.sessions_ended().await;
     Ok(Json(LocalUserCreated { user: user_to_dto(&user), generated_password }))
 }
 
@@ -506,6 +512,7 @@ pub(crate) async fn revoke_session(
         .await?
         .ok_or(Error::NotFound { kind: "session", name: id })?;
     let revoked = end_sessions(&state, &caller, tx, &[record]).await?;
+    state.sessions_ended().await;
     Ok(Json(SessionsRevoked { revoked }))
 }
 
@@ -527,5 +534,8 @@ pub(crate) async fn revoke_sessions_of(
     let mut records = tx.revoke_sessions_of(PrincipalKind::User, &name, &reason).await?;
     records.extend(tx.revoke_sessions_of(PrincipalKind::Agent, &name, &reason).await?);
     let revoked = end_sessions(&state, &caller, tx, &records).await?;
+    if !revoked.is_empty() {
+        state.sessions_ended().await;
+    }
     Ok(Json(SessionsRevoked { revoked }))
 }

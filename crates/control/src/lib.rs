@@ -3,7 +3,9 @@
 //! the audit log and the OpenAPI document; and, apart, the self-service view `/api/v1/me`
 //! ([`self_service_router`]), where any caller with a valid bearer token sees their own usage
 //! and caps; and the SCIM 2.0 server under `/scim/v2` ([`scim_router`]), through which an IdP
-//! provisions users and groups with the SCIM token created at `POST /api/v1/scim/token`.
+//! provisions users and groups with the SCIM token created at `POST /api/v1/scim/token`; and
+//! WireGuard overlay peers ([`peers_router`] for devices registering themselves with their
+//! agentnet session, `/api/v1/peers` in [`accounts_router`] for admins).
 //!
 //! API boundary: requests and responses are `api-types` DTOs only; this crate maps them to and
 //! from `domain` and `store` types. Every successful mutation records an audit entry in the
@@ -21,6 +23,7 @@ mod extract;
 mod limits;
 mod me;
 mod openapi;
+mod peers;
 mod policies;
 mod providers;
 mod scim;
@@ -43,6 +46,7 @@ pub use audit::{audit_changes, record_snapshots, Actor};
 pub use error::Error;
 pub use me::{self_service_router, SelfService, SelfServiceError};
 pub use openapi::ApiDoc;
+pub use peers::{peers_router, OverlayInfo};
 pub use scim::{scim_router, ScimState, SCIM_PREFIX};
 pub use sign_in::{
     sign_in_router, Admit, AfterChange, Broker, IdentitySource, SignInSettings, SignInState,

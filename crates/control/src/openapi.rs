@@ -7,14 +7,14 @@ use utoipa::{
     Modify, OpenApi,
 };
 
-use crate::{accounts, audit, directory, limits, me, policies, providers, scim, usage};
+use crate::{accounts, audit, directory, limits, me, peers, policies, providers, scim, usage};
 
 #[derive(OpenApi)]
 #[openapi(
     info(
         title = "agentnet admin API",
         version = "1",
-        description = "Providers (with write-only keys), groups, agents, policies, global limits, usage and logs, the audit log; and the self-service view `/api/v1/me`, where any caller with a bearer token from the identity provider sees their own usage and caps."
+        description = "Providers (with write-only keys), groups, agents, policies, global limits, usage and logs, the audit log, sign-in records and overlay peers; the self-service view `/api/v1/me`, where any caller with a bearer token sees their own usage and caps; and `/api/v1/me/peers`, where a device registers its WireGuard public key with an agentnet session."
     ),
     modifiers(&BearerToken),
     paths(
@@ -35,6 +35,8 @@ use crate::{accounts, audit, directory, limits, me, policies, providers, scim, u
         accounts::revoke_setup_key,
         accounts::list_sessions, accounts::show_session, accounts::revoke_session,
         accounts::revoke_sessions_of,
+        peers::list, peers::show, peers::rename, peers::revoke,
+        peers::register, peers::list_own, peers::remove_own,
         me::me,
         document,
     ),
@@ -53,6 +55,8 @@ use crate::{accounts, audit, directory, limits, me, policies, providers, scim, u
         api_types::LocalUser, api_types::LocalUserInput, api_types::LocalUserCreated,
         api_types::PasswordInput, api_types::SetupKey, api_types::SetupKeyInput,
         api_types::SetupKeyCreated, api_types::Session, api_types::SessionsRevoked,
+        api_types::PeerRegistration, api_types::PeerView, api_types::TunnelConfig,
+        api_types::PeerRename,
         api_types::ErrorBody, api_types::ErrorDetail, api_types::ErrorCode,
     )),
     tags(
@@ -67,14 +71,15 @@ use crate::{accounts, audit, directory, limits, me, policies, providers, scim, u
         (name = "users", description = "local accounts: the embedded identity provider's people, when no external IdP is configured"),
         (name = "setup-keys", description = "keys agents enroll with (POST /auth/enroll)"),
         (name = "sessions", description = "sessions agentnet issued after a sign-in or an enrollment"),
+        (name = "peers", description = "WireGuard overlay peers: devices register their public key with their agentnet session (/api/v1/me/peers); admins list, rename and revoke them"),
         (name = "me", description = "the caller's own usage and caps, by bearer token"),
         (name = "meta", description = "this document"),
     )
 )]
 pub struct ApiDoc;
 
-/// The `bearer` security scheme of `/me`: an access token from the identity provider, the same
-/// one the AI endpoint takes.
+/// The `bearer` security scheme of `/me` and `/me/peers`: an access token, as the AI endpoint
+/// takes it (`/me/peers` takes only agentnet session tokens).
 struct BearerToken;
 
 impl Modify for BearerToken {
@@ -85,7 +90,7 @@ impl Modify for BearerToken {
             SecurityScheme::Http(
                 Http::builder()
                     .scheme(HttpAuthScheme::Bearer)
-                    .description(Some("an access token from the identity provider"))
+                    .description(Some("an access token: an agentnet session's (`agentnet_at_…`), or on `/api/v1/me` also one from the identity provider"))
                     .build(),
             ),
         );

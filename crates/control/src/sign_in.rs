@@ -44,7 +44,7 @@ use axum::{
 use domain::Principal;
 use identity::{IdpClient, SessionTable, TokenVerifier};
 
-pub(crate) use issue::{now_ms, revoke_sessions, session_to_dto};
+pub(crate) use issue::{actor_kind, now_ms, revoke_sessions, session_to_dto};
 pub use pending::MAX_PENDING;
 
 /// A future the server runs after a change that the data plane must see (a new agent, a
@@ -122,6 +122,8 @@ impl SignInSettings {
 #[derive(Clone)]
 pub struct SignInState {
     inner: Arc<Inner>,
+    /// The WireGuard overlay, when the server runs one ([`SignInState::with_overlay`]).
+    overlay: Option<Arc<crate::OverlayInfo>>,
 }
 
 struct Inner {
@@ -160,6 +162,28 @@ impl SignInState {
                 password_slots: Arc::new(tokio::sync::Semaphore::new(2)),
                 throttle: throttle::Throttle::default(),
             }),
+            overlay: None,
+        }
+    }
+
+    /// Turns on device registration (`/api/v1/me/peers`): peers get addresses from
+    /// `overlay.network` and tunnel configurations pointing at its endpoint. Set it before
+    /// cloning the state into routers: clones made earlier do not see it.
+    pub fn with_overlay(mut self, overlay: crate::OverlayInfo) -> Self {
+        self.overlay = Some(Arc::new(overlay));
+        self
+    }
+
+    /// The overlay's settings; `None` when the server runs none.
+    pub(crate) fn overlay(&self) -> Option<&crate::OverlayInfo> {
+        self.overlay.as_deref()
+    }
+
+    /// After sessions were revoked: their overlay peers were revoked with them (in the store),
+    /// so with an overlay the server must reconcile its endpoint before the answer goes out.
+    pub(crate) async fn sessions_ended(&self) {
+        if self.overlay.is_some() {
+            self.after_change().await;
         }
     }
 

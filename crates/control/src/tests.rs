@@ -616,6 +616,8 @@ async fn openapi_document_covers_every_route() {
             "DELETE /api/v1/agents/{name}",
             "DELETE /api/v1/groups/{name}",
             "DELETE /api/v1/limits/{name}",
+            "DELETE /api/v1/me/peers/{id}",
+            "DELETE /api/v1/peers/{id}",
             "DELETE /api/v1/policies/{name}",
             "DELETE /api/v1/providers/{name}",
             "DELETE /api/v1/scim/token",
@@ -632,7 +634,10 @@ async fn openapi_document_covers_every_route() {
             "GET /api/v1/limits/{name}",
             "GET /api/v1/logs",
             "GET /api/v1/me",
+            "GET /api/v1/me/peers",
             "GET /api/v1/openapi.json",
+            "GET /api/v1/peers",
+            "GET /api/v1/peers/{id}",
             "GET /api/v1/policies",
             "GET /api/v1/policies/{name}",
             "GET /api/v1/providers",
@@ -646,9 +651,11 @@ async fn openapi_document_covers_every_route() {
             "GET /api/v1/usage/summary",
             "GET /api/v1/users",
             "GET /api/v1/users/{username}",
+            "PATCH /api/v1/peers/{id}",
             "POST /api/v1/agents",
             "POST /api/v1/groups",
             "POST /api/v1/limits",
+            "POST /api/v1/me/peers",
             "POST /api/v1/policies",
             "POST /api/v1/providers",
             "POST /api/v1/scim/token",
@@ -684,12 +691,18 @@ async fn openapi_document_covers_every_route() {
         "AuditEntry",
         "ScimToken",
         "ScimStatus",
+        "PeerRegistration",
+        "PeerView",
+        "TunnelConfig",
+        "PeerRename",
     ] {
         assert!(schemas.contains_key(name), "missing schema {name}");
     }
     // `/me` takes the caller's bearer token; the rest of the API does not.
     assert_eq!(doc["components"]["securitySchemes"]["bearer"]["scheme"], "bearer");
     assert_eq!(doc["paths"]["/api/v1/me"]["get"]["security"], json!([{"bearer": []}]));
+    assert_eq!(doc["paths"]["/api/v1/me/peers"]["post"]["security"], json!([{"bearer": []}]));
+    assert!(doc["paths"]["/api/v1/peers"]["get"].get("security").is_none());
     assert!(doc["paths"]["/api/v1/groups"]["get"].get("security").is_none());
     // The response schema of a provider has no field that could carry a key.
     let provider = schemas["Provider"]["properties"].as_object().unwrap();

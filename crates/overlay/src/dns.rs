@@ -5,7 +5,9 @@
 
 use std::net::Ipv4Addr;
 
-use simple_dns::{rdata::RData, Name, Packet, PacketFlag, ResourceRecord, CLASS, OPCODE, QTYPE, RCODE, TYPE};
+use simple_dns::{
+    rdata::RData, Name, Packet, PacketFlag, ResourceRecord, CLASS, OPCODE, QTYPE, RCODE, TYPE,
+};
 
 /// The DNS port.
 pub const DNS_PORT: u16 = 53;
@@ -116,8 +118,14 @@ mod tests {
     fn the_ai_name_resolves_to_the_server_case_insensitively() {
         let zone = DnsZone::new("agentnet.internal", SERVER);
         assert_eq!(zone.ai_name(), "ai.agentnet.internal");
-        assert_eq!(ask(&zone, "ai.agentnet.internal", TYPE::A), (RCODE::NoError, vec![SERVER], true));
-        assert_eq!(ask(&zone, "AI.Agentnet.Internal", TYPE::A), (RCODE::NoError, vec![SERVER], true));
+        assert_eq!(
+            ask(&zone, "ai.agentnet.internal", TYPE::A),
+            (RCODE::NoError, vec![SERVER], true)
+        );
+        assert_eq!(
+            ask(&zone, "AI.Agentnet.Internal", TYPE::A),
+            (RCODE::NoError, vec![SERVER], true)
+        );
         assert_eq!(ask(&zone, "agentnet.internal", TYPE::A), (RCODE::NoError, vec![SERVER], true));
     }
 
@@ -141,6 +149,9 @@ mod tests {
         assert!(zone.answer(b"").is_none());
         assert!(zone.answer(&[0xff; 7]).is_none());
         let reply = zone.answer(&query(1, "ai.agentnet.internal", TYPE::A).unwrap()).unwrap();
-        assert!(zone.answer(&reply).is_none(), "a response must not be answered (reflection loops)");
+        assert!(
+            zone.answer(&reply).is_none(),
+            "a response must not be answered (reflection loops)"
+        );
     }
 }

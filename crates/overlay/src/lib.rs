@@ -7,15 +7,20 @@
 //! - [`PrivateKey`] / [`PublicKey`]: WireGuard keys in their base64 text form.
 //! - [`DnsZone`]: the overlay's authoritative DNS answers (`ai.<domain>`).
 //! - [`Tunnel`]: a gotatun WireGuard device whose packets go to and from the userspace stack.
+//! - [`ClientTunnel`]: a device's side, forwarding a local port to the AI endpoint.
 
+mod client;
 mod dns;
 mod ipam;
 mod keys;
+mod netstack;
 mod tunnel;
 
+pub use client::{ClientSettings, ClientStatus, ClientTunnel};
 pub use dns::{query as dns_query, DnsZone, DNS_PORT};
 pub use ipam::{Ipam, IpamError, Ipv4Net, DEFAULT_NETWORK};
 pub use keys::{KeyError, PrivateKey, PublicKey};
+pub use netstack::{NetStack, NetStackConfig, PacketPipes, TcpListener, TcpStream, UdpSocket};
 pub use tunnel::{
     PeerTraffic, Tunnel, TunnelError, TunnelPeer, TunnelPipes, OVERLAY_MTU,
     PERSISTENT_KEEPALIVE_SECS,

@@ -51,6 +51,8 @@ pub enum TunnelError {
     },
     #[error("WireGuard device error: {0}")]
     Device(#[from] gotatun::device::Error),
+    #[error("{0} is not a usable overlay network")]
+    Network(String),
 }
 
 /// One peer as the tunnel sees it.
@@ -89,6 +91,8 @@ impl TunnelPeer {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PeerTraffic {
     pub public_key: PublicKey,
+    /// Where the peer's packets come from (it follows the peer as it roams).
+    pub endpoint: Option<SocketAddr>,
     /// Time since the last completed handshake.
     pub since_handshake: Option<Duration>,
     pub rx_bytes: u64,
@@ -176,11 +180,22 @@ impl Tunnel {
             .into_iter()
             .map(|p| PeerTraffic {
                 public_key: PublicKey::from_inner(p.peer.public_key),
+                endpoint: p.peer.endpoint,
                 since_handshake: p.stats.last_handshake,
                 rx_bytes: p.stats.rx_bytes as u64,
                 tx_bytes: p.stats.tx_bytes as u64,
             })
             .collect()
+    }
+
+    /// Starts a handshake with a peer whose endpoint is known and waits for it, at most
+    /// `timeout`. A server that restarted lost its sessions; a peer that waits for its own next
+    /// handshake takes up to its handshake timeout to notice, so the server starts one.
+    pub async fn handshake(&self, public_key: &PublicKey, timeout: Duration) -> bool {
+        matches!(
+            tokio::time::timeout(timeout, self.device.force_handshake(&public_key.inner())).await,
+            Ok(Ok(()))
+        )
     }
 
     /// The public keys of every configured peer.

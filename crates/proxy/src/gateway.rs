@@ -203,7 +203,11 @@ impl Gateway {
 
     /// Serves one request from `caller`. Never fails: errors become responses in the called
     /// API's shape.
-    pub async fn handle_as<B>(self: &Arc<Self>, req: Request<B>, caller: Caller) -> Response<ProxyBody>
+    pub async fn handle_as<B>(
+        self: &Arc<Self>,
+        req: Request<B>,
+        caller: Caller,
+    ) -> Response<ProxyBody>
     where
         B: Body<Data = Bytes> + Send + 'static,
         B::Error: Into<BoxError>,

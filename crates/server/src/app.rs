@@ -15,7 +15,9 @@ use tokio_util::sync::CancellationToken;
 use crate::{
     admin,
     config::{Config, Source},
-    data_dir, provision,
+    data_dir,
+    overlay::OverlayEndpoint,
+    provision,
 };
 
 /// Capacity of the usage-record channel between the data plane and the writer.
@@ -40,6 +42,10 @@ pub struct App {
     /// Sign-in (`/auth`): on the admin TCP listener.
     sign_in: axum::Router,
     sessions: Arc<identity::SessionTable>,
+    /// The WireGuard overlay, when `[overlay] enabled`.
+    overlay: Option<Arc<OverlayEndpoint>>,
+    /// The overlay's DNS domain, when its DNS responder is on.
+    overlay_dns: Option<String>,
     reloader: Reloader,
     changed: Arc<Notify>,
     usage_rx: tokio::sync::mpsc::Receiver<store::UsageRecord>,
@@ -113,15 +119,25 @@ impl App {
         tracing::info!(records = history.len(), "budget counters rebuilt from usage records");
         gateway.install(snapshot, Some(&history));
         gateway.install_directory(provision::directory(&store, local_accounts).await?);
+        let overlay = if config.overlay.enabled {
+            let key = data_dir::overlay_key(&config.data_dir)?;
+            Some(OverlayEndpoint::start(&config.overlay, &key).await?)
+        } else {
+            None
+        };
         let reloader = Reloader {
             store: store.clone(),
             gateway: Arc::downgrade(&gateway),
             sessions: sessions.clone(),
+            overlay: overlay.as_ref().map(Arc::downgrade),
             local_accounts,
         };
         // Sessions whose owner went away while the server was down (an agent removed from the
-        // config file, a switch to an external IdP) end now.
+        // config file, a switch to an external IdP) end now, and so do their peers.
         crate::sessions::revoke_lost(&store, &gateway, &sessions, local_accounts).await?;
+        if let Some(overlay) = &overlay {
+            overlay.reconcile(&store).await?;
+        }
 
         let changed = Arc::new(Notify::new());
         let notify = changed.clone();
@@ -152,7 +168,7 @@ impl App {
             }),
         });
 
-        let ai = match config.listen.ai {
+        let ai = match config.ai_listener() {
             Some(addr) => Some(bind(addr, "AI endpoint").await?),
             None => None,
         };
@@ -171,8 +187,15 @@ impl App {
             (None, Some(listener)) => format!("http://{}", listener.local_addr()?),
             (None, None) => crate::config::DEFAULT_PUBLIC_URL.to_owned(),
         };
-        let sign_in =
+        let overlay_info = match &overlay {
+            Some(endpoint) => Some(overlay_info(&config, endpoint, &public_url).await?),
+            None => None,
+        };
+        let mut sign_in =
             sign_in_state(&config, verifier, &store, &sessions, &gateway, &reloader, public_url)?;
+        if let Some(info) = overlay_info {
+            sign_in = sign_in.with_overlay(info);
+        }
         let control = control.merge(control::accounts_router(sign_in.clone()));
         let remote_admin = config
             .admin
@@ -189,8 +212,11 @@ impl App {
             control,
             me,
             public: admin::public_routes(signer.clone()),
-            sign_in: control::sign_in_router(sign_in),
+            sign_in: control::sign_in_router(sign_in.clone()).merge(control::peers_router(sign_in)),
             sessions,
+            overlay_dns: (overlay.is_some() && config.overlay.dns)
+                .then(|| config.overlay.domain.clone()),
+            overlay,
             reloader,
             scim,
             remote_admin,
@@ -202,6 +228,11 @@ impl App {
 
     pub fn ai_addr(&self) -> Option<SocketAddr> {
         self.ai.as_ref().and_then(|l| l.local_addr().ok())
+    }
+
+    /// The overlay endpoint, when the overlay is on.
+    pub fn overlay(&self) -> Option<&Arc<OverlayEndpoint>> {
+        self.overlay.as_ref()
     }
 
     pub fn admin_addr(&self) -> Option<SocketAddr> {
@@ -238,6 +269,8 @@ impl App {
             remote_admin,
             sign_in,
             sessions,
+            overlay,
+            overlay_dns,
             reloader,
             changed,
             usage_rx,
@@ -250,6 +283,21 @@ impl App {
         if let Some(listener) = ai {
             tracing::info!(addr = %listener.local_addr()?, "AI endpoint listening");
             tasks.spawn(proxy::run_ai_listener(gateway.clone(), listener, shutdown.clone()));
+        }
+        if let Some(endpoint) = overlay {
+            let port = endpoint.listen_port().await;
+            tracing::info!(
+                port,
+                public_key = %endpoint.public_key(),
+                address = %endpoint.server_address(),
+                "overlay WireGuard endpoint listening"
+            );
+            tasks.spawn(endpoint.run(
+                gateway.clone(),
+                store.clone(),
+                overlay_dns,
+                shutdown.clone(),
+            ));
         }
         if let Some(listener) = admin_tcp {
             tracing::info!(addr = %listener.local_addr()?, "admin listener listening");
@@ -322,6 +370,7 @@ struct Reloader {
     store: Store,
     gateway: Weak<Gateway>,
     sessions: Arc<identity::SessionTable>,
+    overlay: Option<Weak<OverlayEndpoint>>,
     local_accounts: bool,
 }
 
@@ -348,8 +397,44 @@ impl Reloader {
         gateway.install_directory(provision::directory(&self.store, self.local_accounts).await?);
         crate::sessions::revoke_lost(&self.store, &gateway, &self.sessions, self.local_accounts)
             .await?;
+        // Peers follow their sessions and owners: revoked ones leave the tunnel now.
+        if let Some(overlay) = self.overlay.as_ref().and_then(Weak::upgrade) {
+            overlay.reconcile(&self.store).await?;
+        }
         Ok(())
     }
+}
+
+/// What devices are told when they register: the server's key and endpoint, the network, DNS.
+async fn overlay_info(
+    config: &Config,
+    endpoint: &OverlayEndpoint,
+    public_url: &str,
+) -> anyhow::Result<control::OverlayInfo> {
+    let port = endpoint.listen_port().await;
+    let public = match &config.overlay.endpoint {
+        Some(public) => public.clone(),
+        None => {
+            // The host people already reach the server at, with the WireGuard port.
+            let uri: http::Uri = public_url
+                .parse()
+                .with_context(|| format!("login.public_url '{public_url}' is not a URL"))?;
+            // (An IPv6 host keeps its brackets here.)
+            let host = uri.host().context("login.public_url has no host")?;
+            format!("{host}:{port}")
+        }
+    };
+    Ok(control::OverlayInfo {
+        network: config.overlay.network()?,
+        server_address: endpoint.server_address(),
+        server_public_key: endpoint.public_key().to_base64(),
+        endpoint: public,
+        domain: config.overlay.domain.clone(),
+        dns: config.overlay.dns,
+        peer_lifetime: config.overlay.peer_lifetime,
+        mtu: overlay::OVERLAY_MTU,
+        persistent_keepalive: overlay::PERSISTENT_KEEPALIVE_SECS,
+    })
 }
 
 /// The sign-in endpoints' state: who vouches for people (the external IdP, brokered when

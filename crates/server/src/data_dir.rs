@@ -1,5 +1,6 @@
-//! The data directory: created owner-only, holding the SQLite database, the master key and the
-//! admin socket. The master key is generated on first start and must stay owner-only.
+//! The data directory: created owner-only, holding the SQLite database, the master key, the
+//! overlay's WireGuard key and the admin socket. Both keys are generated on first start and
+//! must stay owner-only.
 
 use std::{
     fs,
@@ -13,6 +14,7 @@ use store::MasterKey;
 
 pub(crate) const MASTER_KEY_FILE: &str = "master.key";
 pub(crate) const ADMIN_SOCKET: &str = "admin.sock";
+pub(crate) const OVERLAY_KEY_FILE: &str = "wireguard.key";
 
 pub(crate) fn ensure(dir: &Path) -> anyhow::Result<()> {
     if !dir.exists() {
@@ -43,6 +45,27 @@ pub(crate) fn master_key(dir: &Path) -> anyhow::Result<MasterKey> {
         .and_then(|()| file.sync_all())
         .with_context(|| format!("cannot write master key {}", path.display()))?;
     tracing::info!(path = %path.display(), "generated a new master key; back it up: without it, stored provider keys cannot be decrypted");
+    Ok(key)
+}
+
+/// Loads the overlay's WireGuard private key, generating it (owner-only) on first start. Peers
+/// are configured with its public key, so it must survive restarts.
+pub(crate) fn overlay_key(dir: &Path) -> anyhow::Result<overlay::PrivateKey> {
+    let path = dir.join(OVERLAY_KEY_FILE);
+    if path.exists() {
+        check_private(&path)?;
+        let text = fs::read_to_string(&path)
+            .with_context(|| format!("cannot read the overlay key {}", path.display()))?;
+        return text
+            .parse()
+            .with_context(|| format!("the overlay key {} is invalid", path.display()));
+    }
+    let key = overlay::PrivateKey::generate().context("cannot generate the overlay key")?;
+    let mut file = create_private(&path)?;
+    writeln!(file, "{}", key.to_base64())
+        .and_then(|()| file.sync_all())
+        .with_context(|| format!("cannot write the overlay key {}", path.display()))?;
+    tracing::info!(path = %path.display(), public_key = %key.public_key(), "generated the overlay's WireGuard key");
     Ok(key)
 }
 

@@ -9,6 +9,7 @@ mod admin;
 mod app;
 pub mod config;
 mod data_dir;
+mod overlay;
 mod provision;
 mod sessions;
 mod telemetry;
@@ -17,6 +18,7 @@ use std::path::PathBuf;
 
 pub use app::App;
 pub use config::{Config, ProcessEnv, Source};
+pub use overlay::OverlayEndpoint;
 
 /// Runs `agentnet server` until SIGINT or SIGTERM: the CLI's entry point.
 pub async fn run_from_cli(config_path: Option<PathBuf>) -> anyhow::Result<()> {

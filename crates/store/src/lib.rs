@@ -1,8 +1,8 @@
 //! Persistence for agentnet: providers (with keys encrypted at rest), groups, agents, policies,
 //! usage records, assertion-signing keys, the audit log, SCIM provisioning state (users,
 //! groups, memberships, the hashed SCIM token) and sign-in state (local accounts, sessions with
-//! their tokens' digests, setup keys) and overlay peers (WireGuard public keys, addresses), in
-//! SQLite through sqlx (PostgreSQL later).
+//! their tokens' digests, setup keys) and overlay peers (WireGuard public keys, addresses, bound
+//! to the session that registered them), in SQLite through sqlx (PostgreSQL later).
 //!
 //! Architecture invariant: this is the only crate that writes SQL. Secrets enter and leave it as
 //! `SecretString`/`SecretBox`; what it writes to disk is ciphertext.
@@ -28,7 +28,7 @@ use sqlx::{
 };
 
 pub use audit::{ActorKind, AuditEntry, AuditQuery, DEFAULT_AUDIT_LIMIT, MAX_AUDIT_LIMIT};
-pub use peers::{PeerQuery, PeerRecord, PeerStats};
+pub use peers::{OverlayPeer, PeerQuery, PeerRecord, PeerStats};
 pub use records::{
     AgentRecord, ConfigTable, GlobalLimitRecord, GroupRecord, ManagedBy, PolicyRecord,
     ProviderRecord, SigningKey,

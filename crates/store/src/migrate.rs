@@ -15,6 +15,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (4, "audit", include_str!("../migrations/0004_audit.sql")),
     (5, "sign_in", include_str!("../migrations/0005_sign_in.sql")),
     (6, "peers", include_str!("../migrations/0006_peers.sql")),
+    (7, "peer_sessions", include_str!("../migrations/0007_peer_sessions.sql")),
 ];
 
 /// The migrations compiled into the binary, so a deployment needs no migrations directory.

@@ -1,9 +1,12 @@
-//! Overlay peers: WireGuard public keys bound to their owner (a person or an agent), each with
-//! its one overlay address, an expiry (the peer's sign-in), revocation, and the traffic
-//! counters the endpoint reports.
+//! Overlay peers: WireGuard public keys bound to their owner (a person or an agent) and to the
+//! session that registered them, each with its one overlay address, an expiry, revocation, and
+//! the traffic counters the endpoint reports.
 //!
-//! Live peers (not revoked) never share a key or an address: partial UNIQUE indexes enforce it,
-//! so a revoked peer's address can be handed out again. Writes go through a
+//! Unrevoked peers never share a key or an address: partial UNIQUE indexes enforce it, so a
+//! revoked peer's key and address can be registered again (an expired but unrevoked peer keeps
+//! both until it is revoked or registered again). Revoking a session revokes its peers in the
+//! same transaction (`sign_in::sessions`). What the data plane serves is [`Store::overlay_peers`]:
+//! the live peers of live sessions, with the principal each one stands for. Writes go through a
 //! [`Transaction`](crate::Transaction) so that the caller records the audit entry with them.
 
 #[cfg(test)]
@@ -14,13 +17,21 @@ use std::net::Ipv4Addr;
 use domain::PrincipalKind;
 use sqlx::{sqlite::SqliteRow, Row, SqliteConnection};
 
-use crate::{sign_in::corrupt, Error, Result, Store, Transaction};
+use crate::{
+    sign_in::{corrupt, names_from_json, SESSION_ENDS_AT},
+    Error, Result, Store, Transaction,
+};
 
 const KIND: &str = "peer";
 
-const COLUMNS: &str = "id, name, owner_kind, owner, public_key, address, created_at_ms, \
-                       expires_at_ms, revoked_at_ms, revoked_reason, last_handshake_ms, rx_bytes, \
-                       tx_bytes";
+const COLUMNS: &str = "id, name, owner_kind, owner, public_key, address, session_id, \
+                       created_at_ms, expires_at_ms, revoked_at_ms, revoked_reason, \
+                       last_handshake_ms, rx_bytes, tx_bytes";
+
+/// [`COLUMNS`], qualified by the `peers` table's alias `p` (for joins).
+const P_COLUMNS: &str = "p.id, p.name, p.owner_kind, p.owner, p.public_key, p.address, \
+                         p.session_id, p.created_at_ms, p.expires_at_ms, p.revoked_at_ms, \
+                         p.revoked_reason, p.last_handshake_ms, p.rx_bytes, p.tx_bytes";
 
 /// A registered peer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,6 +45,9 @@ pub struct PeerRecord {
     /// The WireGuard public key, base64 (the private key stays on the device).
     pub public_key: String,
     pub address: Ipv4Addr,
+    /// The session that registered it (or last registered it again); `None` only for peers
+    /// from before peers were bound to sessions, which are never live on the overlay.
+    pub session_id: Option<String>,
     pub created_at_ms: i64,
     pub expires_at_ms: i64,
     pub revoked_at_ms: Option<i64>,
@@ -44,10 +58,29 @@ pub struct PeerRecord {
 }
 
 impl PeerRecord {
-    /// Whether the endpoint should accept it at `now_ms`.
+    /// Whether it is neither revoked nor expired at `now_ms` (its session aside: see
+    /// [`Store::overlay_peers`]).
     pub fn is_live(&self, now_ms: i64) -> bool {
         self.revoked_at_ms.is_none() && now_ms < self.expires_at_ms
     }
+
+    /// Whether it belongs to this person or agent (`owner` case-insensitively).
+    pub fn is_owned_by(&self, kind: PrincipalKind, owner: &str) -> bool {
+        self.owner_kind == kind && self.owner.eq_ignore_ascii_case(owner)
+    }
+}
+
+/// A peer the overlay endpoint should accept, with the principal its tunnel speaks for: the
+/// subject and groups of the live session it is bound to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OverlayPeer {
+    pub peer: PeerRecord,
+    /// The session's subject (a person's IdP subject or `local:<username>`, an agent's name).
+    pub subject: String,
+    /// The session's groups as of its last sign-in or refresh (sorted).
+    pub groups: Vec<String>,
+    /// Where the peer's packets last came from (`ip:port`), if it ever connected.
+    pub last_endpoint: Option<String>,
 }
 
 /// Filters for listing peers; newest first.
@@ -64,6 +97,8 @@ pub struct PeerQuery {
 pub struct PeerStats<'a> {
     pub id: &'a str,
     pub last_handshake_ms: Option<i64>,
+    /// The address the peer's packets came from last (`ip:port`).
+    pub endpoint: Option<&'a str>,
     pub rx_bytes: u64,
     pub tx_bytes: u64,
 }
@@ -90,18 +125,50 @@ impl Store {
         peer(&mut *self.pool.acquire().await?, id).await
     }
 
+    /// What the overlay endpoint serves at `now_ms`: every peer neither revoked nor expired
+    /// whose session is live too (not revoked, not ended), with that session's subject and
+    /// groups; oldest first.
+    pub async fn overlay_peers(&self, now_ms: i64) -> Result<Vec<OverlayPeer>> {
+        let sql = format!(
+            "SELECT {P_COLUMNS}, s.subject AS session_subject, s.groups AS session_groups,
+                 p.last_endpoint
+             FROM peers p JOIN sessions s ON s.id = p.session_id
+             WHERE p.revoked_at_ms IS NULL AND p.expires_at_ms > ?1
+                 AND s.revoked_at_ms IS NULL AND {SESSION_ENDS_AT} > ?1
+             ORDER BY p.created_at_ms, p.id"
+        );
+        let rows = sqlx::query(&sql).bind(now_ms).fetch_all(&self.pool).await?;
+        rows.iter()
+            .map(|row| {
+                let peer = peer_from_row(row)?;
+                let groups: String = row.try_get("session_groups")?;
+                let what =
+                    || format!("session '{}'", peer.session_id.as_deref().unwrap_or_default());
+                let groups = names_from_json(what, &groups)?;
+                Ok(OverlayPeer {
+                    subject: row.try_get("session_subject")?,
+                    groups,
+                    last_endpoint: row.try_get("last_endpoint")?,
+                    peer,
+                })
+            })
+            .collect()
+    }
+
     /// Stores what the endpoint measured (a batch, in one transaction). Unknown ids are skipped.
     pub async fn record_peer_stats(&self, stats: &[PeerStats<'_>]) -> Result<()> {
         let mut tx = self.pool.begin().await?;
         for s in stats {
             sqlx::query(
                 "UPDATE peers SET last_handshake_ms = COALESCE(?2, last_handshake_ms),
-                     rx_bytes = ?3, tx_bytes = ?4 WHERE id = ?1",
+                     rx_bytes = ?3, tx_bytes = ?4, last_endpoint = COALESCE(?5, last_endpoint)
+                 WHERE id = ?1",
             )
             .bind(s.id)
             .bind(s.last_handshake_ms)
             .bind(i64::try_from(s.rx_bytes).unwrap_or(i64::MAX))
             .bind(i64::try_from(s.tx_bytes).unwrap_or(i64::MAX))
+            .bind(s.endpoint)
             .execute(&mut *tx)
             .await?;
         }
@@ -115,14 +182,63 @@ impl Transaction {
         peer(&mut self.tx, id).await
     }
 
+    /// The unrevoked peer holding `public_key` (expired or not), if any: at most one, by the
+    /// unique index.
+    pub async fn peer_by_public_key(&mut self, public_key: &str) -> Result<Option<PeerRecord>> {
+        let sql =
+            format!("SELECT {COLUMNS} FROM peers WHERE public_key = ?1 AND revoked_at_ms IS NULL");
+        let row = sqlx::query(&sql).bind(public_key).fetch_optional(&mut *self.tx).await?;
+        row.as_ref().map(peer_from_row).transpose()
+    }
+
+    /// The addresses held by unrevoked peers (expired ones included: they hold theirs until
+    /// revoked), for address assignment in this transaction.
+    pub async fn peer_addresses(&mut self) -> Result<Vec<Ipv4Addr>> {
+        let rows: Vec<(String, String)> =
+            sqlx::query_as("SELECT id, address FROM peers WHERE revoked_at_ms IS NULL")
+                .fetch_all(&mut *self.tx)
+                .await?;
+        rows.into_iter()
+            .map(|(id, address)| {
+                address.parse().map_err(|_| {
+                    corrupt(
+                        format!("{KIND} '{id}'"),
+                        format!("address '{address}' is not an IPv4 address"),
+                    )
+                })
+            })
+            .collect()
+    }
+
+    /// A peer registered again by its owner: bound to `session_id`, renamed, and given a new
+    /// expiry; its key, address and counters stay. `Error::NotFound` if there is none.
+    pub async fn rebind_peer(
+        &mut self,
+        id: &str,
+        session_id: &str,
+        name: &str,
+        expires_at_ms: i64,
+    ) -> Result<PeerRecord> {
+        sqlx::query(
+            "UPDATE peers SET session_id = ?2, name = ?3, expires_at_ms = ?4 WHERE id = ?1",
+        )
+        .bind(id)
+        .bind(session_id)
+        .bind(name)
+        .bind(expires_at_ms)
+        .execute(&mut *self.tx)
+        .await?;
+        peer(&mut self.tx, id).await?.ok_or_else(|| Error::NotFound { kind: KIND, name: id.into() })
+    }
+
     /// Registers a peer. `Error::AlreadyExists` (kind `peer`) when a live peer already has this
     /// public key or this address (the name says which).
     pub async fn create_peer(&mut self, peer: &PeerRecord) -> Result<()> {
         let done = sqlx::query(
             "INSERT INTO peers (id, name, owner_kind, owner, owner_key, public_key, address,
-                 created_at_ms, expires_at_ms, revoked_at_ms, revoked_reason, last_handshake_ms,
-                 rx_bytes, tx_bytes)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+                 session_id, created_at_ms, expires_at_ms, revoked_at_ms, revoked_reason,
+                 last_handshake_ms, rx_bytes, tx_bytes)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
         )
         .bind(&peer.id)
         .bind(&peer.name)
@@ -131,6 +247,7 @@ impl Transaction {
         .bind(peer.owner.to_lowercase())
         .bind(&peer.public_key)
         .bind(peer.address.to_string())
+        .bind(&peer.session_id)
         .bind(peer.created_at_ms)
         .bind(peer.expires_at_ms)
         .bind(peer.revoked_at_ms)
@@ -206,6 +323,26 @@ impl Transaction {
     }
 }
 
+/// Revokes the unrevoked peers of session `session_id` at `now_ms` with `reason`: part of
+/// revoking the session, in its transaction.
+pub(crate) async fn revoke_peers_of_session(
+    conn: &mut SqliteConnection,
+    session_id: &str,
+    now_ms: i64,
+    reason: &str,
+) -> Result<u64> {
+    let done = sqlx::query(
+        "UPDATE peers SET revoked_at_ms = ?2, revoked_reason = ?3
+         WHERE session_id = ?1 AND revoked_at_ms IS NULL",
+    )
+    .bind(session_id)
+    .bind(now_ms)
+    .bind(reason)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected())
+}
+
 async fn peer(conn: &mut SqliteConnection, id: &str) -> Result<Option<PeerRecord>> {
     let sql = format!("SELECT {COLUMNS} FROM peers WHERE id = ?1");
     let row = sqlx::query(&sql).bind(id).fetch_optional(conn).await?;
@@ -235,6 +372,7 @@ fn peer_from_row(row: &SqliteRow) -> Result<PeerRecord> {
         owner: row.try_get("owner")?,
         public_key: row.try_get("public_key")?,
         address,
+        session_id: row.try_get("session_id")?,
         created_at_ms: row.try_get("created_at_ms")?,
         expires_at_ms: row.try_get("expires_at_ms")?,
         revoked_at_ms: row.try_get("revoked_at_ms")?,

@@ -20,6 +20,7 @@ use sqlx::sqlite::SqliteQueryResult;
 use crate::{Error, Result};
 
 pub use local_users::LocalUser;
+pub(crate) use sessions::SESSION_ENDS_AT;
 pub use sessions::{SessionQuery, SessionRecord, SessionSource, SessionTokens, StoredSession};
 pub use setup_keys::{Redemption, SetupKeyRecord, SetupKeyState};
 
@@ -32,7 +33,7 @@ fn names_to_json(names: &[String]) -> String {
     serde_json::to_string(&names).unwrap_or_else(|_| "[]".to_owned())
 }
 
-fn names_from_json(what: impl FnOnce() -> String, text: &str) -> Result<Vec<String>> {
+pub(crate) fn names_from_json(what: impl FnOnce() -> String, text: &str) -> Result<Vec<String>> {
     serde_json::from_str(text).map_err(|source| Error::Corrupt { what: what(), source })
 }
 

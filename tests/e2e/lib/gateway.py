@@ -84,6 +84,11 @@ class GatewayConfig:
     policies: list[dict[str, Any]] = field(default_factory=list)
     # More keys of the [oidc] section (client_id, client_secret, scopes for brokered sign-in).
     oidc: dict[str, Any] = field(default_factory=dict)
+    # The plain AI listener (None: not configured, so off when the overlay is on) and the admin one.
+    listen_ai: str | None = "127.0.0.1:0"
+    listen_admin: str = "127.0.0.1:0"
+    # The [overlay] section (e.g. {"enabled": True, "listen": "10.77.1.1:51820"}); None: none.
+    overlay: dict[str, Any] | None = None
     extra: str = ""
 
     def provider(self, name: str, kind: str, base_url: str, *, key_env: str, **more: Any) -> "GatewayConfig":
@@ -103,8 +108,8 @@ class GatewayConfig:
             f"data_dir = {_toml(str(self.data_dir))}",
             "",
             "[listen]",
-            'ai = "127.0.0.1:0"',
-            'admin = "127.0.0.1:0"',
+            *([f"ai = {_toml(self.listen_ai)}"] if self.listen_ai else []),
+            f"admin = {_toml(self.listen_admin)}",
             "",
             "[log]",
             f"level = {_toml(self.log_level)}",
@@ -116,6 +121,8 @@ class GatewayConfig:
             out.append(f"issuer = {_toml(self.issuer)}")
         out.append(f"audiences = {_toml(list(self.audiences))}")
         out += [f"{k} = {_toml(v)}" for k, v in self.oidc.items()]
+        if self.overlay is not None:
+            out += ["", "[overlay]", *(f"{k} = {_toml(v)}" for k, v in self.overlay.items())]
         for section, entries in (("providers", self.providers), ("agents", self.agents), ("policies", self.policies)):
             for entry in entries:
                 out += ["", f"[[{section}]]", *(f"{k} = {_toml(v)}" for k, v in entry.items())]
@@ -135,9 +142,11 @@ class Gateway:
     proc: Proc
     config_path: Path
     data_dir: Path
-    ai_url: str  # http://127.0.0.1:PORT
+    ai_url: str | None  # http://127.0.0.1:PORT; None without a plain AI listener
     admin_url: str  # http://127.0.0.1:PORT (health, JWKS)
     socket_path: Path
+    # The overlay endpoint's log fields (port, public_key, address), when the overlay is on.
+    overlay: dict[str, Any] | None = None
 
     # -- logs --------------------------------------------------------------------------------------
 
@@ -275,31 +284,46 @@ def _wait_for_log(proc: Proc, messages: Sequence[str], timeout: float) -> dict[s
 
 @contextlib.contextmanager
 def start_gateway(
-    config: GatewayConfig, *, env: Mapping[str, str] | None = None, timeout: float = 30.0, name: str = "agentnet"
+    config: GatewayConfig,
+    *,
+    env: Mapping[str, str] | None = None,
+    timeout: float = 30.0,
+    name: str = "agentnet",
+    ns: Any = None,
 ) -> Iterator[Gateway]:
-    """Write the config next to its data dir, start `agentnet server --config FILE`, wait for its
-    listeners, stop it (SIGTERM to the group this call started) on exit."""
+    """Write the config next to its data dir, start `agentnet server --config FILE` (inside the
+    network namespace `ns`, a lib.netns.Netns, when given), wait for its listeners, stop it
+    (SIGTERM to the group this call started) on exit."""
     data_dir = Path(config.data_dir)
     root = data_dir.parent
     root.mkdir(parents=True, exist_ok=True)
     config_path = root / "agentnet.toml"
     config_path.write_text(config.render())
     argv = [agentnet_bin(), "server", "--config", config_path]
-    proc = spawn(argv, name=name, env=_server_env(root, env), cwd=root)
+    if ns is not None:
+        proc = ns.popen(argv, name=name, env=_server_env(root, env), cwd=root)
+    else:
+        proc = spawn(argv, name=name, env=_server_env(root, env), cwd=root)
+    expect = ["admin listener listening", "admin API on Unix socket"]
+    if config.listen_ai or not (config.overlay or {}).get("enabled"):
+        expect.append("AI endpoint listening")
+    if (config.overlay or {}).get("enabled"):
+        expect.append("overlay WireGuard endpoint listening")
     try:
-        seen = _wait_for_log(
-            proc, ["AI endpoint listening", "admin listener listening", "admin API on Unix socket"], timeout
-        )
+        seen = _wait_for_log(proc, expect, timeout)
         yield Gateway(
             proc=proc,
             config_path=config_path,
             data_dir=data_dir,
-            ai_url=f"http://{seen['AI endpoint listening']['addr']}",
+            ai_url=f"http://{seen['AI endpoint listening']['addr']}" if "AI endpoint listening" in seen else None,
             admin_url=f"http://{seen['admin listener listening']['addr']}",
             socket_path=Path(seen["admin API on Unix socket"]["path"]),
+            overlay=seen.get("overlay WireGuard endpoint listening"),
         )
     finally:
         proc.stop()
+        if ns is not None and proc in ns.procs:
+            ns.procs.remove(proc)
 
 
 # ---- `agentnet setup` for the real CLIs ------------------------------------------------------------

@@ -108,10 +108,16 @@ class MockLlm:
 
 
 @contextlib.contextmanager
-def start_mock_llm(*args: str, env: Mapping[str, str] | None = None) -> Iterator[MockLlm]:
-    """Start `mock-llm --listen 127.0.0.1:0 [ARGS]`; stop it (by pid) on exit."""
+def start_mock_llm(*args: str, env: Mapping[str, str] | None = None, ns: Any = None) -> Iterator[MockLlm]:
+    """Start `mock-llm --listen 127.0.0.1:0 [ARGS]` (inside the network namespace `ns`, a
+    lib.netns.Netns, when given: then call its control API within `ns.entered()`); stop it (by
+    pid) on exit."""
     argv = [mock_llm_bin(), "--listen", "127.0.0.1:0", *args]
     full_env = dict(os.environ)
     full_env.update(env or {})
+    if ns is not None:
+        with ns.started(argv, ready=r"listening on (http://\S+)", name="mock-llm", env=full_env) as proc:
+            yield MockLlm(proc=proc, url=proc.match.group(1).rstrip("/"))
+        return
     with started(argv, ready=r"listening on (http://\S+)", name="mock-llm", env=full_env) as proc:
         yield MockLlm(proc=proc, url=proc.match.group(1).rstrip("/"))

@@ -85,6 +85,10 @@ impl Client {
         self.send(Method::PUT, path, Some(serde_json::to_vec(body)?)).await
     }
 
+    pub(crate) async fn patch(&self, path: &str, body: &impl Serialize) -> anyhow::Result<Answer> {
+        self.send(Method::PATCH, path, Some(serde_json::to_vec(body)?)).await
+    }
+
     /// Sends one request to `/api/v1{path}`; a non-2xx answer becomes an error carrying the
     /// server's message.
     async fn send(

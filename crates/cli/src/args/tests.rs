@@ -340,13 +340,21 @@ fn usage_and_logs_share_filters() {
 #[test]
 fn setup_defaults_to_the_local_endpoint() {
     match parse(&["setup", "claude-code"]).unwrap().command {
-        Command::Setup { tool: SetupTool::ClaudeCode { endpoint, token_command, dry_run } } => {
+        Command::Setup {
+            tool: SetupTool::ClaudeCode { endpoint, token_command, overlay, dry_run },
+        } => {
             assert_eq!(endpoint, DEFAULT_ENDPOINT);
             assert_eq!(token_command, None);
-            assert!(!dry_run);
+            assert!(!overlay && !dry_run);
         }
         other => panic!("{other:?}"),
     }
+    // Through the overlay there is no token to configure.
+    assert!(parse(&["setup", "claude-code", "--overlay", "--token-command", "x"]).is_err());
+    assert!(matches!(
+        parse(&["setup", "claude-code", "--overlay"]).unwrap().command,
+        Command::Setup { tool: SetupTool::ClaudeCode { overlay: true, .. } }
+    ));
     match parse(&[
         "setup",
         "codex",

@@ -16,6 +16,11 @@ use super::{
 /// it (and strips it before the request goes upstream).
 pub(crate) const DEFAULT_KEY_HELPER: &str = "agentnet token";
 
+/// The key helper through the overlay (`agentnet up`): a fixed placeholder, not a secret.
+/// Claude Code will not start without some credential; the tunnel identifies the caller, and the
+/// gateway strips whatever the client sends before the request goes upstream.
+pub(crate) const OVERLAY_KEY_HELPER: &str = "echo agentnet-overlay";
+
 /// `$CLAUDE_CONFIG_DIR/settings.json` (Claude Code's own override), else
 /// `$HOME/.claude/settings.json`.
 pub(crate) fn settings_path() -> anyhow::Result<PathBuf> {

@@ -447,6 +447,7 @@ async fn end_session(
     let records: Vec<SessionRecord> = revoked.into_iter().collect();
     issue::revoke_sessions(state.sessions(), tx, &records, (ActorKind::System, "refresh"), None)
         .await?;
+    state.sessions_ended().await;
     Ok(())
 }
 
@@ -482,6 +483,7 @@ pub(crate) async fn revoke(State(state): State<SignInState>, body: Bytes) -> Res
         tx.commit().await?;
         state.sessions().revoke(&revoked.id);
         tracing::info!(session = %revoked.id, principal = %revoked.name, "signed out");
+        state.sessions_ended().await;
         // Best effort: tell the IdP too, so its refresh token dies with the session.
         if let (Some(idp_refresh), Ok(Some((broker, _)))) = (idp_refresh, state.broker()) {
             if let Err(err) = broker.client.revoke(&idp_refresh).await {

@@ -6,7 +6,7 @@ use std::{net::Ipv4Addr, time::Duration};
 use bytes::Bytes;
 use smoltcp::{
     phy::ChecksumCapabilities,
-    wire::{IpProtocol, Ipv4Address, Ipv4Packet, Ipv4Repr, UdpPacket, UdpRepr},
+    wire::{IpProtocol, Ipv4Packet, Ipv4Repr, UdpPacket, UdpRepr},
 };
 use tokio::{sync::mpsc, time::timeout};
 
@@ -19,8 +19,8 @@ const CLIENT: Ipv4Addr = Ipv4Addr::new(100, 64, 0, 2);
 fn udp_packet(src: Ipv4Addr, dst: Ipv4Addr, payload: &[u8]) -> Bytes {
     let udp = UdpRepr { src_port: 4000, dst_port: 53 };
     let ip = Ipv4Repr {
-        src_addr: Ipv4Address::from(src),
-        dst_addr: Ipv4Address::from(dst),
+        src_addr: src,
+        dst_addr: dst,
         next_header: IpProtocol::Udp,
         payload_len: udp.header_len() + payload.len(),
         hop_limit: 64,

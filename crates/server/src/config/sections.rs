@@ -342,9 +342,7 @@ impl Default for Overlay {
 impl Overlay {
     /// The overlay network, parsed.
     pub fn network(&self) -> anyhow::Result<overlay::Ipv4Net> {
-        self.network
-            .parse()
-            .map_err(|e| anyhow::anyhow!("overlay.network '{}': {e}", self.network))
+        self.network.parse().map_err(|e| anyhow::anyhow!("overlay.network '{}': {e}", self.network))
     }
 
     pub(crate) fn validate(&self) -> anyhow::Result<()> {

@@ -7,6 +7,7 @@ mod budgets;
 mod deprovision;
 mod forward;
 mod metering;
+mod overlay;
 mod selfservice;
 mod sign_in;
 mod startup;

@@ -11,7 +11,7 @@ use crate::support::*;
 
 const PASSWORD: &str = "a long local password";
 
-async fn add_user(gw: &TestGateway, username: &str, groups: &[&str]) {
+pub(crate) async fn add_user(gw: &TestGateway, username: &str, groups: &[&str]) {
     let (status, body) = gw
         .admin_json(
             Method::POST,
@@ -28,7 +28,7 @@ async fn add_user(gw: &TestGateway, username: &str, groups: &[&str]) {
 }
 
 /// The device flow as `agentnet login` runs it, approved on the server's own page.
-async fn sign_in(gw: &TestGateway, login: &str) -> Value {
+pub(crate) async fn sign_in(gw: &TestGateway, login: &str) -> Value {
     let started = gw.form("/auth/device", &[("client", "it")]).await;
     assert_eq!(started.status, StatusCode::OK, "{}", started.text());
     let started = started.json();

@@ -20,6 +20,8 @@ pub(crate) const OPENAI_KEY: &str = "sk-proj-SERVERSIDE-secret-key-WxYz";
 
 pub(crate) struct TestGateway {
     pub(crate) ai: String,
+    /// The overlay's WireGuard UDP port, when the config turns the overlay on.
+    pub(crate) overlay_port: Option<u16>,
     /// The admin TCP listener's base URL (health, JWKS, the self-service view).
     pub(crate) admin_tcp: String,
     /// The admin API router, as the Unix socket serves it.
@@ -78,6 +80,7 @@ pub(crate) fn default_config(anthropic: &str, openai: &str) -> String {
 
 struct Launched {
     ai: String,
+    overlay_port: Option<u16>,
     admin_tcp: String,
     admin: axum::Router,
     store: Store,
@@ -144,10 +147,11 @@ impl TestGateway {
             ("TEST_OPENAI_KEY".to_owned(), OPENAI_KEY.to_owned()),
         ]
         .into();
-        let Launched { ai, admin_tcp, admin, store, shutdown, task } =
+        let Launched { ai, overlay_port, admin_tcp, admin, store, shutdown, task } =
             Self::launch(&path, &env).await;
         Self {
             ai,
+            overlay_port,
             admin_tcp,
             admin,
             store,
@@ -166,12 +170,16 @@ impl TestGateway {
         let config = Config::load(Some(path), env).unwrap();
         let app = App::build(config, env).await.unwrap();
         let ai = format!("http://{}", app.ai_addr().unwrap());
+        let overlay_port = match app.overlay() {
+            Some(overlay) => Some(overlay.listen_port().await),
+            None => None,
+        };
         let admin_tcp = format!("http://{}", app.admin_addr().unwrap());
         let admin = app.admin_router();
         let store = app.store().clone();
         let shutdown = CancellationToken::new();
         let task = tokio::spawn(app.run(shutdown.clone()));
-        Launched { ai, admin_tcp, admin, store, shutdown, task }
+        Launched { ai, overlay_port, admin_tcp, admin, store, shutdown, task }
     }
 
     /// Stops the server and starts a new one on the same data directory and config (the
@@ -181,9 +189,10 @@ impl TestGateway {
         if let Some(task) = self.task.take() {
             task.await.unwrap().unwrap();
         }
-        let Launched { ai, admin_tcp, admin, store, shutdown, task } =
+        let Launched { ai, overlay_port, admin_tcp, admin, store, shutdown, task } =
             Self::launch(&self.config_path, &self.env).await;
         self.ai = ai;
+        self.overlay_port = overlay_port;
         self.admin_tcp = admin_tcp;
         self.admin = admin;
         self.store = store;

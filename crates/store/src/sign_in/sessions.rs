@@ -7,13 +7,18 @@
 //! master key with `session:<id>` as associated data, and dropped when the session is revoked.
 //! A session has ended when it is revoked, or once no token of it works any more: past
 //! `expires_at_ms`, or past both its access and refresh expiries.
+//!
+//! Revoking a session revokes the overlay peers bound to it, in the same transaction and with
+//! the same reason (`peers`).
 
 use domain::PrincipalKind;
 use secrecy::{ExposeSecret, SecretString};
 use sqlx::{sqlite::SqliteRow, QueryBuilder, Row, Sqlite, SqliteConnection};
 
 use super::{corrupt, digest_from, names_from_json, names_to_json, unique};
-use crate::{now_ms, secrets::Cipher, Error, Result, Store, Transaction};
+use crate::{
+    now_ms, peers::revoke_peers_of_session, secrets::Cipher, Error, Result, Store, Transaction,
+};
 
 const KIND: &str = "session";
 
@@ -23,6 +28,10 @@ const COLUMNS: &str = "id, kind, subject, name, groups, source, client, created_
 
 /// When a session's last token stops working (revocation aside), as an SQL expression.
 const ENDS_AT: &str = "MIN(expires_at_ms, MAX(access_expires_at_ms, refresh_expires_at_ms))";
+
+/// [`ENDS_AT`] of the `sessions` table aliased `s` (for joins).
+pub(crate) const SESSION_ENDS_AT: &str =
+    "MIN(s.expires_at_ms, MAX(s.access_expires_at_ms, s.refresh_expires_at_ms))";
 
 /// How the session's holder proved who they are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -291,29 +300,34 @@ impl Transaction {
         Ok(())
     }
 
-    /// Revokes a session now, dropping its IdP refresh token, and returns it; `None` if there is
-    /// no such session. An already revoked session is returned unchanged (its first revocation
-    /// time and reason stand).
+    /// Revokes a session now, dropping its IdP refresh token, and its overlay peers (same time
+    /// and reason), and returns it; `None` if there is no such session. An already revoked
+    /// session is returned unchanged (its first revocation time and reason stand).
     pub async fn revoke_session(
         &mut self,
         id: &str,
         reason: &str,
     ) -> Result<Option<SessionRecord>> {
-        sqlx::query(
+        let now = now_ms();
+        let done = sqlx::query(
             "UPDATE sessions SET revoked_at_ms = ?2, revoked_reason = ?3,
                  idp_refresh_ciphertext = NULL
              WHERE id = ?1 AND revoked_at_ms IS NULL",
         )
         .bind(id)
-        .bind(now_ms())
+        .bind(now)
         .bind(reason)
         .execute(&mut *self.tx)
         .await?;
+        if done.rows_affected() > 0 {
+            revoke_peers_of_session(&mut self.tx, id, now, reason).await?;
+        }
         session_by(&mut self.tx, By::Id(id)).await
     }
 
     /// Revokes every session of this person or agent (`name` case-insensitively) not yet
-    /// revoked, ended ones included, and returns those it revoked, newest first.
+    /// revoked, ended ones included, with their overlay peers (same time and reason), and
+    /// returns the sessions it revoked, newest first.
     pub async fn revoke_sessions_of(
         &mut self,
         kind: PrincipalKind,
@@ -326,14 +340,18 @@ impl Transaction {
              WHERE kind = ?1 AND name_key = ?2 AND revoked_at_ms IS NULL
              RETURNING {COLUMNS}"
         );
+        let now = now_ms();
         let rows = sqlx::query(&sql)
             .bind(kind.as_str())
             .bind(name.to_lowercase())
-            .bind(now_ms())
+            .bind(now)
             .bind(reason)
             .fetch_all(&mut *self.tx)
             .await?;
         let mut revoked = rows.iter().map(session_from_row).collect::<Result<Vec<_>>>()?;
+        for session in &revoked {
+            revoke_peers_of_session(&mut self.tx, &session.id, now, reason).await?;
+        }
         revoked.sort_by(|a, b| (b.created_at_ms, &b.id).cmp(&(a.created_at_ms, &a.id)));
         Ok(revoked)
     }

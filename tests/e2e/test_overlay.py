@@ -1,0 +1,313 @@
+"""The WireGuard overlay end to end, with real peers in network namespaces this module creates.
+
+Topology: the server namespace holds `agentnet server` (overlay on, no plain AI listener; the
+admin/login listener and the WireGuard port on its veth side) and the mock upstream on its own
+loopback. Each test gets a client namespace joined to it by a veth pair, so that every client has
+its own routes. Traffic goes only to these namespaces and their loopbacks; the admin API is the
+Unix socket (a file, reachable from the test's namespace).
+
+- A stock WireGuard peer (wireguard-go + `wg`) configured from `agentnet peer config` reaches the
+  AI endpoint with no token; its requests are attributed to its owner and stamped upstream.
+- `agentnet up` in userspace, as an unprivileged user, forwards 127.0.0.1:4000, and the real
+  Claude Code runs through it with no key or token in its configuration.
+- The AI endpoint answers on no non-overlay address; a forged inner source gets nothing through;
+  a revoked peer is cut within a second; a server restart recovers without the client acting.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import secrets
+import shutil
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import requests
+
+from conftest import ServerKeys, gateway_config
+from lib.clis import BIN_DIR, CLAUDE_BIN
+from lib.gateway import Gateway, agentnet_bin, start_gateway
+from lib.mock_llm import MockLlm, start_mock_llm
+from lib.netns import NOBODY, Netns, VethPair, WgGoPeer, user_home, veth_pair
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="network namespaces need root (CI runs as root)")
+
+WG_PORT = 51820
+ADMIN_PORT = 4001
+SERVER_OVERLAY = "100.64.0.1"
+CODE_URL = re.compile(r"(https?://\S+user_code=\S+)")
+PASSWORD_LINE = re.compile(r"(?m)^\s*password:?\s+(\S+)\s*$", re.I)
+
+
+@dataclass
+class Overlay:
+    srv: Netns
+    mock: MockLlm
+    gw: Gateway
+    cfg: object
+    keys: ServerKeys
+
+    def restart(self) -> float:
+        """Stops the server and starts it again on the same data dir; seconds it was down."""
+        self._stack.close()
+        stopped = time.monotonic()
+        self._stack = contextlib.ExitStack()
+        self.gw = self._stack.enter_context(start_gateway(self.cfg, env=self.keys.env(), ns=self.srv, name="agentnet-overlay"))
+        return time.monotonic() - stopped
+
+
+@pytest.fixture(scope="module")
+def overlay(server_keys: ServerKeys, tmp_path_factory) -> Iterator[Overlay]:
+    root = tmp_path_factory.mktemp("overlay")
+    with Netns("srv") as srv, start_mock_llm(ns=srv) as mock:
+        cfg = gateway_config(None, mock.url, root / "data", server_keys)
+        cfg.listen_ai = None
+        cfg.listen_admin = f"0.0.0.0:{ADMIN_PORT}"
+        cfg.overlay = {"enabled": True, "listen": f"0.0.0.0:{WG_PORT}"}
+        stack = contextlib.ExitStack()
+        gw = stack.enter_context(start_gateway(cfg, env=server_keys.env(), ns=srv, name="agentnet-overlay"))
+        o = Overlay(srv=srv, mock=mock, gw=gw, cfg=cfg, keys=server_keys)
+        o._stack = stack
+        try:
+            yield o
+        finally:
+            o._stack.close()
+
+
+@contextlib.contextmanager
+def client_ns(o: Overlay) -> Iterator[tuple[Netns, VethPair]]:
+    """A client namespace joined to the server's by a fresh veth pair."""
+    with Netns("cli") as ns:
+        yield ns, veth_pair(o.srv, ns)
+
+
+def _http() -> requests.Session:
+    s = requests.Session()
+    s.trust_env = False
+    return s
+
+
+def _env(home: Path) -> dict[str, str]:
+    return {
+        "PATH": "/usr/local/bin:/usr/bin:/bin",
+        "HOME": str(home),
+        "XDG_CONFIG_HOME": str(home / ".config"),
+        "LANG": "C.UTF-8",
+    }
+
+
+def add_person(o: Overlay, name: str, groups: list[str]) -> tuple[str, str]:
+    """A local account; returns (login, password)."""
+    login = f"{name}{secrets.token_hex(2)}"
+    args = ["users", "create", login, "--email", f"{login}@example.com"]
+    for g in groups:
+        args += ["--group", g]
+    created = o.gw.cli(*args)
+    m = PASSWORD_LINE.search(created.stdout) or re.search(r"password\S*\s+(\S{12,})", created.stdout, re.I)
+    assert m, f"no generated password in:\n{created.stdout}"
+    return login, m.group(1)
+
+
+def login(o: Overlay, ns: Netns, veth: VethPair, home: Path, who: tuple[str, str]) -> None:
+    """`agentnet login --no-open` as nobody in `ns`, approved on the server's page from `ns`."""
+    server = f"http://{veth.a}:{ADMIN_PORT}"
+    proc = ns.popen([agentnet_bin(), "login", "--server", server, "--no-open"], env=_env(home), user=NOBODY, name="agentnet-login")
+    try:
+        deadline = time.monotonic() + 20
+        while not (m := CODE_URL.search(proc.stderr_text())):
+            assert proc.alive(), f"agentnet login exited early:\n{proc.stderr_text()}"
+            assert time.monotonic() < deadline, f"no sign-in link printed:\n{proc.stderr_text()}"
+            time.sleep(0.05)
+        with ns.entered():
+            s = _http()
+            page = s.get(m.group(1), timeout=10)
+            code = re.search(r'name="user_code" value="([A-Z-]+)"', page.text).group(1)
+            ok = s.post(f"{server}/auth/activate", timeout=20,
+                        data={"user_code": code, "login": who[0], "password": who[1], "action": "approve"})
+            assert ok.status_code == 200, ok.text
+        assert proc.popen.wait(timeout=30) == 0, proc.stderr_text()
+    finally:
+        proc.stop()
+        if proc in ns.procs:
+            ns.procs.remove(proc)
+
+
+def agentnet(ns: Netns, home: Path, *args: str, timeout: float = 30):
+    return ns.run([agentnet_bin(), *args], env=_env(home), user=NOBODY, timeout=timeout)
+
+
+def signed_in_device(o: Overlay, ns: Netns, veth: VethPair, groups=("engineering",)) -> tuple[Path, str]:
+    """A person signed in as nobody in `ns`; returns (home, email)."""
+    who = add_person(o, "dev", list(groups))
+    home = user_home()
+    login(o, ns, veth, home, who)
+    return home, f"{who[0]}@example.com"
+
+
+def ask(ns: Netns, url: str = f"http://{SERVER_OVERLAY}", *, timeout: float = 5, source: str | None = None) -> tuple[int, dict, str]:
+    """A Messages request with curl inside `ns`, no credentials at all: (status, headers, body);
+    status 0 when nothing came back."""
+    argv = ["curl", "-sS", "-m", str(timeout), "-D", "-", "-o", "-", "-X", "POST", f"{url}/v1/messages",
+            "-H", "content-type: application/json", "-H", "anthropic-version: 2023-06-01",
+            "--data", json.dumps({"model": "claude-sonnet-4-5", "max_tokens": 64, "messages": [{"role": "user", "content": "hi"}]})]
+    if source:
+        argv[1:1] = ["--interface", source]
+    r = ns.run(argv, check=False, timeout=timeout + 5)
+    if r.returncode != 0:
+        return 0, {}, r.stderr
+    head, _, body = r.stdout.partition("\r\n\r\n")
+    lines = head.split("\r\n")
+    status = int(lines[0].split()[1])
+    headers = {k.strip().lower(): v.strip() for k, _, v in (l.partition(":") for l in lines[1:])}
+    return status, headers, body
+
+
+def stock_peer(o: Overlay, ns: Netns, home: Path, name: str) -> tuple[WgGoPeer, str]:
+    """`agentnet peer config` → a wireguard-go interface in `ns`; returns it and the config."""
+    text = agentnet(ns, home, "peer", "config", "--name", name).stdout
+    assert "PrivateKey = " in text and "[Peer]" in text, text
+    peer = WgGoPeer(ns, text)
+    return peer, text
+
+
+def test_a_stock_wireguard_peer_reaches_the_ai_endpoint_as_its_owner(overlay: Overlay):
+    with client_ns(overlay) as (ns, veth):
+        home, email = signed_in_device(overlay, ns, veth)
+        try:
+            peer, text = stock_peer(overlay, ns, home, "laptop")
+            assert f"Endpoint = {veth.a}:{WG_PORT}" in text or f":{WG_PORT}" in text
+            with ns.entered():
+                overlay.mock.reset()
+            status, headers, body = ask(ns)
+            assert status == 200, body
+            rec = overlay.gw.record(headers["x-agentnet-request-id"])
+            assert rec["principal"] == email and rec["groups"] == ["engineering"], rec
+            with ns.entered():
+                seen = overlay.mock.generation_requests()[-1]
+            assert seen.header("x-agentnet-user") == email
+            assert seen.header("x-api-key") == overlay.keys.anthropic
+            # The peer is listed with its traffic.
+            peers = overlay.gw.admin_get("/api/v1/peers", owner=email)
+            assert [p["name"] for p in peers] == ["laptop"]
+            shown = peer.show()
+            assert any(p.latest_handshake for p in shown.peers.values())
+        finally:
+            shutil.rmtree(home, ignore_errors=True)
+
+
+def test_the_ai_endpoint_answers_on_no_non_overlay_address(overlay: Overlay):
+    with client_ns(overlay) as (ns, veth):
+        # Inside the server namespace: TCP listeners are only the admin listener; UDP only WireGuard.
+        tcp = overlay.srv.tcp_listeners()
+        assert all(a.endswith(f":{ADMIN_PORT}") or a.startswith("127.0.0.1:") for a in tcp), tcp
+        assert not any(a.endswith(":80") or a.endswith(":4000") for a in tcp), tcp
+        udp = overlay.srv.udp_sockets()
+        assert all(a.endswith(f":{WG_PORT}") for a in udp), udp
+        # From a neighbour on the veth: the server's address, and even a route to the overlay
+        # address through the veth, reach nothing.
+        assert ask(ns, f"http://{veth.a}", timeout=2)[0] == 0
+        ns.route("add", f"{SERVER_OVERLAY}/32", "via", veth.a)
+        assert ask(ns, timeout=2)[0] == 0
+
+
+def test_a_peer_that_forges_another_peers_source_address_gets_nothing_through(overlay: Overlay):
+    with client_ns(overlay) as (ns, veth), client_ns(overlay) as (ns2, veth2):
+        home, _ = signed_in_device(overlay, ns, veth)
+        home2, _ = signed_in_device(overlay, ns2, veth2)
+        try:
+            peer, _ = stock_peer(overlay, ns, home, "mallory")
+            victim, victim_text = stock_peer(overlay, ns2, home2, "victim")
+            victim_address = re.search(r"Address = ([\d.]+)/32", victim_text).group(1)
+            assert ask(ns)[0] == 200
+            # Speak as the victim: add its address to our interface and send from it.
+            ns.ip("addr", "add", f"{victim_address}/32", "dev", peer.ifname)
+            status, _, err = ask(ns, source=victim_address, timeout=3)
+            assert status == 0, "a forged inner source address got an answer"
+            assert ask(ns2)[0] == 200, "the victim still works"
+        finally:
+            shutil.rmtree(home, ignore_errors=True)
+            shutil.rmtree(home2, ignore_errors=True)
+
+
+def test_a_revoked_peer_is_cut_within_a_second(overlay: Overlay):
+    with client_ns(overlay) as (ns, veth):
+        home, email = signed_in_device(overlay, ns, veth)
+        try:
+            stock_peer(overlay, ns, home, "revokee")
+            assert ask(ns)[0] == 200
+            peer_id = overlay.gw.admin_get("/api/v1/peers", owner=email)[0]["id"]
+            with overlay.gw.admin() as c:
+                started = time.monotonic()
+                r = c.delete(f"/api/v1/peers/{peer_id}")
+                answered = time.monotonic() - started
+            assert r.status_code == 200, r.text
+            # Cut: the next request gets nothing, and no answer comes later either.
+            status, _, _ = ask(ns, timeout=1)
+            cut = time.monotonic() - started
+            assert status == 0, "a revoked peer got an answer"
+            print(f"\nrevocation: admin call answered in {answered * 1000:.1f} ms; next request refused")
+            assert answered < 1.0
+        finally:
+            shutil.rmtree(home, ignore_errors=True)
+
+
+def test_agentnet_up_as_an_unprivileged_user_and_claude_code_through_it(overlay: Overlay):
+    with client_ns(overlay) as (ns, veth):
+        home, email = signed_in_device(overlay, ns, veth)
+        try:
+            up = agentnet(ns, home, "up", "-d", "--name", "workstation", timeout=40)
+            assert "agentnet is up" in up.stdout, up.stdout + up.stderr
+            status = agentnet(ns, home, "status", "--json")
+            state = json.loads(status.stdout)
+            assert state["local"] == "127.0.0.1:4000" and state["address"].startswith("100.64.")
+            status_code, headers, body = ask(ns, "http://127.0.0.1:4000")
+            assert status_code == 200, body
+            assert overlay.gw.record(headers["x-agentnet-request-id"])["principal"] == email
+
+            # Claude Code: base URL only, and a fixed placeholder credential (not a secret).
+            setup = agentnet(ns, home, "setup", "claude-code", "--overlay")
+            settings_text = (home / ".claude" / "settings.json").read_text()
+            assert "agentnet_at_" not in settings_text and "agentnet token" not in settings_text, settings_text
+            with ns.entered():
+                overlay.mock.script([{"text": "Hello through the tunnel"}])
+            env = _env(home) | {"PATH": f"{BIN_DIR}:/usr/local/bin:/usr/bin:/bin", "CLAUDE_CODE_MAX_RETRIES": "0", "TERM": "dumb", "NO_COLOR": "1"}
+            r = ns.run([CLAUDE_BIN, "-p", "say hi", "--output-format", "json", "--model", "claude-sonnet-4-5"],
+                       env=env, user=NOBODY, check=False, timeout=120, cwd=str(home))
+            assert "Hello through the tunnel" in r.stdout, r.stdout + r.stderr
+            rec = overlay.gw.records_where(lambda x: x["principal"] == email and x["stream"], count=1, principal=email)[0]
+            assert rec["status"] == 200
+            with ns.entered():
+                seen = overlay.mock.generation_requests()[-1]
+            assert seen.header("x-api-key") == overlay.keys.anthropic
+            assert seen.header("authorization") is None
+            down = agentnet(ns, home, "down")
+            assert "agentnet is down" in down.stdout, down.stdout
+            after = ns.run([agentnet_bin(), "status"], env=_env(home), user=NOBODY, check=False)
+            assert after.returncode == 3 and after.stdout.strip() == "agentnet is not up", after
+        finally:
+            shutil.rmtree(home, ignore_errors=True)
+
+
+def test_zz_a_server_restart_recovers_without_the_client_doing_anything(overlay: Overlay):
+    with client_ns(overlay) as (ns, veth):
+        home, _ = signed_in_device(overlay, ns, veth)
+        try:
+            stock_peer(overlay, ns, home, "steady")
+            assert ask(ns)[0] == 200
+            down = overlay.restart()
+            started = time.monotonic()
+            while True:
+                status, _, _ = ask(ns, timeout=1)
+                if status == 200:
+                    break
+                assert time.monotonic() - started < 40, "no recovery within 40 s of a restart"
+            recovered = time.monotonic() - started
+            print(f"\nserver restart: down {down:.2f} s; first answer {recovered:.2f} s after it was back")
+        finally:
+            shutil.rmtree(home, ignore_errors=True)
