@@ -62,8 +62,11 @@ pub struct OverlayInfo {
     pub server_address: Ipv4Addr,
     /// The server's WireGuard public key, base64.
     pub server_public_key: String,
-    /// Where devices reach the server's WireGuard endpoint, `host:port`.
-    pub endpoint: String,
+    /// Where devices reach the server's WireGuard endpoint, `host:port`; `None`: the host the
+    /// device registered through (its `Host` header) and [`listen_port`](Self::listen_port).
+    pub endpoint: Option<String>,
+    /// The WireGuard UDP port.
+    pub listen_port: u16,
     /// The overlay's DNS domain, e.g. `agentnet.internal`.
     pub domain: String,
     /// Whether the server answers DNS at `server_address` (then the AI endpoint is
@@ -238,7 +241,27 @@ pub(crate) fn peer_to_dto(peer: &PeerRecord, now: i64) -> PeerView {
     }
 }
 
-fn tunnel_config(overlay: &OverlayInfo, peer: PeerView) -> TunnelConfig {
+/// The WireGuard endpoint to give a device that registered with these request headers.
+fn endpoint_for(overlay: &OverlayInfo, headers: &HeaderMap) -> Result<String, Failure> {
+    if let Some(endpoint) = &overlay.endpoint {
+        return Ok(endpoint.clone());
+    }
+    let host = headers
+        .get(http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .and_then(|h| h.parse::<http::uri::Authority>().ok())
+        .map(|authority| authority.host().to_owned())
+        .filter(|host| !host.is_empty())
+        .ok_or_else(|| Failure::Refused {
+            status: StatusCode::BAD_REQUEST,
+            code: ErrorCode::InvalidRequest,
+            reason: "endpoint_unknown",
+            message: "the server does not know its public WireGuard endpoint and the request has no Host header; set [overlay] endpoint".into(),
+        })?;
+    Ok(format!("{host}:{}", overlay.listen_port))
+}
+
+fn tunnel_config(overlay: &OverlayInfo, endpoint: String, peer: PeerView) -> TunnelConfig {
     let server = overlay.server_address.to_string();
     let ai_url = if overlay.dns && !overlay.domain.is_empty() {
         format!("http://ai.{}", overlay.domain)
@@ -250,7 +273,7 @@ fn tunnel_config(overlay: &OverlayInfo, peer: PeerView) -> TunnelConfig {
         peer,
         server_public_key: overlay.server_public_key.clone(),
         server_address: server.clone(),
-        endpoint: overlay.endpoint.clone(),
+        endpoint,
         allowed_ips: overlay.network.to_string(),
         dns: overlay.dns.then_some(server),
         domain: overlay.domain.clone(),
@@ -393,7 +416,7 @@ pub(crate) async fn register(
         "overlay peer registered"
     );
     state.after_change().await;
-    Ok((status, Json(tunnel_config(overlay, after))))
+    Ok((status, Json(tunnel_config(overlay, endpoint_for(overlay, &headers)?, after))))
 }
 
 /// The lowest address of the overlay network no unrevoked peer holds.

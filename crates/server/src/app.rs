@@ -188,7 +188,7 @@ impl App {
             (None, None) => crate::config::DEFAULT_PUBLIC_URL.to_owned(),
         };
         let overlay_info = match &overlay {
-            Some(endpoint) => Some(overlay_info(&config, endpoint, &public_url).await?),
+            Some(endpoint) => Some(overlay_info(&config, endpoint).await?),
             None => None,
         };
         let mut sign_in =
@@ -409,26 +409,27 @@ impl Reloader {
 async fn overlay_info(
     config: &Config,
     endpoint: &OverlayEndpoint,
-    public_url: &str,
 ) -> anyhow::Result<control::OverlayInfo> {
+    // The configured endpoint; else the host of an explicit public URL; else (None) the host a
+    // device registers through, which it evidently reaches.
     let port = endpoint.listen_port().await;
-    let public = match &config.overlay.endpoint {
-        Some(public) => public.clone(),
-        None => {
-            // The host people already reach the server at, with the WireGuard port.
-            let uri: http::Uri = public_url
-                .parse()
-                .with_context(|| format!("login.public_url '{public_url}' is not a URL"))?;
+    let public = match (&config.overlay.endpoint, &config.login.public_url) {
+        (Some(public), _) => Some(public.clone()),
+        (None, Some(url)) => {
+            let uri: http::Uri =
+                url.parse().with_context(|| format!("login.public_url '{url}' is not a URL"))?;
             // (An IPv6 host keeps its brackets here.)
             let host = uri.host().context("login.public_url has no host")?;
-            format!("{host}:{port}")
+            Some(format!("{host}:{port}"))
         }
+        (None, None) => None,
     };
     Ok(control::OverlayInfo {
         network: config.overlay.network()?,
         server_address: endpoint.server_address(),
         server_public_key: endpoint.public_key().to_base64(),
         endpoint: public,
+        listen_port: port,
         domain: config.overlay.domain.clone(),
         dns: config.overlay.dns,
         peer_lifetime: config.overlay.peer_lifetime,
