@@ -327,3 +327,69 @@ def test_zz_a_server_restart_recovers_without_the_client_doing_anything(overlay:
             print(f"\nserver restart: down {down:.2f} s; first answer {recovered:.2f} s after it was back")
         finally:
             shutil.rmtree(home, ignore_errors=True)
+
+
+def test_agentnet_up_with_a_kernel_interface(overlay: Overlay):
+    """`agentnet up --tun` (root): the overlay is routed to a kernel interface, and any program
+    reaches the AI endpoint at its overlay address."""
+    with client_ns(overlay) as (ns, veth):
+        who = add_person(overlay, "tun", ["engineering"])
+        home = user_home(uid=0, gid=0)
+        try:
+            # Root signs in and runs the tunnel (creating an interface needs CAP_NET_ADMIN).
+            server = f"http://{veth.a}:{ADMIN_PORT}"
+            proc = ns.popen([agentnet_bin(), "login", "--server", server, "--no-open"], env=_env(home), name="agentnet-login")
+            deadline = time.monotonic() + 20
+            while not (m := CODE_URL.search(proc.stderr_text())):
+                assert proc.alive() and time.monotonic() < deadline, proc.stderr_text()
+                time.sleep(0.05)
+            link = re.sub(r"^https?://[^/]+", server, m.group(1))
+            with ns.entered():
+                s = _http()
+                code = re.search(r'name="user_code" value="([A-Z-]+)"', s.get(link, timeout=10).text).group(1)
+                assert s.post(f"{server}/auth/activate", timeout=20,
+                              data={"user_code": code, "login": who[0], "password": who[1], "action": "approve"}).status_code == 200
+            assert proc.popen.wait(timeout=30) == 0, proc.stderr_text()
+            up = ns.run([agentnet_bin(), "up", "--tun", "-d", "--name", "kernel"], env=_env(home), timeout=40)
+            assert "agentnet is up" in up.stdout, up.stdout + up.stderr
+            assert "agentnet0" in ns.addresses(), ns.addresses()
+            status, headers, body = ask(ns)
+            assert status == 200, body
+            assert overlay.gw.record(headers["x-agentnet-request-id"])["principal"] == f"{who[0]}@example.com"
+            ns.run([agentnet_bin(), "down"], env=_env(home))
+            assert "agentnet0" not in ns.addresses(), "the interface outlived agentnet down"
+        finally:
+            shutil.rmtree(home, ignore_errors=True)
+
+
+def test_the_server_in_tun_mode_serves_only_through_its_interface(server_keys: ServerKeys, tmp_path_factory):
+    """`[overlay] mode = "tun"`: the kernel stack serves the AI endpoint on the interface; a
+    neighbour that routes the overlay address through the veth reaches nothing, and revocation
+    still cuts."""
+    root = tmp_path_factory.mktemp("overlay-tun")
+    with Netns("srvtun") as srv, start_mock_llm(ns=srv) as mock:
+        cfg = gateway_config(None, mock.url, root / "data", server_keys)
+        cfg.listen_ai = None
+        cfg.listen_admin = f"0.0.0.0:{ADMIN_PORT}"
+        cfg.overlay = {"enabled": True, "listen": f"0.0.0.0:{WG_PORT}", "mode": "tun"}
+        with start_gateway(cfg, env=server_keys.env(), ns=srv, name="agentnet-overlay-tun") as gw:
+            o = Overlay(srv=srv, mock=mock, gw=gw, cfg=cfg, keys=server_keys)
+            with client_ns(o) as (ns, veth), client_ns(o) as (rogue, rveth):
+                home, email = signed_in_device(o, ns, veth)
+                try:
+                    stock_peer(o, ns, home, "tunnel")
+                    status, headers, body = ask(ns)
+                    assert status == 200, body
+                    assert gw.record(headers["x-agentnet-request-id"])["principal"] == email
+                    assert any(a.startswith(f"{SERVER_OVERLAY}%") or a.startswith(f"{SERVER_OVERLAY}:80") for a in srv.tcp_listeners()), srv.tcp_listeners()
+                    # A neighbour without a tunnel, routing the overlay address through its veth.
+                    rogue.ip("addr", "add", "100.64.0.77/32", "dev", rveth.b_ifname)
+                    rogue.route("add", f"{SERVER_OVERLAY}/32", "via", rveth.a, "src", "100.64.0.77")
+                    assert ask(rogue, timeout=2)[0] == 0, "the AI endpoint answered outside the tunnel"
+                    # Revocation cuts in kernel mode too.
+                    peer_id = gw.admin_get("/api/v1/peers", owner=email)[0]["id"]
+                    with gw.admin() as c:
+                        assert c.delete(f"/api/v1/peers/{peer_id}").status_code == 200
+                    assert ask(ns, timeout=2)[0] == 0, "a revoked peer got an answer"
+                finally:
+                    shutil.rmtree(home, ignore_errors=True)

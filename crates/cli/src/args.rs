@@ -145,9 +145,14 @@ pub(crate) struct UpArgs {
     /// Run in the background (`agentnet status`, `agentnet down`).
     #[arg(short = 'd', long)]
     pub(crate) detach: bool,
-    /// Create a kernel WireGuard interface instead of the userspace tunnel (needs root).
+    /// Create a kernel interface instead of the userspace tunnel (needs root or
+    /// CAP_NET_ADMIN): the overlay is routed to it, and programs use the AI endpoint's overlay
+    /// address (http://100.64.0.1) directly.
     #[arg(long)]
     pub(crate) tun: bool,
+    /// The kernel interface's name, with --tun.
+    #[arg(long, value_name = "NAME", default_value = "agentnet0", requires = "tun")]
+    pub(crate) interface: String,
 }
 
 #[derive(Debug, Args)]

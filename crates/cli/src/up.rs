@@ -90,9 +90,6 @@ impl UpFiles {
 }
 
 pub(crate) async fn run_up(args: UpArgs) -> anyhow::Result<()> {
-    if args.tun {
-        bail!("`agentnet up --tun` (a kernel interface, needs root) is not available in this version; run `agentnet up` (userspace, no privileges), or join with a stock WireGuard app: `agentnet peer config`");
-    }
     let session_file = SessionFile::default_location()?;
     let files = UpFiles::beside(&session_file);
     if let Some(running) = files.running()? {
@@ -127,22 +124,29 @@ async fn up(
     let (session, tunnel) =
         crate::peers::register(session_file, &key, args.name.as_deref(), unix_now()?).await?;
     let settings = client_settings(&tunnel, key).await?;
-    let local = tokio::net::TcpListener::bind(args.listen)
-        .await
-        .with_context(|| format!("cannot listen on {} for the local forward", args.listen))?;
-    let client = overlay::ClientTunnel::start(settings)
-        .await
-        .context("cannot start the WireGuard tunnel")?;
-    let forward = tokio::spawn(client.clone().forward(local, shutdown.clone()));
+    let ai_base = format!("http://{}", settings.ai.ip());
+    let (client, forward, local) = if args.tun {
+        let client = overlay::ClientTunnel::start_kernel(settings, &args.interface)
+            .await
+            .context("cannot start the WireGuard tunnel")?;
+        (client, None, format!("{ai_base} (interface {})", args.interface))
+    } else {
+        let listener = tokio::net::TcpListener::bind(args.listen)
+            .await
+            .with_context(|| format!("cannot listen on {} for the local forward", args.listen))?;
+        let client = overlay::ClientTunnel::start(settings)
+            .await
+            .context("cannot start the WireGuard tunnel")?;
+        let forward = tokio::spawn(client.clone().forward(listener, shutdown.clone()));
+        (client, Some(forward), args.listen.to_string())
+    };
+    let base = if args.tun { ai_base } else { format!("http://{}", args.listen) };
     let interactive = std::io::stderr().is_terminal();
     eprintln!(
-        "agentnet is up: {} → {} as {} ({}), until {}",
-        args.listen, tunnel.ai_url, tunnel.peer.owner, tunnel.peer.address, tunnel.peer.expires_at
+        "agentnet is up: {local} → {} as {} ({}), until {}",
+        tunnel.ai_url, tunnel.peer.owner, tunnel.peer.address, tunnel.peer.expires_at
     );
-    eprintln!(
-        "  ANTHROPIC_BASE_URL=http://{}   OPENAI_BASE_URL=http://{}/v1",
-        args.listen, args.listen
-    );
+    eprintln!("  ANTHROPIC_BASE_URL={base}   OPENAI_BASE_URL={base}/v1");
     let mut tick = tokio::time::interval(STATE_INTERVAL);
     loop {
         tokio::select! {
@@ -155,7 +159,7 @@ async fn up(
             server: session.server.clone(),
             peer_id: tunnel.peer.id.clone(),
             address: tunnel.peer.address.clone(),
-            local: args.listen.to_string(),
+            local: local.clone(),
             expires_at: tunnel.peer.expires_at.clone(),
             since_handshake_secs: status.since_handshake.map(|d| d.as_secs()),
             rx_bytes: status.rx_bytes,
@@ -171,7 +175,9 @@ async fn up(
     if interactive {
         eprintln!();
     }
-    let _ = forward.await;
+    if let Some(forward) = forward {
+        let _ = forward.await;
+    }
     client.stop().await;
     eprintln!("agentnet is down");
     Ok(())
@@ -255,6 +261,9 @@ fn detach(args: &UpArgs, files: &UpFiles) -> anyhow::Result<()> {
         .with_context(|| format!("cannot open {}", files.log.display()))?;
     let mut command = std::process::Command::new(exe);
     command.arg("up").arg("--listen").arg(args.listen.to_string());
+    if args.tun {
+        command.arg("--tun").arg("--interface").arg(&args.interface);
+    }
     if let Some(name) = &args.name {
         command.arg("--name").arg(name);
     }

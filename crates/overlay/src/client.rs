@@ -15,7 +15,9 @@ use tokio_util::sync::CancellationToken;
 use crate::{
     keys::{PrivateKey, PublicKey},
     netstack::{NetStack, NetStackConfig},
-    tunnel::{PeerTraffic, Tunnel, TunnelError, TunnelPeer, TunnelPipes},
+    tunnel::{
+        KernelInterface, PeerTraffic, Tunnel, TunnelError, TunnelInside, TunnelPeer, TunnelPipes,
+    },
     Ipv4Net, PERSISTENT_KEEPALIVE_SECS,
 };
 
@@ -37,7 +39,8 @@ pub struct ClientSettings {
 /// A running client tunnel.
 pub struct ClientTunnel {
     tunnel: Tunnel,
-    stack: NetStack,
+    /// The userspace stack; `None` with a kernel interface (the kernel routes the overlay).
+    stack: Option<NetStack>,
     ai: SocketAddrV4,
     server_public_key: PublicKey,
 }
@@ -52,12 +55,40 @@ pub struct ClientStatus {
 }
 
 impl ClientTunnel {
+    /// Starts the tunnel in userspace: no privileges, reached through [`forward`](Self::forward).
     pub async fn start(settings: ClientSettings) -> Result<Arc<Self>, TunnelError> {
         let (stack, pipes) = NetStack::new(NetStackConfig {
             address: settings.address,
             prefix: settings.network.prefix(),
             ..NetStackConfig::default()
         });
+        let inside = TunnelInside::Stack(TunnelPipes {
+            to_stack: pipes.inbound,
+            from_stack: pipes.outbound,
+        });
+        Self::start_inside(settings, inside, Some(stack)).await
+    }
+
+    /// Starts the tunnel on a kernel interface named `name` (needs root or CAP_NET_ADMIN):
+    /// the overlay is routed to it, so every program on this machine reaches the AI endpoint
+    /// at its overlay address directly.
+    pub async fn start_kernel(
+        settings: ClientSettings,
+        name: &str,
+    ) -> Result<Arc<Self>, TunnelError> {
+        let inside = TunnelInside::Kernel(KernelInterface {
+            name: name.to_owned(),
+            address: settings.address,
+            prefix: settings.network.prefix(),
+        });
+        Self::start_inside(settings, inside, None).await
+    }
+
+    async fn start_inside(
+        settings: ClientSettings,
+        inside: TunnelInside,
+        stack: Option<NetStack>,
+    ) -> Result<Arc<Self>, TunnelError> {
         let server = TunnelPeer {
             public_key: settings.server_public_key,
             allowed: vec![ipnetwork::Ipv4Network::new(
@@ -73,13 +104,8 @@ impl ClientTunnel {
             SocketAddr::V4(_) => (Ipv4Addr::UNSPECIFIED, 0).into(),
             SocketAddr::V6(_) => (std::net::Ipv6Addr::UNSPECIFIED, 0).into(),
         };
-        let tunnel = Tunnel::start(
-            &settings.private_key,
-            unspecified,
-            TunnelPipes { to_stack: pipes.inbound, from_stack: pipes.outbound },
-            &[server],
-        )
-        .await?;
+        let tunnel =
+            Tunnel::start_with(&settings.private_key, unspecified, inside, &[server]).await?;
         Ok(Arc::new(Self {
             tunnel,
             stack,
@@ -105,7 +131,13 @@ impl ClientTunnel {
 
     /// Opens a connection to the AI endpoint through the tunnel.
     pub async fn connect_ai(&self) -> std::io::Result<crate::netstack::TcpStream> {
-        self.stack.connect_tcp(self.ai).await
+        match &self.stack {
+            Some(stack) => stack.connect_tcp(self.ai).await,
+            None => Err(std::io::Error::other(format!(
+                "the tunnel runs on a kernel interface: connect to {} directly",
+                self.ai
+            ))),
+        }
     }
 
     /// Forwards every connection accepted on `local` to the AI endpoint until `shutdown`.
@@ -147,7 +179,9 @@ impl ClientTunnel {
 
     /// Stops the tunnel.
     pub async fn stop(self: Arc<Self>) {
-        self.stack.shutdown();
+        if let Some(stack) = &self.stack {
+            stack.shutdown();
+        }
         match Arc::try_unwrap(self) {
             Ok(client) => client.tunnel.stop().await,
             Err(_) => tracing::debug!(

@@ -22,6 +22,6 @@ pub use ipam::{Ipam, IpamError, Ipv4Net, DEFAULT_NETWORK};
 pub use keys::{KeyError, PrivateKey, PublicKey};
 pub use netstack::{NetStack, NetStackConfig, PacketPipes, TcpListener, TcpStream, UdpSocket};
 pub use tunnel::{
-    PeerTraffic, Tunnel, TunnelError, TunnelPeer, TunnelPipes, OVERLAY_MTU,
-    PERSISTENT_KEEPALIVE_SECS,
+    KernelInterface, PeerTraffic, Tunnel, TunnelError, TunnelInside, TunnelPeer, TunnelPipes,
+    OVERLAY_MTU, PERSISTENT_KEEPALIVE_SECS,
 };

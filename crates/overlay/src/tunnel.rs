@@ -17,7 +17,7 @@ use bytes::{Bytes, BytesMut};
 use gotatun::{
     device::{Device, DeviceBuilder, Peer},
     packet::{Ip, Packet, PacketBufPool},
-    tun::{IpRecv, IpSend, MtuWatcher},
+    tun::{tun_async_device::TunDevice, IpRecv, IpSend, MtuWatcher},
     udp::{socket::UdpSocketFactory, UdpTransportFactory, UdpTransportFactoryParams},
 };
 use ipnetwork::{IpNetwork, Ipv4Network};
@@ -53,6 +53,10 @@ pub enum TunnelError {
     Device(#[from] gotatun::device::Error),
     #[error("{0} is not a usable overlay network")]
     Network(String),
+    #[error(
+        "cannot create the WireGuard interface {name} (it needs root or CAP_NET_ADMIN): {reason}"
+    )]
+    Kernel { name: String, reason: String },
 }
 
 /// One peer as the tunnel sees it.
@@ -107,76 +111,117 @@ pub struct TunnelPipes {
     pub from_stack: mpsc::Receiver<Bytes>,
 }
 
-type Transports = (BindTo, ToStack, FromStack);
+/// A kernel TUN interface for the tunnel's inside (needs CAP_NET_ADMIN): the kernel's own
+/// TCP/IP stack then serves and routes the overlay.
+#[derive(Debug, Clone)]
+pub struct KernelInterface {
+    pub name: String,
+    /// This end's overlay address; with `prefix`, the whole overlay is routed to the interface.
+    pub address: Ipv4Addr,
+    pub prefix: u8,
+}
+
+/// Where the tunnel's decrypted packets go.
+pub enum TunnelInside {
+    /// The userspace network stack, over packet channels: no privileges needed.
+    Stack(TunnelPipes),
+    /// A kernel TUN interface, created here.
+    Kernel(KernelInterface),
+}
+
+/// The gotatun device, over either inside.
+enum AnyDevice {
+    Stack(Device<(BindTo, ToStack, FromStack)>),
+    Kernel(Device<(BindTo, TunDevice, TunDevice)>),
+}
+
+/// Runs `$body` with `$device` bound to whichever device runs.
+macro_rules! on_device {
+    ($tunnel:expr, $device:ident => $body:expr) => {
+        match &$tunnel.device {
+            AnyDevice::Stack($device) => $body,
+            AnyDevice::Kernel($device) => $body,
+        }
+    };
+}
 
 /// A running WireGuard device.
 pub struct Tunnel {
-    device: Device<Transports>,
+    device: AnyDevice,
 }
 
 impl Tunnel {
     /// Starts a device with `private_key`, listening on `listen` (port 0: any free port), with
-    /// `peers`. The UDP socket is bound before this returns, even with no peers.
+    /// `peers`, over the userspace stack's packet channels. The UDP socket is bound before this
+    /// returns, even with no peers.
     pub async fn start(
         private_key: &PrivateKey,
         listen: SocketAddr,
         pipes: TunnelPipes,
         peers: &[TunnelPeer],
     ) -> Result<Self, TunnelError> {
-        let builder = DeviceBuilder::new()
-            .with_udp(BindTo {
-                // Room for bursts: the kernel's default (~200 KiB) drops datagrams under bulk
-                // transfer, and every drop costs the inner TCP a retransmission.
-                inner: UdpSocketFactory {
-                    recv_buffer_size: Some(UDP_BUFFER_BYTES),
-                    send_buffer_size: Some(UDP_BUFFER_BYTES),
-                },
-                addr: listen.ip(),
-            })
-            .with_listen_port(listen.port())
-            .with_ip_pair(
-                ToStack(pipes.to_stack),
-                FromStack { rx: pipes.from_stack, mtu: MtuWatcher::new(OVERLAY_MTU) },
-            );
-        let bind_error = |source| TunnelError::Bind { addr: listen, source };
-        let device = if peers.is_empty() {
-            // gotatun binds its UDP socket only when a configuration change needs one (peers
-            // at build time, a new key or port). Setting the key after the build is that
-            // change, so a server that starts with no peers still listens.
-            let device = builder.build().await.map_err(bind_error)?;
-            device.set_private_key(private_key.secret().clone()).await.map_err(bind_error)?;
-            device
-        } else {
-            builder
-                .with_private_key(private_key.secret().clone())
-                .with_peers(peers.iter().map(TunnelPeer::to_gotatun))
-                .build()
-                .await
-                .map_err(bind_error)?
+        Self::start_with(private_key, listen, TunnelInside::Stack(pipes), peers).await
+    }
+
+    /// [`start`](Self::start), with the inside chosen.
+    pub async fn start_with(
+        private_key: &PrivateKey,
+        listen: SocketAddr,
+        inside: TunnelInside,
+        peers: &[TunnelPeer],
+    ) -> Result<Self, TunnelError> {
+        let udp = BindTo {
+            // Room for bursts: the kernel's default (~200 KiB) drops datagrams under bulk
+            // transfer, and every drop costs the inner TCP a retransmission.
+            inner: UdpSocketFactory {
+                recv_buffer_size: Some(UDP_BUFFER_BYTES),
+                send_buffer_size: Some(UDP_BUFFER_BYTES),
+            },
+            addr: listen.ip(),
+        };
+        let builder = DeviceBuilder::new().with_udp(udp).with_listen_port(listen.port());
+        let device = match inside {
+            TunnelInside::Stack(pipes) => AnyDevice::Stack(
+                build(
+                    builder.with_ip_pair(
+                        ToStack(pipes.to_stack),
+                        FromStack { rx: pipes.from_stack, mtu: MtuWatcher::new(OVERLAY_MTU) },
+                    ),
+                    private_key,
+                    listen,
+                    peers,
+                )
+                .await?,
+            ),
+            TunnelInside::Kernel(interface) => {
+                let tun = kernel_interface(&interface)?;
+                AnyDevice::Kernel(
+                    build(builder.with_ip_pair(tun.clone(), tun), private_key, listen, peers)
+                        .await?,
+                )
+            }
         };
         Ok(Self { device })
     }
 
     /// The bound UDP port.
     pub async fn listen_port(&self) -> u16 {
-        self.device.read(async |device| device.listen_port()).await
+        on_device!(self, device => device.read(async |device| device.listen_port()).await)
     }
 
     /// Adds a peer, or replaces the allowed addresses of one with the same key.
     pub async fn upsert_peer(&self, peer: &TunnelPeer) -> Result<(), TunnelError> {
-        Ok(self.device.add_or_update_peer(peer.to_gotatun()).await?)
+        Ok(on_device!(self, device => device.add_or_update_peer(peer.to_gotatun()).await)?)
     }
 
     /// Removes a peer: its sessions end at once and its packets are dropped from then on.
     pub async fn remove_peer(&self, public_key: &PublicKey) -> Result<bool, TunnelError> {
-        Ok(self.device.remove_peer(&public_key.inner()).await?)
+        Ok(on_device!(self, device => device.remove_peer(&public_key.inner()).await)?)
     }
 
     /// Every peer's handshake age and byte counters.
     pub async fn traffic(&self) -> Vec<PeerTraffic> {
-        self.device
-            .peers()
-            .await
+        on_device!(self, device => device.peers().await)
             .into_iter()
             .map(|p| PeerTraffic {
                 public_key: PublicKey::from_inner(p.peer.public_key),
@@ -192,10 +237,11 @@ impl Tunnel {
     /// `timeout`. A server that restarted lost its sessions; a peer that waits for its own next
     /// handshake takes up to its handshake timeout to notice, so the server starts one.
     pub async fn handshake(&self, public_key: &PublicKey, timeout: Duration) -> bool {
-        matches!(
-            tokio::time::timeout(timeout, self.device.force_handshake(&public_key.inner())).await,
+        let key = public_key.inner();
+        on_device!(self, device => matches!(
+            tokio::time::timeout(timeout, device.force_handshake(&key)).await,
             Ok(Ok(()))
-        )
+        ))
     }
 
     /// The public keys of every configured peer.
@@ -205,8 +251,49 @@ impl Tunnel {
 
     /// Stops the device and its tasks.
     pub async fn stop(self) {
-        self.device.stop().await;
+        match self.device {
+            AnyDevice::Stack(device) => device.stop().await,
+            AnyDevice::Kernel(device) => device.stop().await,
+        }
     }
+}
+
+/// Builds a device over `builder`'s inside, bound before it returns.
+async fn build<I: IpSend, R: IpRecv>(
+    builder: DeviceBuilder<BindTo, I, R>,
+    private_key: &PrivateKey,
+    listen: SocketAddr,
+    peers: &[TunnelPeer],
+) -> Result<Device<(BindTo, I, R)>, TunnelError> {
+    let bind_error = |source| TunnelError::Bind { addr: listen, source };
+    if peers.is_empty() {
+        // gotatun binds its UDP socket only when a configuration change needs one (peers at
+        // build time, a new key or port). Setting the key after the build is that change, so a
+        // server that starts with no peers still listens.
+        let device = builder.build().await.map_err(bind_error)?;
+        device.set_private_key(private_key.secret().clone()).await.map_err(bind_error)?;
+        Ok(device)
+    } else {
+        builder
+            .with_private_key(private_key.secret().clone())
+            .with_peers(peers.iter().map(TunnelPeer::to_gotatun))
+            .build()
+            .await
+            .map_err(bind_error)
+    }
+}
+
+/// Creates the kernel interface: the address with the overlay's prefix (so the kernel routes
+/// the whole overlay to it), MTU 1420, up.
+fn kernel_interface(interface: &KernelInterface) -> Result<TunDevice, TunnelError> {
+    let mask =
+        Ipv4Addr::from(u32::MAX.checked_shl(32 - u32::from(interface.prefix.min(32))).unwrap_or(0));
+    let mut config = tun::Configuration::default();
+    config.tun_name(&interface.name).address(interface.address).netmask(mask).mtu(OVERLAY_MTU).up();
+    let kernel_error =
+        |err: String| TunnelError::Kernel { name: interface.name.clone(), reason: err };
+    let device = tun::create_as_async(&config).map_err(|e| kernel_error(e.to_string()))?;
+    TunDevice::from_tun_device(device).map_err(|e| kernel_error(e.to_string()))
 }
 
 /// gotatun binds `[::]:port` unless told otherwise; this binds the configured address.

@@ -635,7 +635,7 @@ pub async fn run_ai_listener(
             () = shutdown.cancelled() => break,
         };
         let _ = stream.set_nodelay(true);
-        serve_connection(gateway.clone(), stream, || Caller::Bearer, &graceful);
+        serve_connection(gateway.clone(), stream, || Caller::Bearer, &graceful, None);
     }
     if tokio::time::timeout(Duration::from_secs(30), graceful.shutdown()).await.is_err() {
         tracing::warn!("in-flight AI requests did not finish within 30 s of shutdown");
@@ -645,8 +645,14 @@ pub async fn run_ai_listener(
 /// Serves HTTP/1.1 and HTTP/2 on one accepted connection in a task of its own, watched by
 /// `graceful`. `caller` is asked for every request (not once per connection), so that a
 /// revocation or a group change applies to the next request on a kept-alive connection too.
-pub fn serve_connection<I, F>(gateway: Arc<Gateway>, io: I, caller: F, graceful: &GracefulShutdown)
-where
+/// Cancelling `cut` drops the connection at once, whatever it is doing.
+pub fn serve_connection<I, F>(
+    gateway: Arc<Gateway>,
+    io: I,
+    caller: F,
+    graceful: &GracefulShutdown,
+    cut: Option<CancellationToken>,
+) where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
     F: Fn() -> Caller + Send + Sync + 'static,
 {
@@ -660,9 +666,13 @@ where
         .serve_connection_with_upgrades(TokioIo::new(io), service)
         .into_owned();
     let conn = graceful.watch(conn);
+    let cut = cut.unwrap_or_default();
     tokio::spawn(async move {
-        if let Err(err) = conn.await {
-            tracing::debug!(error = %err, "connection ended with an error");
+        tokio::select! {
+            ended = conn => if let Err(err) = ended {
+                tracing::debug!(error = %err, "connection ended with an error");
+            },
+            () = cut.cancelled() => tracing::debug!("connection cut"),
         }
     });
 }

@@ -30,6 +30,10 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config;
 
+mod inside;
+
+use inside::{Accepted, Inside, Kernel};
+
 /// The port of the AI endpoint at the server's overlay address.
 pub(crate) const AI_PORT: u16 = 80;
 /// How long the resets of a removed peer's connections get to leave through its tunnel.
@@ -80,7 +84,8 @@ impl PeerMap {
 /// The running overlay endpoint.
 pub struct OverlayEndpoint {
     tunnel: Tunnel,
-    stack: NetStack,
+    /// The userspace stack, or the kernel interface.
+    inside: Inside,
     server_address: Ipv4Addr,
     public_key: PublicKey,
     /// Live peers by overlay address, read per request.
@@ -97,22 +102,33 @@ impl OverlayEndpoint {
     pub async fn start(settings: &config::Overlay, key: &PrivateKey) -> anyhow::Result<Arc<Self>> {
         let network = settings.network()?;
         let server_address = overlay::Ipam::new(network).server_address();
-        let (stack, pipes) = NetStack::new(NetStackConfig {
-            address: server_address,
-            prefix: network.prefix(),
-            ..NetStackConfig::default()
-        });
-        let tunnel = Tunnel::start(
-            key,
-            settings.listen,
-            TunnelPipes { to_stack: pipes.inbound, from_stack: pipes.outbound },
-            &[],
-        )
-        .await
-        .context("cannot start the overlay's WireGuard endpoint")?;
+        let listen = settings.listen;
+        let failed = "cannot start the overlay's WireGuard endpoint";
+        let (tunnel, inside) = match settings.mode {
+            config::OverlayMode::Userspace => {
+                let (stack, pipes) = NetStack::new(NetStackConfig {
+                    address: server_address,
+                    prefix: network.prefix(),
+                    ..NetStackConfig::default()
+                });
+                let pipes = TunnelPipes { to_stack: pipes.inbound, from_stack: pipes.outbound };
+                let tunnel = Tunnel::start(key, listen, pipes, &[]).await.context(failed)?;
+                (tunnel, Inside::Stack(stack))
+            }
+            config::OverlayMode::Tun => {
+                let interface = overlay::KernelInterface {
+                    name: settings.interface.clone(),
+                    address: server_address,
+                    prefix: network.prefix(),
+                };
+                let inside = overlay::TunnelInside::Kernel(interface);
+                let tunnel = Tunnel::start_with(key, listen, inside, &[]).await.context(failed)?;
+                (tunnel, Inside::Kernel(Kernel::new(settings.interface.clone())))
+            }
+        };
         Ok(Arc::new(Self {
             tunnel,
-            stack,
+            inside,
             server_address,
             public_key: key.public_key(),
             peers: Arc::default(),
@@ -206,7 +222,7 @@ impl OverlayEndpoint {
         self.peers.store(Arc::new(wanted));
         // Their connections are reset while the tunnel still carries the resets, so that
         // clients see the cut at once instead of waiting out a timeout; then the tunnel goes.
-        let reset: usize = gone.iter().map(|(address, _)| self.stack.abort_peer(*address)).sum();
+        let reset: usize = gone.iter().map(|(address, _)| self.inside.abort_peer(*address)).sum();
         if reset > 0 {
             tokio::time::sleep(RESET_FLUSH).await;
         }
@@ -252,7 +268,7 @@ impl OverlayEndpoint {
 
     async fn serve_ai(&self, gateway: Arc<Gateway>, shutdown: CancellationToken) {
         let local = SocketAddrV4::new(self.server_address, AI_PORT);
-        let mut listener = match self.stack.listen_tcp(local) {
+        let mut listener = match self.inside.listen_ai(local) {
             Ok(listener) => listener,
             Err(err) => {
                 tracing::error!(error = %err, %local, "cannot listen on the overlay");
@@ -262,7 +278,7 @@ impl OverlayEndpoint {
         tracing::info!(addr = %local, "AI endpoint listening on the overlay");
         let graceful = GracefulShutdown::new();
         loop {
-            let (stream, remote) = tokio::select! {
+            let accepted = tokio::select! {
                 accepted = listener.accept() => match accepted {
                     Ok(accepted) => accepted,
                     Err(err) => {
@@ -274,24 +290,36 @@ impl OverlayEndpoint {
                 () = shutdown.cancelled() => break,
             };
             let peers = self.peers.clone();
-            let address = *remote.ip();
-            proxy::serve_connection(
-                gateway.clone(),
-                stream,
-                move || peers.caller(address),
-                &graceful,
-            );
+            match accepted {
+                Accepted::Stack(stream, address) => proxy::serve_connection(
+                    gateway.clone(),
+                    stream,
+                    move || peers.caller(address),
+                    &graceful,
+                    None,
+                ),
+                Accepted::Kernel(stream, address) => {
+                    let Inside::Kernel(kernel) = &self.inside else { continue };
+                    proxy::serve_connection(
+                        gateway.clone(),
+                        stream,
+                        move || peers.caller(address),
+                        &graceful,
+                        Some(kernel.cut_for(address)),
+                    );
+                }
+            }
         }
         if tokio::time::timeout(Duration::from_secs(30), graceful.shutdown()).await.is_err() {
             tracing::warn!("in-flight overlay requests did not finish within 30 s of shutdown");
         }
-        self.stack.shutdown();
+        self.inside.shutdown();
     }
 
     /// Answers DNS queries for `domain` at the server's overlay address, UDP port 53.
     async fn serve_dns(&self, domain: &str, shutdown: CancellationToken) {
         let local = SocketAddrV4::new(self.server_address, overlay::DNS_PORT);
-        let socket = match self.stack.bind_udp(local) {
+        let socket = match self.inside.bind_dns(local) {
             Ok(socket) => socket,
             Err(err) => {
                 tracing::error!(error = %err, %local, "cannot bind the overlay DNS responder");

@@ -295,9 +295,13 @@ pub struct Overlay {
     /// session that registered it); `agentnet up` after a fresh login renews it.
     #[serde(default = "default_peer_lifetime", with = "serde_duration")]
     pub peer_lifetime: Duration,
-    /// `userspace` (default: no privileges, gotatun + a userspace TCP/IP stack).
+    /// `userspace` (default: no privileges, gotatun + a userspace TCP/IP stack) or `tun` (a
+    /// kernel interface and the kernel's TCP/IP stack; needs CAP_NET_ADMIN).
     #[serde(default)]
     pub mode: OverlayMode,
+    /// The kernel interface's name in `tun` mode.
+    #[serde(default = "default_overlay_interface")]
+    pub interface: String,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -317,6 +321,9 @@ fn default_overlay_network() -> String {
 fn default_overlay_domain() -> String {
     "agentnet.internal".to_owned()
 }
+fn default_overlay_interface() -> String {
+    "agentnet0".to_owned()
+}
 fn default_true() -> bool {
     true
 }
@@ -335,6 +342,7 @@ impl Default for Overlay {
             dns: true,
             peer_lifetime: default_peer_lifetime(),
             mode: OverlayMode::default(),
+            interface: default_overlay_interface(),
         }
     }
 }
@@ -370,8 +378,14 @@ impl Overlay {
                 bail!("overlay.endpoint '{endpoint}' must be host:port");
             }
         }
-        if self.enabled && self.mode == OverlayMode::Tun {
-            bail!("overlay.mode = \"tun\" is not supported yet; use \"userspace\" (the default)");
+        let name_ok = !self.interface.is_empty()
+            && self.interface.len() < 16
+            && self.interface.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+        if !name_ok {
+            bail!(
+                "overlay.interface '{}' is not an interface name (1-15 of A-Z a-z 0-9 - _ .)",
+                self.interface
+            );
         }
         Ok(())
     }
