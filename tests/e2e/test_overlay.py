@@ -22,6 +22,8 @@ import os
 import re
 import secrets
 import shutil
+import socket
+import struct
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -172,6 +174,21 @@ def ask(ns: Netns, url: str = f"http://{SERVER_OVERLAY}", *, timeout: float = 5,
     return status, headers, body
 
 
+def resolve(ns: Netns, name: str) -> tuple[int, str | None]:
+    """An A query to the overlay's DNS from `ns`: (rcode, first address)."""
+    query = struct.pack(">HHHHHH", 0x5EED, 0x0100, 1, 0, 0, 0)
+    query += b"".join(bytes([len(label)]) + label.encode() for label in name.split(".")) + b"\0"
+    query += struct.pack(">HH", 1, 1)
+    with ns.entered():
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            sock.settimeout(3)
+            sock.sendto(query, (SERVER_OVERLAY, 53))
+            reply, _ = sock.recvfrom(1500)
+    rcode = reply[3] & 0x0F
+    answers = struct.unpack(">H", reply[6:8])[0]
+    return rcode, socket.inet_ntoa(reply[-4:]) if answers else None
+
+
 def stock_peer(o: Overlay, ns: Netns, home: Path, name: str) -> tuple[WgGoPeer, str]:
     """`agentnet peer config` → a wireguard-go interface in `ns`; returns it and the config."""
     text = agentnet(ns, home, "peer", "config", "--name", name).stdout
@@ -202,6 +219,9 @@ def test_a_stock_wireguard_peer_reaches_the_ai_endpoint_as_its_owner(overlay: Ov
             assert [p["name"] for p in peers] == ["laptop"]
             shown = peer.show()
             assert any(p.latest_handshake for p in shown.peers.values())
+            # The overlay's DNS answers for the AI endpoint's name (and refuses other names).
+            assert resolve(ns, "ai.agentnet.internal") == (0, SERVER_OVERLAY)
+            assert resolve(ns, "example.com")[0] == 5
         finally:
             shutil.rmtree(home, ignore_errors=True)
 
