@@ -327,7 +327,28 @@ fn peer_gate(state: &Shared, path: &str, body: String, headers: &HeaderMap) -> O
     None
 }
 
-fn tunnel(peer: PeerView) -> TunnelConfig {
+/// A live peer of alice's, as the fake server registers it.
+pub(crate) fn peer_view(id: &str, name: &str) -> PeerView {
+    PeerView {
+        id: id.into(),
+        name: name.into(),
+        owner_kind: "user".into(),
+        owner: "alice@example.com".into(),
+        public_key: "VboEGAIZbjG/eSne9iIuNoolLWhlGqbqHqNzQN5geQM=".into(),
+        address: "100.64.0.2".into(),
+        status: "active".into(),
+        session_id: Some("ses_1".into()),
+        created_at: "2025-06-01T12:00:00.000Z".into(),
+        expires_at: "2025-07-01T12:00:00.000Z".into(),
+        revoked_at: None,
+        revoked_reason: None,
+        last_handshake_at: None,
+        rx_bytes: 0,
+        tx_bytes: 0,
+    }
+}
+
+pub(crate) fn tunnel(peer: PeerView) -> TunnelConfig {
     TunnelConfig {
         address: format!("{}/32", peer.address),
         peer,
@@ -359,23 +380,9 @@ async fn register_peer(State(state): State<Shared>, headers: HeaderMap, body: By
         return Json(tunnel(peer.clone())).into_response();
     }
     let n = s.peers.len();
-    let peer = PeerView {
-        id: format!("peer-{}", n + 1),
-        name: request.name,
-        owner_kind: "user".into(),
-        owner: "alice@example.com".into(),
-        public_key: request.public_key,
-        address: format!("100.64.0.{}", n + 2),
-        status: "active".into(),
-        session_id: Some("ses_1".into()),
-        created_at: "2025-06-01T12:00:00.000Z".into(),
-        expires_at: "2025-07-01T12:00:00.000Z".into(),
-        revoked_at: None,
-        revoked_reason: None,
-        last_handshake_at: None,
-        rx_bytes: 0,
-        tx_bytes: 0,
-    };
+    let mut peer = peer_view(&format!("peer-{}", n + 1), &request.name);
+    peer.public_key = request.public_key;
+    peer.address = format!("100.64.0.{}", n + 2);
     s.peers.push(peer.clone());
     (StatusCode::CREATED, Json(tunnel(peer))).into_response()
 }

@@ -10,7 +10,7 @@
 #[cfg(test)]
 mod tests;
 
-use std::{io::Write, os::unix::fs::OpenOptionsExt, path::Path};
+use std::{io::Write, net::Ipv4Addr, os::unix::fs::OpenOptionsExt, path::Path};
 
 use anyhow::{bail, Context};
 use api_types::{PeerRegistration, PeerView, TunnelConfig};
@@ -116,7 +116,62 @@ pub(crate) async fn register_at(
     let body = serde_json::to_vec(&body).context("cannot encode the registration")?;
     let (session, reply) =
         exchange(file, server, Method::POST, &me_peers(""), Some(body), now).await?;
-    Ok((session, decode(&reply)?))
+    let tunnel: TunnelConfig = decode(&reply)?;
+    check_tunnel(&tunnel)?;
+    Ok((session, tunnel))
+}
+
+/// Refuses a server answer that is not what it should be before any of it reaches a WireGuard
+/// configuration or a route: a wg-quick file runs `PostUp` lines as root, so a value with a line
+/// break could smuggle one in, and a network of 0.0.0.0/0 would route all traffic to the server.
+pub(crate) fn check_tunnel(tunnel: &TunnelConfig) -> anyhow::Result<()> {
+    let bad = |what: &str, value: &str| {
+        anyhow::anyhow!("the server sent an unusable {what} ({value:?}); not using it")
+    };
+    let texts = [
+        ("address", &tunnel.address),
+        ("endpoint", &tunnel.endpoint),
+        ("AI URL", &tunnel.ai_url),
+        ("domain", &tunnel.domain),
+        ("device name", &tunnel.peer.name),
+        ("owner", &tunnel.peer.owner),
+        ("peer id", &tunnel.peer.id),
+        ("expiry", &tunnel.peer.expires_at),
+    ];
+    for (what, value) in texts {
+        if value.chars().any(|c| c.is_control()) {
+            return Err(bad(what, value));
+        }
+    }
+    let network: overlay::Ipv4Net =
+        tunnel.allowed_ips.parse().map_err(|_| bad("network", &tunnel.allowed_ips))?;
+    let in_network = |text: &str| text.parse::<Ipv4Addr>().ok().filter(|a| network.contains(*a));
+    let address = tunnel.address.strip_suffix("/32").and_then(in_network);
+    address.ok_or_else(|| bad("address", &tunnel.address))?;
+    in_network(&tunnel.server_address)
+        .ok_or_else(|| bad("server address", &tunnel.server_address))?;
+    if let Some(dns) = &tunnel.dns {
+        in_network(dns).ok_or_else(|| bad("DNS server", dns))?;
+    }
+    tunnel
+        .server_public_key
+        .parse::<overlay::PublicKey>()
+        .map_err(|_| bad("server key", &tunnel.server_public_key))?;
+    let endpoint_ok = tunnel.endpoint.rsplit_once(':').is_some_and(|(host, port)| {
+        !host.is_empty()
+            && !host.contains(char::is_whitespace)
+            && port.parse::<u16>().is_ok_and(|p| p != 0)
+    });
+    if !endpoint_ok {
+        return Err(bad("endpoint", &tunnel.endpoint));
+    }
+    if !tunnel.domain.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-') {
+        return Err(bad("domain", &tunnel.domain));
+    }
+    if !(576..=9000).contains(&tunnel.mtu) {
+        return Err(bad("MTU", &tunnel.mtu.to_string()));
+    }
+    Ok(())
 }
 
 /// One's own live devices.

@@ -34,6 +34,10 @@ const STATE_INTERVAL: Duration = Duration::from_secs(2);
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub(crate) struct UpState {
     pub(crate) pid: u32,
+    /// The process's start time (clock ticks since boot, `/proc/<pid>/stat`): with the pid, it
+    /// names the process, so a recycled pid is never taken for it.
+    #[serde(default)]
+    pub(crate) started: Option<u64>,
     pub(crate) server: String,
     pub(crate) peer_id: String,
     pub(crate) address: String,
@@ -72,8 +76,15 @@ impl UpFiles {
     }
 
     fn write(&self, state: &UpState) -> anyhow::Result<()> {
+        use std::os::unix::fs::OpenOptionsExt as _;
         let tmp = self.state.with_extension(format!("json.{}.tmp", std::process::id()));
-        std::fs::write(&tmp, serde_json::to_vec_pretty(state)?)
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)
+            .and_then(|mut file| file.write_all(&serde_json::to_vec_pretty(state)?))
             .and_then(|()| std::fs::rename(&tmp, &self.state))
             .with_context(|| format!("cannot write {}", self.state.display()))
     }
@@ -81,7 +92,9 @@ impl UpFiles {
     /// The state of a tunnel that is still running, if any (a stale file is removed).
     pub(crate) fn running(&self) -> anyhow::Result<Option<UpState>> {
         let Some(state) = self.read()? else { return Ok(None) };
-        if is_agentnet_process(state.pid) {
+        if is_agentnet_process(state.pid)
+            && state.started.is_none_or(|started| process_started(state.pid) == Some(started))
+        {
             return Ok(Some(state));
         }
         let _ = std::fs::remove_file(&self.state);
@@ -156,6 +169,7 @@ async fn up(
         let status = client.status().await;
         let state = UpState {
             pid: std::process::id(),
+            started: process_started(std::process::id()),
             server: session.server.clone(),
             peer_id: tunnel.peer.id.clone(),
             address: tunnel.peer.address.clone(),
@@ -252,11 +266,12 @@ fn human_bytes(n: u64) -> String {
 /// Starts `agentnet up` again in the background (its own session, output to `up.log`) and waits
 /// until it reports that it is up.
 fn detach(args: &UpArgs, files: &UpFiles) -> anyhow::Result<()> {
-    use std::os::unix::process::CommandExt as _;
+    use std::os::unix::{fs::OpenOptionsExt as _, process::CommandExt as _};
     let exe = std::env::current_exe().context("cannot find the agentnet executable")?;
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
+        .mode(0o600)
         .open(&files.log)
         .with_context(|| format!("cannot open {}", files.log.display()))?;
     let mut command = std::process::Command::new(exe);
@@ -344,7 +359,15 @@ pub(crate) async fn run_status(json: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Whether `pid` is a live agentnet process (not a recycled pid).
+/// When process `pid` started, in clock ticks since boot (field 22 of `/proc/<pid>/stat`).
+fn process_started(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) is in parentheses and may hold spaces: count after it.
+    let after_name = &stat[stat.rfind(')')? + 1..];
+    after_name.split_whitespace().nth(19)?.parse().ok()
+}
+
+/// Whether `pid` is a live agentnet process.
 fn is_agentnet_process(pid: u32) -> bool {
     std::fs::read(format!("/proc/{pid}/cmdline"))
         .map(|cmdline| {
@@ -382,6 +405,7 @@ mod tests {
         let files = UpFiles { state: dir.join("up.json"), log: dir.join("up.log") };
         let mut state = UpState {
             pid: u32::MAX - 1,
+            started: None,
             server: "http://127.0.0.1:4001".into(),
             peer_id: "p".into(),
             address: "100.64.0.2".into(),
@@ -395,11 +419,15 @@ mod tests {
         files.write(&state).unwrap();
         assert_eq!(files.running().unwrap(), None);
         assert!(!files.state.exists(), "a stale state file is removed");
-        // This test binary is not named agentnet either, so use a fake cmdline check only on
-        // the parse: a running state round-trips.
+        // A state file round-trips, owner-only.
         state.pid = std::process::id();
+        state.started = process_started(state.pid);
+        assert!(state.started.is_some());
         files.write(&state).unwrap();
         assert_eq!(files.read().unwrap(), Some(state));
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(&files.state).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -49,8 +49,8 @@ pub use openapi::ApiDoc;
 pub use peers::{peers_router, OverlayInfo};
 pub use scim::{scim_router, ScimState, SCIM_PREFIX};
 pub use sign_in::{
-    sign_in_router, Admit, AfterChange, Broker, IdentitySource, SignInSettings, SignInState,
-    MAX_PENDING,
+    sign_in_router, Admit, AfterChange, Broker, DeviceRecheck, IdentitySource, SignInSettings,
+    SignInState, MAX_PENDING,
 };
 
 /// What the admin handlers share.

@@ -77,6 +77,8 @@ pub struct OverlayInfo {
     pub mtu: u16,
     /// Seconds; 0: none.
     pub persistent_keepalive: u16,
+    /// Live registrations one person or agent may hold at a time.
+    pub max_peers_per_owner: u32,
 }
 
 /// The self-service peer routes under `/api/v1/me/peers`, for callers with an agentnet session
@@ -203,6 +205,12 @@ fn public_key(text: &str, overlay: &OverlayInfo) -> Result<String, Error> {
             format!("not a WireGuard public key ({err}); `wg genkey | wg pubkey` makes one, and `agentnet peer config` does it for you"),
         )
     })?;
+    if !key.is_contributory() {
+        return Err(Error::invalid(
+            "public_key",
+            "this is a weak (low-order) key that anyone could use; generate a real key pair",
+        ));
+    }
     let key = key.to_base64();
     if key == overlay.server_public_key.trim() {
         return Err(Error::invalid("public_key", "this is the server's own public key"));
@@ -305,6 +313,19 @@ fn entry_by(
     entry
 }
 
+/// An audit entry by the server itself (registrations that expired).
+fn system_entry(action: &str, peer_id: &str, after: &PeerView) -> AuditEntry {
+    let mut entry = AuditEntry::new(
+        store::ActorKind::System,
+        "expiry".to_owned(),
+        action,
+        PEER,
+        peer_id.to_owned(),
+    );
+    entry.after = serde_json::to_value(after).ok();
+    entry
+}
+
 fn millis(duration: Duration) -> i64 {
     i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
 }
@@ -383,6 +404,23 @@ pub(crate) async fn register(
                     );
                     tx.record_audit(&entry).await?;
                 }
+            }
+            // Expired registrations give their addresses back.
+            for expired in tx.revoke_expired_peers(now).await? {
+                let after = peer_to_dto(&expired, now);
+                let entry = system_entry("peer.revoke", &expired.id, &after);
+                tx.record_audit(&entry).await?;
+            }
+            let owned = tx.live_peer_count(session.kind, &session.name, now).await?;
+            if owned >= u64::from(overlay.max_peers_per_owner) {
+                return Err(Failure::Refused {
+                    status: StatusCode::CONFLICT,
+                    code: ErrorCode::AlreadyExists,
+                    reason: "too_many_devices",
+                    message: format!(
+                        "you already have {owned} registered devices, the most this server allows; remove one (agentnet peer list, agentnet peer remove ID)"
+                    ),
+                });
             }
             let address = assign_address(&mut tx, overlay).await?;
             let peer = PeerRecord {

@@ -24,6 +24,7 @@
 
 mod authorize;
 mod device;
+mod devices;
 mod enroll;
 mod issue;
 mod oauth;
@@ -44,6 +45,7 @@ use axum::{
 use domain::Principal;
 use identity::{IdpClient, SessionTable, TokenVerifier};
 
+pub use devices::DeviceRecheck;
 pub(crate) use issue::{actor_kind, now_ms, revoke_sessions, session_to_dto};
 pub use pending::MAX_PENDING;
 

@@ -63,6 +63,14 @@ impl fmt::Debug for PrivateKey {
 }
 
 impl PublicKey {
+    /// Whether a key exchange with this key depends on the other side's secret. A low-order
+    /// point (all zeros, and a handful of others) gives the same shared secret for every
+    /// private key, so a peer registered with one could be impersonated by anyone.
+    pub fn is_contributory(&self) -> bool {
+        let probe = x25519_dalek::StaticSecret::from([0x5a; 32]);
+        probe.diffie_hellman(&self.0).was_contributory()
+    }
+
     pub fn to_base64(&self) -> String {
         STANDARD.encode(self.0.as_bytes())
     }
@@ -140,6 +148,16 @@ mod tests {
         ] {
             assert_eq!(bad.parse::<PublicKey>(), Err(KeyError::Malformed), "{bad}");
         }
+    }
+
+    #[test]
+    fn low_order_keys_are_not_contributory() {
+        let zero: PublicKey = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=".parse().unwrap();
+        assert!(!zero.is_contributory());
+        // The point of order 8 from the curve's small subgroup (RFC 7748 test list).
+        let order8: PublicKey = "4Ot6fDtBuK4WVuP68Z/EatoJjeucMrH9hmIFFl9JuAA=".parse().unwrap();
+        assert!(!order8.is_contributory());
+        assert!(PrivateKey::generate().unwrap().public_key().is_contributory());
     }
 
     #[test]

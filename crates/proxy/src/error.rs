@@ -25,6 +25,8 @@ pub enum ProxyError {
     Deactivated,
     #[error("no live peer holds overlay address {0}: its registration was revoked or expired; run `agentnet up` again")]
     UnknownPeer(std::net::Ipv4Addr),
+    #[error("requests from web pages are refused on the overlay: a page could otherwise spend your budget through your tunnel (DNS rebinding); call the AI endpoint from programs")]
+    BrowserRequest,
     #[error("the identity provider is unreachable; try again shortly")]
     IdpUnavailable(#[source] identity::AuthError),
     #[error("{message}")]
@@ -101,7 +103,9 @@ impl ProxyError {
             ProxyError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ProxyError::Route(RouteError::WrongApi { .. }) => StatusCode::BAD_REQUEST,
             ProxyError::Route(_) => StatusCode::NOT_FOUND,
-            ProxyError::Denied { .. } | ProxyError::Deactivated => StatusCode::FORBIDDEN,
+            ProxyError::Denied { .. } | ProxyError::Deactivated | ProxyError::BrowserRequest => {
+                StatusCode::FORBIDDEN
+            }
             ProxyError::Refused { refusal, .. } if refusal.is_quota() => {
                 StatusCode::TOO_MANY_REQUESTS
             }
@@ -121,6 +125,7 @@ impl ProxyError {
             ProxyError::IdentityNotConfigured => "identity_not_configured",
             ProxyError::Deactivated => "user_deactivated",
             ProxyError::UnknownPeer(_) => "unknown_peer",
+            ProxyError::BrowserRequest => "browser_request",
             ProxyError::IdpUnavailable(_) => "idp_unavailable",
             ProxyError::BadRequest { reason, .. } => reason,
             ProxyError::PayloadTooLarge { .. } => "request_too_large",

@@ -283,7 +283,15 @@ impl Gateway {
         let snapshot = self.snapshot.load_full();
         let principal = match caller {
             Caller::Bearer => self.authenticate(req.headers(), &snapshot).await?,
-            Caller::Peer(principal) => self.current(principal, &snapshot)?,
+            Caller::Peer(principal) => {
+                // The tunnel vouches for the machine, not for every program on it: a web page
+                // that rebinds a name to the local forward would otherwise ride on it. Browsers
+                // mark their requests (Origin, Sec-Fetch-*); API clients do not send those.
+                if is_browser_request(req.headers()) {
+                    return Err(ProxyError::BrowserRequest);
+                }
+                self.current(principal, &snapshot)?
+            }
             Caller::UnknownPeer(address) => return Err(ProxyError::UnknownPeer(address)),
         };
         ctx.record.principal_kind = Some(principal.kind.as_str().to_owned());
@@ -566,6 +574,14 @@ where
     }
 }
 
+/// Whether a browser sent the request (it adds `Origin` to cross-origin and POST requests, and
+/// `Sec-Fetch-*` to all of them).
+fn is_browser_request(headers: &HeaderMap) -> bool {
+    headers.contains_key(header::ORIGIN)
+        || headers.contains_key("sec-fetch-mode")
+        || headers.contains_key("sec-fetch-site")
+}
+
 fn session_id(headers: &HeaderMap) -> Option<String> {
     ["x-claude-code-session-id", "session-id"]
         .iter()
@@ -642,6 +658,9 @@ pub async fn run_ai_listener(
     }
 }
 
+/// How long a client may take to send a request's headers.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// Serves HTTP/1.1 and HTTP/2 on one accepted connection in a task of its own, watched by
 /// `graceful`. `caller` is asked for every request (not once per connection), so that a
 /// revocation or a group change applies to the next request on a kept-alive connection too.
@@ -662,9 +681,14 @@ pub fn serve_connection<I, F>(
         let caller = caller();
         async move { Ok::<_, std::convert::Infallible>(gateway.handle_as(req, caller).await) }
     });
-    let conn = auto::Builder::new(TokioExecutor::new())
-        .serve_connection_with_upgrades(TokioIo::new(io), service)
-        .into_owned();
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    // A client gets 30 s (hyper's default, which needs a timer) to send a request's headers, so
+    // that idle or trickling connections do not hold sockets forever.
+    builder
+        .http1()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT);
+    let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), service).into_owned();
     let conn = graceful.watch(conn);
     let cut = cut.unwrap_or_default();
     tokio::spawn(async move {

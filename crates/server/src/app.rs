@@ -46,6 +46,8 @@ pub struct App {
     overlay: Option<Arc<OverlayEndpoint>>,
     /// The overlay's DNS domain, when its DNS responder is on.
     overlay_dns: Option<String>,
+    /// With the overlay: re-checks the owners of devices (a tunnel has no token to expire).
+    device_rechecks: Option<control::SignInState>,
     reloader: Reloader,
     changed: Arc<Notify>,
     usage_rx: tokio::sync::mpsc::Receiver<store::UsageRecord>,
@@ -212,10 +214,12 @@ impl App {
             control,
             me,
             public: admin::public_routes(signer.clone()),
-            sign_in: control::sign_in_router(sign_in.clone()).merge(control::peers_router(sign_in)),
+            sign_in: control::sign_in_router(sign_in.clone())
+                .merge(control::peers_router(sign_in.clone())),
             sessions,
             overlay_dns: (overlay.is_some() && config.overlay.dns)
                 .then(|| config.overlay.domain.clone()),
+            device_rechecks: overlay.is_some().then_some(sign_in),
             overlay,
             reloader,
             scim,
@@ -271,6 +275,7 @@ impl App {
             sessions,
             overlay,
             overlay_dns,
+            device_rechecks,
             reloader,
             changed,
             usage_rx,
@@ -313,6 +318,9 @@ impl App {
             tracing::info!(path = %socket_path.as_deref().map(|p| p.display().to_string()).unwrap_or_default(), "admin API on Unix socket");
             let router = control.merge(me).merge(public);
             tasks.spawn(admin::run_admin(listener, router, shutdown.clone(), "admin socket"));
+        }
+        if let Some(sign_in) = device_rechecks {
+            tasks.spawn(run_device_rechecks(sign_in, shutdown.clone()));
         }
         tasks.spawn(run_snapshot_reloader(reloader, changed, shutdown.clone()));
         tasks.spawn(crate::sessions::run_pruner(store.clone(), sessions, shutdown.clone()));
@@ -359,6 +367,33 @@ async fn run_snapshot_reloader(
                 error = format!("{err:#}"),
                 "could not reload configuration; keeping the previous one"
             ),
+        }
+    }
+}
+
+/// How often the server looks for device sessions due for a re-check (each is re-checked once
+/// per `[login] access_ttl`).
+const DEVICE_RECHECK_INTERVAL: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Re-checks the owners of overlay devices with their IdP, account or agent record, as a
+/// refreshing client would; see `control::SignInState::recheck_device_sessions`.
+async fn run_device_rechecks(sign_in: control::SignInState, shutdown: CancellationToken) {
+    let mut tick = tokio::time::interval(DEVICE_RECHECK_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            () = shutdown.cancelled() => return,
+        }
+        match sign_in.recheck_device_sessions().await {
+            Ok(done) if done.ended > 0 || done.deferred > 0 => tracing::info!(
+                current = done.current,
+                ended = done.ended,
+                deferred = done.deferred,
+                "device sessions re-checked"
+            ),
+            Ok(_) => {}
+            Err(err) => tracing::error!(error = %err, "could not re-check device sessions"),
         }
     }
 }
@@ -435,6 +470,7 @@ async fn overlay_info(
         peer_lifetime: config.overlay.peer_lifetime,
         mtu: overlay::OVERLAY_MTU,
         persistent_keepalive: overlay::PERSISTENT_KEEPALIVE_SECS,
+        max_peers_per_owner: config.overlay.max_peers_per_owner,
     })
 }
 

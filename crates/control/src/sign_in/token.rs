@@ -268,7 +268,7 @@ async fn code_grant(
 }
 
 /// A session's owner as they stand now, or why the session must end.
-enum Recheck {
+pub(super) enum Recheck {
     Current { principal: Principal, groups: Vec<String>, idp_refresh: Option<SecretString> },
     Ended(String),
 }
@@ -360,7 +360,7 @@ async fn refresh_grant(
     Ok(token_response(&record, &tokens, now))
 }
 
-async fn recheck(
+pub(super) async fn recheck(
     state: &SignInState,
     record: &SessionRecord,
     idp_refresh: Option<&SecretString>,
@@ -437,7 +437,7 @@ async fn recheck(
 }
 
 /// Revokes a session whose owner no longer checks out, and says why in the audit log.
-async fn end_session(
+pub(super) async fn end_session(
     state: &SignInState,
     record: &SessionRecord,
     reason: &str,

@@ -299,6 +299,9 @@ pub struct Overlay {
     /// kernel interface and the kernel's TCP/IP stack; needs CAP_NET_ADMIN).
     #[serde(default)]
     pub mode: OverlayMode,
+    /// Live registered devices one person or agent may have at a time.
+    #[serde(default = "default_max_peers_per_owner")]
+    pub max_peers_per_owner: u32,
     /// The kernel interface's name in `tun` mode.
     #[serde(default = "default_overlay_interface")]
     pub interface: String,
@@ -320,6 +323,9 @@ fn default_overlay_network() -> String {
 }
 fn default_overlay_domain() -> String {
     "agentnet.internal".to_owned()
+}
+fn default_max_peers_per_owner() -> u32 {
+    16
 }
 fn default_overlay_interface() -> String {
     "agentnet0".to_owned()
@@ -343,6 +349,7 @@ impl Default for Overlay {
             peer_lifetime: default_peer_lifetime(),
             mode: OverlayMode::default(),
             interface: default_overlay_interface(),
+            max_peers_per_owner: default_max_peers_per_owner(),
         }
     }
 }

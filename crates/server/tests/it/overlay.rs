@@ -115,6 +115,21 @@ async fn a_registered_device_reaches_the_ai_endpoint_with_no_token_and_is_cut_on
     let seen = gw.anthropic.requests().pop().unwrap();
     assert_eq!(seen.headers.get("x-api-key").unwrap(), ANTHROPIC_KEY);
 
+    // A web page that reached the local forward (DNS rebinding) is refused.
+    let req = Request::builder()
+        .method(Method::POST)
+        .uri("/v1/messages")
+        .header("host", "evil.example:4000")
+        .header("origin", "http://evil.example:4000")
+        .header("content-type", "application/json")
+        .header(ANTHROPIC_VERSION.0, ANTHROPIC_VERSION.1)
+        .body(Full::new(Bytes::from(messages_body("claude-sonnet-4-5", false))))
+        .unwrap();
+    let page = sender.send_request(req).await.unwrap();
+    assert_eq!(page.status(), StatusCode::FORBIDDEN);
+    assert_eq!(page.headers()["x-agentnet-reason"], "browser_request");
+    let _ = page.into_body().collect().await;
+
     // Out of the group: the next request on the same connection is refused.
     let (status, _) = gw
         .admin_json(

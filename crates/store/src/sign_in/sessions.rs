@@ -153,6 +153,35 @@ impl Store {
         session_by(&mut *self.pool.acquire().await?, By::Id(id)).await
     }
 
+    /// Sessions that hold live overlay peers and were neither refreshed nor re-checked since
+    /// `checked_before_ms`, with their IdP refresh tokens: what the server re-checks itself.
+    pub async fn sessions_to_recheck(
+        &self,
+        now_ms: i64,
+        checked_before_ms: i64,
+    ) -> Result<Vec<StoredSession>> {
+        let sql = format!(
+            "SELECT {COLUMNS}, idp_refresh_ciphertext FROM sessions s
+             WHERE revoked_at_ms IS NULL AND {SESSION_ENDS_AT} > ?1
+                 AND MAX(refreshed_at_ms, COALESCE(rechecked_at_ms, 0)) < ?2
+                 AND id IN (SELECT session_id FROM peers
+                            WHERE revoked_at_ms IS NULL AND expires_at_ms > ?1)
+             ORDER BY created_at_ms"
+        );
+        let rows =
+            sqlx::query(&sql).bind(now_ms).bind(checked_before_ms).fetch_all(&self.pool).await?;
+        rows.iter()
+            .map(|row| {
+                let record = session_from_row(row)?;
+                let sealed: Option<Vec<u8>> = row.try_get("idp_refresh_ciphertext")?;
+                let idp_refresh_token = sealed
+                    .map(|s| self.cipher.open_string(&s, &idp_context(&record.id)))
+                    .transpose()?;
+                Ok(StoredSession { record, idp_refresh_token })
+            })
+            .collect()
+    }
+
     /// The sessions whose access token works at `now_ms` (not revoked, not expired), each with
     /// its access token's digest: what the data plane loads at start.
     pub async fn live_sessions(&self, now_ms: i64) -> Result<Vec<(SessionRecord, [u8; 32])>> {
@@ -298,6 +327,33 @@ impl Transaction {
             return Err(Error::NotFound { kind: KIND, name: id.to_owned() });
         }
         Ok(())
+    }
+
+    /// Records a re-check by the server: the groups as the source gave them now, and the IdP's
+    /// new refresh token if it rotated it (`None` keeps the stored one). Only if the session is
+    /// live and was not refreshed since `refreshed_at_ms` (a refresh that ran meanwhile has the
+    /// newer word); returns whether it was recorded.
+    pub async fn record_recheck(
+        &mut self,
+        id: &str,
+        refreshed_at_ms: i64,
+        groups: &[String],
+        idp_refresh_token: Option<&SecretString>,
+    ) -> Result<bool> {
+        let sealed = seal(&self.cipher, id, idp_refresh_token)?;
+        let done = sqlx::query(
+            "UPDATE sessions SET groups = ?3, rechecked_at_ms = ?4,
+                 idp_refresh_ciphertext = COALESCE(?5, idp_refresh_ciphertext)
+             WHERE id = ?1 AND refreshed_at_ms = ?2 AND revoked_at_ms IS NULL",
+        )
+        .bind(id)
+        .bind(refreshed_at_ms)
+        .bind(names_to_json(groups))
+        .bind(now_ms())
+        .bind(sealed)
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(done.rows_affected() == 1)
     }
 
     /// Revokes a session now, dropping its IdP refresh token, and its overlay peers (same time
