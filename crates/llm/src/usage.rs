@@ -91,6 +91,12 @@ impl UsageTap {
         }
     }
 
+    /// Whether a stream's terminal event (`message_stop`, `[DONE]`, a terminal Responses event)
+    /// has gone by: everything after it is only the end of the HTTP body.
+    pub fn saw_end(&self) -> bool {
+        matches!(self.body, Body::Sse(_)) && self.seen.complete
+    }
+
     /// Ends the body and reports what was seen.
     pub fn finish(self) -> TapOutcome {
         let Self { endpoint, body, mut seen, .. } = self;

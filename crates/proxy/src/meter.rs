@@ -185,6 +185,12 @@ impl Meter {
         }
     }
 
+    /// Whether the client has been sent the stream's terminal event already: a client that
+    /// hangs up after it (Codex does, at `response.completed`) got the whole answer.
+    fn delivered_end(&self) -> bool {
+        matches!(&self.tapping, Tapping::Tap(tap, TapDecoder::Identity) if tap.saw_end())
+    }
+
     /// Turns the tap's outcome into the usage record and sends it.
     pub(crate) fn settle(self, ending: Ending, outcome: Option<TapOutcome>) {
         let metered = outcome.is_some();
@@ -422,6 +428,7 @@ impl Drop for MeteredBody {
 }
 
 async fn drain_and_settle(mut inner: Incoming, mut meter: Meter, timeout: Duration) {
+    let ending = if meter.delivered_end() { Ending::Complete } else { Ending::ClientDisconnected };
     use http_body_util::BodyExt;
     let drained = tokio::time::timeout(timeout, async {
         while let Some(Ok(frame)) = inner.frame().await {
@@ -435,5 +442,5 @@ async fn drain_and_settle(mut inner: Incoming, mut meter: Meter, timeout: Durati
         tracing::warn!(request_id = %meter.record.id, "gave up draining an abandoned stream");
     }
     let (_, outcome) = meter.finish_tap();
-    meter.settle(Ending::ClientDisconnected, outcome);
+    meter.settle(ending, outcome);
 }
