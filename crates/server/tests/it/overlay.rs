@@ -244,6 +244,11 @@ async fn a_server_restart_recovers_the_tunnel_without_the_client_doing_anything(
 
     let gw = gw.restart().await;
     let restarted = Instant::now();
+    // The endpoint wrote the peer's handshake, traffic and endpoint when it stopped.
+    let peer_id = tunnel["peer"]["id"].as_str().unwrap();
+    let stored = gw.store.peer(peer_id).await.unwrap().unwrap();
+    assert!(stored.last_handshake_ms.is_some(), "{stored:?}");
+    assert!(stored.rx_bytes > 0 && stored.tx_bytes > 0, "{stored:?}");
     let recovered = loop {
         if let Ok(Ok(stream)) =
             tokio::time::timeout(Duration::from_secs(1), client.connect_ai()).await
