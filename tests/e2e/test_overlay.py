@@ -330,6 +330,34 @@ def test_agentnet_up_as_an_unprivileged_user_and_claude_code_through_it(overlay:
             shutil.rmtree(home, ignore_errors=True)
 
 
+@pytest.mark.parametrize("client", ["wireguard-go", "agentnet-up"])
+def test_a_client_network_change_recovers_without_the_client_doing_anything(overlay: Overlay, client: str):
+    """The device moves to another address (a new Wi-Fi, a new DHCP lease): its next
+    authenticated packet tells the server where it is now."""
+    with client_ns(overlay) as (ns, veth):
+        home, _ = signed_in_device(overlay, ns, veth)
+        try:
+            if client == "wireguard-go":
+                stock_peer(overlay, ns, home, "roamer")
+                url = f"http://{SERVER_OVERLAY}"
+            else:
+                agentnet(ns, home, "up", "-d", "--name", "roamer", timeout=40)
+                url = "http://127.0.0.1:4000"
+            assert ask(ns, url)[0] == 200
+            moved = veth.b.rsplit(".", 1)[0] + ".77"
+            ns.ip("addr", "del", f"{veth.b}/{veth.prefixlen}", "dev", veth.b_ifname)
+            ns.ip("addr", "add", f"{moved}/{veth.prefixlen}", "dev", veth.b_ifname)
+            started = time.monotonic()
+            while ask(ns, url, timeout=1)[0] != 200:
+                assert time.monotonic() - started < 40, "no recovery within 40 s of the move"
+            recovered = time.monotonic() - started
+            print(f"\n{client} moved {veth.b} -> {moved}: first answer after {recovered * 1000:.0f} ms")
+            if client == "agentnet-up":
+                agentnet(ns, home, "down")
+        finally:
+            shutil.rmtree(home, ignore_errors=True)
+
+
 def test_zz_a_server_restart_recovers_without_the_client_doing_anything(overlay: Overlay):
     with client_ns(overlay) as (ns, veth):
         home, _ = signed_in_device(overlay, ns, veth)
