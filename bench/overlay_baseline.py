@@ -14,12 +14,9 @@ and after each transfer). The sender (Python, 4 MiB sendall, large socket buffer
 own CPU time: the `plain veth` target shows what sender and receiver manage without WireGuard,
 i.e. that they are not what limits the overlay rows.
 
-To add the agentnet server as a target: write `def agentnet_server(stack) -> Target` that starts
-it in its own namespace (with whatever sink it forwards to), a stock wireguard-go client peer in
-another, and returns `Target(name=…, client_ns=…, host=overlay addr, port=…, cpu={"agentnet
-server": pid, "wireguard-go client": peer.pid}, sink="raw" or "http")`; append it to TARGETS.
-`sink="http"` sends the bytes as one `POST http_path` with Content-Length and reads the response
-status line instead of the raw sink's "OK <n>" reply.
+bench/overlay.py imports this module and measures the agentnet server (overlay via a stock
+wireguard-go peer and via `agentnet up`, and its plain listener) side by side with these targets,
+in one run; BENCHMARKS.md has the figures.
 
 Units: MB = 10^6 bytes, GB = 10^9 bytes, MiB = 2^20 bytes.
 """
@@ -156,7 +153,7 @@ def wireguard_go_pair(stack: contextlib.ExitStack) -> Target:
     )
 
 
-# The lead appends the agentnet server endpoint here.
+# bench/overlay.py adds the agentnet rows (its own harness: HTTP requests, not a raw sink).
 TARGETS: list[Callable[[contextlib.ExitStack], Target]] = [plain_veth, wireguard_go_pair]
 
 

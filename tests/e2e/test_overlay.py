@@ -56,9 +56,13 @@ class Overlay:
     keys: ServerKeys
 
     def restart(self) -> float:
-        """Stops the server and starts it again on the same data dir; seconds it was down."""
+        """Stops the server (which must log no error, shutdown included) and starts it again on
+        the same data dir; seconds it was down."""
+        old = self.gw
         self._stack.close()
         stopped = time.monotonic()
+        errors = [e for e in old.log_events() if e.get("level") == "ERROR"]
+        assert not errors, f"the server logged errors: {errors}"
         self._stack = contextlib.ExitStack()
         self.gw = self._stack.enter_context(start_gateway(self.cfg, env=self.keys.env(), ns=self.srv, name="agentnet-overlay"))
         return time.monotonic() - stopped

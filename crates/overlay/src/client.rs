@@ -179,6 +179,7 @@ impl ClientTunnel {
 
     /// Stops the tunnel.
     pub async fn stop(self: Arc<Self>) {
+        self.tunnel.suspend().await;
         if let Some(stack) = &self.stack {
             stack.shutdown();
         }

@@ -249,6 +249,13 @@ impl Tunnel {
         self.traffic().await.into_iter().map(|t| t.public_key).collect()
     }
 
+    /// Stops moving packets (the UDP socket and the tasks between it and the inside), keeping
+    /// the configuration: what a shutdown does first, so that closing the inside afterwards is
+    /// not mistaken for a failure.
+    pub async fn suspend(&self) {
+        on_device!(self, device => device.suspend().await);
+    }
+
     /// Stops the device and its tasks.
     pub async fn stop(self) {
         match self.device {

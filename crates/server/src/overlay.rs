@@ -332,6 +332,7 @@ impl OverlayEndpoint {
         if tokio::time::timeout(Duration::from_secs(30), graceful.shutdown()).await.is_err() {
             tracing::warn!("in-flight overlay requests did not finish within 30 s of shutdown");
         }
+        self.tunnel.suspend().await;
         self.inside.shutdown();
     }
 
