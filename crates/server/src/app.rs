@@ -414,29 +414,41 @@ impl Reloader {
     /// directory.
     async fn reload(&self) -> anyhow::Result<()> {
         let Some(gateway) = self.gateway.upgrade() else { return Ok(()) };
-        let snapshot = provision::build_snapshot(&self.store).await?;
-        if gateway.limits_changed(&snapshot) {
-            let history = provision::history(&self.store, &snapshot).await?;
-            gateway.install(snapshot, Some(&history));
-        } else {
-            gateway.install(snapshot, None);
+        let snapshot = async {
+            let snapshot = provision::build_snapshot(&self.store).await?;
+            if gateway.limits_changed(&snapshot) {
+                let history = provision::history(&self.store, &snapshot).await?;
+                gateway.install(snapshot, Some(&history));
+            } else {
+                gateway.install(snapshot, None);
+            }
+            anyhow::Ok(())
         }
+        .await;
         drop(gateway);
-        self.reload_directory().await
+        // The directory and the overlay follow even if the snapshot could not be rebuilt.
+        let directory = self.reload_directory().await;
+        snapshot.and(directory)
     }
 
     /// Replaces the data plane's directory (streams of people who lost access are cut), then
     /// revokes the sessions of people deactivated and agents deleted.
     async fn reload_directory(&self) -> anyhow::Result<()> {
         let Some(gateway) = self.gateway.upgrade() else { return Ok(()) };
-        gateway.install_directory(provision::directory(&self.store, self.local_accounts).await?);
-        crate::sessions::revoke_lost(&self.store, &gateway, &self.sessions, self.local_accounts)
-            .await?;
-        // Peers follow their sessions and owners: revoked ones leave the tunnel now.
-        if let Some(overlay) = self.overlay.as_ref().and_then(Weak::upgrade) {
-            overlay.reconcile(&self.store).await?;
+        let directory = async {
+            gateway
+                .install_directory(provision::directory(&self.store, self.local_accounts).await?);
+            crate::sessions::revoke_lost(&self.store, &gateway, &self.sessions, self.local_accounts)
+                .await
         }
-        Ok(())
+        .await;
+        // Peers follow their sessions and owners: revoked ones leave the tunnel now — whether
+        // or not the directory could be rebuilt, since a revocation is already in the store.
+        let overlay = match self.overlay.as_ref().and_then(Weak::upgrade) {
+            Some(overlay) => overlay.reconcile(&self.store).await,
+            None => Ok(()),
+        };
+        directory.and(overlay)
     }
 }
 
