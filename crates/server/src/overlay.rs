@@ -247,6 +247,11 @@ impl OverlayEndpoint {
                 self.tunnel.remove_peer(public_key).await?;
             }
         }
+        // Anything a removed peer opened during the flush is reset too (its requests were
+        // already refused): nothing of it outlives the reconciliation.
+        for (address, _) in &gone {
+            self.inside.abort_peer(*address);
+        }
         for peer in &new {
             self.tunnel.upsert_peer(peer).await?;
         }

@@ -362,8 +362,8 @@ impl Overlay {
 
     pub(crate) fn validate(&self) -> anyhow::Result<()> {
         self.network()?;
-        if self.peer_lifetime < Duration::from_secs(60) {
-            bail!("overlay.peer_lifetime must be at least 1m");
+        if self.peer_lifetime < Duration::from_secs(1) {
+            bail!("overlay.peer_lifetime must be at least 1s");
         }
         let domain_ok = !self.domain.is_empty()
             && self.domain.len() <= 200

@@ -267,3 +267,49 @@ async fn a_server_restart_recovers_the_tunnel_without_the_client_doing_anything(
     eprintln!("recovered {recovered:?} after the server restarted");
     gw.stop().await;
 }
+
+#[tokio::test]
+async fn a_registration_that_expires_is_removed_from_the_endpoint_at_once() {
+    let gw = TestGateway::start_local(|a, o| {
+        format!(
+            "{}\n[overlay]\nenabled = true\nlisten = \"127.0.0.1:0\"\npeer_lifetime = \"2s\"\n",
+            default_config(a, o)
+        )
+    })
+    .await;
+    add_user(&gw, "erin", &["engineering"]).await;
+    let session = sign_in(&gw, "erin").await;
+    let (key, tunnel) = register(&gw, session["access_token"].as_str().unwrap(), "short").await;
+    let expires =
+        api_types::time::parse_rfc3339(tunnel["peer"]["expires_at"].as_str().unwrap()).unwrap();
+    let client = join(&gw, key, &tunnel).await;
+    let mut sender = connect(&client).await;
+    assert_eq!(ask(&mut sender).await.unwrap().status, StatusCode::OK);
+
+    // Kept-alive connection, no request in flight: at expiry it is reset by the server.
+    let cut = loop {
+        if sender.is_closed() {
+            break now_ms();
+        }
+        assert!(now_ms() < expires + 1_000, "the connection outlived the registration by 1 s");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    eprintln!("expired registration cut {} ms after its expiry", cut - expires);
+    // Nothing gets through any more: no connection, or none that answers.
+    let again = tokio::time::timeout(Duration::from_secs(2), async {
+        let stream = client.connect_ai().await.ok()?;
+        let (mut sender, conn) = http1::handshake(TokioIo::new(stream)).await.ok()?;
+        tokio::spawn(conn);
+        ask(&mut sender).await.ok().map(|r| r.status)
+    })
+    .await;
+    assert!(!matches!(again, Ok(Some(StatusCode::OK))), "an expired peer got an answer: {again:?}");
+    gw.stop().await;
+}
+
+fn now_ms() -> i64 {
+    i64::try_from(
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis(),
+    )
+    .unwrap()
+}
