@@ -60,6 +60,9 @@ impl ClientTunnel {
         let (stack, pipes) = NetStack::new(NetStackConfig {
             address: settings.address,
             prefix: settings.network.prefix(),
+            // Uploads go to agentnet's own endpoint, whose UDP buffer is large enough for a
+            // full window: no reason to hold back as the server does towards stock clients.
+            tcp_send_buffer_bytes: 256 * 1024,
             ..NetStackConfig::default()
         });
         let inside = TunnelInside::Stack(TunnelPipes {

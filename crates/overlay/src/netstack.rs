@@ -16,8 +16,8 @@
 //!   stack has [`NetStackConfig::max_connections`]; such SYNs, and SYNs to ports nobody
 //!   listens on, are answered with RST. Established connections wait in a bounded accept queue
 //!   (1024 per listener; beyond it they are reset). Only the stack's own address is answered.
-//! - **Sockets.** Cubic congestion control, Nagle off, `tcp_buffer_bytes` each way (memory:
-//!   up to twice that per connection). An idle connection sends a keep-alive every 60 s and is
+//! - **Sockets.** Cubic congestion control, Nagle off, `tcp_receive_buffer_bytes` and
+//!   `tcp_send_buffer_bytes` per connection (their sum is its memory at most). An idle connection sends a keep-alive every 60 s and is
 //!   reset when the peer has been silent for 5 minutes; a handshake must complete within 30 s
 //!   (inbound) or 10 s (`connect_tcp`).
 //! - **Closing.** `poll_shutdown` queues a FIN and returns. Dropping a stream closes it
@@ -84,8 +84,15 @@ pub struct NetStackConfig {
     pub prefix: u8,
     /// The largest IP packet sent or received (the tunnel's MTU).
     pub mtu: usize,
-    /// Send and receive buffer of each TCP connection, each way; it also bounds the window.
-    pub tcp_buffer_bytes: usize,
+    /// Receive buffer of each TCP connection: it bounds the window the stack advertises, so
+    /// what a peer may send before waiting for an acknowledgement.
+    pub tcp_receive_buffer_bytes: usize,
+    /// Send buffer of each TCP connection: it bounds how much the stack has in flight. Smaller
+    /// than the receive buffer by default: a stock WireGuard client with the kernel's default
+    /// 208 KiB UDP buffer drops bursts larger than that, and smoltcp recovers from a window with
+    /// several losses only by a retransmission timeout of at least 1 s (measured: 96 KiB took
+    /// downloads to wireguard-go from 15 to 60 MB/s; BENCHMARKS.md).
+    pub tcp_send_buffer_bytes: usize,
     /// Connections one remote address may hold at once (a SYN-flood cap); SYNs beyond it are
     /// refused with RST.
     pub max_connections_per_peer: usize,
@@ -101,7 +108,8 @@ impl Default for NetStackConfig {
             address: Ipv4Addr::new(100, 64, 0, 1),
             prefix: 10,
             mtu: 1420,
-            tcp_buffer_bytes: 256 * 1024,
+            tcp_receive_buffer_bytes: 256 * 1024,
+            tcp_send_buffer_bytes: 96 * 1024,
             max_connections_per_peer: 256,
             max_connections: 16384,
             channel_capacity: 1024,
@@ -124,7 +132,8 @@ struct Limits {
     address: Ipv4Addr,
     prefix: u8,
     mtu: usize,
-    tcp_buffer_bytes: usize,
+    tcp_receive_buffer_bytes: usize,
+    tcp_send_buffer_bytes: usize,
     max_connections_per_peer: usize,
     max_connections: usize,
 }
@@ -137,7 +146,8 @@ impl Limits {
             // IPv4's minimum MTU up to the largest IPv4 packet.
             mtu: config.mtu.clamp(576, 65535),
             // smoltcp panics above 1 GiB.
-            tcp_buffer_bytes: config.tcp_buffer_bytes.clamp(1024, 1 << 30),
+            tcp_receive_buffer_bytes: config.tcp_receive_buffer_bytes.clamp(1024, 1 << 30),
+            tcp_send_buffer_bytes: config.tcp_send_buffer_bytes.clamp(1024, 1 << 30),
             max_connections_per_peer: config.max_connections_per_peer,
             max_connections: config.max_connections,
         }

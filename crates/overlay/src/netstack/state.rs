@@ -246,10 +246,9 @@ impl State {
     }
 
     fn new_tcp_socket(&self) -> tcp::Socket<'static> {
-        let size = self.limits.tcp_buffer_bytes;
         let mut socket = tcp::Socket::new(
-            tcp::SocketBuffer::new(vec![0; size]),
-            tcp::SocketBuffer::new(vec![0; size]),
+            tcp::SocketBuffer::new(vec![0; self.limits.tcp_receive_buffer_bytes]),
+            tcp::SocketBuffer::new(vec![0; self.limits.tcp_send_buffer_bytes]),
         );
         socket.set_congestion_control(tcp::CongestionControl::Cubic);
         socket.set_nagle_enabled(false);

@@ -691,7 +691,11 @@ async fn a_dead_peer_is_reset_after_the_idle_timeout() {
 #[tokio::test(start_paused = true)]
 async fn a_writer_waits_for_a_slow_reader() {
     const BUFFER: usize = 64 * 1024;
-    let small = |address| NetStackConfig { tcp_buffer_bytes: BUFFER, ..config(address) };
+    let small = |address| NetStackConfig {
+        tcp_receive_buffer_bytes: BUFFER,
+        tcp_send_buffer_bytes: BUFFER,
+        ..config(address)
+    };
     let pair = pair_with(small(SERVER), small(CLIENT));
     let mut listener = pair.server.listen_tcp(HTTP).unwrap();
     let written = Arc::new(std::sync::atomic::AtomicUsize::new(0));
