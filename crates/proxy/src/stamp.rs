@@ -4,10 +4,9 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use base64::Engine;
+use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
 use domain::{GatewayPreset, Principal, PrincipalKind};
 use http::{HeaderMap, HeaderName, HeaderValue};
-use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use ring::signature::{Ed25519KeyPair, KeyPair};
 use serde_json::json;
 
@@ -33,9 +32,16 @@ pub(crate) fn is_identity_header(name: &HeaderName) -> bool {
 }
 
 /// Signs short-lived identity assertions (JWT, EdDSA).
+///
+/// The compact JWS is put together here rather than by `jsonwebtoken::encode`, which parses the
+/// PKCS#8 key again for every signature: that parse derives the public key, a scalar
+/// multiplication as costly as the signature itself, and under load it was a quarter of the
+/// gateway's CPU (BENCHMARKS.md). The header is fixed per key and encoded once.
 pub struct AssertionSigner {
     kid: String,
-    pkcs8: EncodingKey,
+    key_pair: Ed25519KeyPair,
+    /// `base64url({"alg":"EdDSA","typ":"JWT","kid":…})`.
+    encoded_header: String,
     public_key: Vec<u8>,
     issuer: String,
     ttl: Duration,
@@ -67,10 +73,13 @@ impl AssertionSigner {
     ) -> Result<Self, SignerError> {
         let pair =
             Ed25519KeyPair::from_pkcs8_maybe_unchecked(pkcs8).map_err(|_| SignerError::BadKey)?;
+        let header = json!({ "alg": "EdDSA", "typ": "JWT", "kid": kid });
+        let encoded_header = URL_SAFE_NO_PAD.encode(header.to_string());
         Ok(Self {
             kid,
-            pkcs8: EncodingKey::from_ed_der(pkcs8),
             public_key: pair.public_key().as_ref().to_vec(),
+            key_pair: pair,
+            encoded_header,
             issuer,
             ttl,
         })
@@ -82,7 +91,7 @@ impl AssertionSigner {
 
     /// The JWKS document that upstreams fetch to verify assertions.
     pub fn jwks(&self) -> serde_json::Value {
-        let x = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&self.public_key);
+        let x = URL_SAFE_NO_PAD.encode(&self.public_key);
         json!({ "keys": [{
             "kty": "OKP", "crv": "Ed25519", "x": x, "kid": self.kid,
             "alg": "EdDSA", "use": "sig",
@@ -98,8 +107,6 @@ impl AssertionSigner {
         now: SystemTime,
     ) -> Option<String> {
         let iat = now.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
-        let mut header = Header::new(Algorithm::EdDSA);
-        header.kid = Some(self.kid.clone());
         let mut claims = json!({
             "iss": self.issuer,
             "sub": principal.subject,
@@ -114,7 +121,13 @@ impl AssertionSigner {
         if principal.kind == PrincipalKind::User {
             claims["email"] = json!(principal.name);
         }
-        jsonwebtoken::encode(&header, &claims, &self.pkcs8).ok()
+        let mut token = self.encoded_header.clone();
+        token.push('.');
+        URL_SAFE_NO_PAD.encode_string(serde_json::to_vec(&claims).ok()?, &mut token);
+        let signature = self.key_pair.sign(token.as_bytes());
+        token.push('.');
+        URL_SAFE_NO_PAD.encode_string(signature.as_ref(), &mut token);
+        Some(token)
     }
 }
 

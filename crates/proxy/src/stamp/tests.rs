@@ -1,7 +1,7 @@
 //! Tests for stamping and assertions.
 
 use super::*;
-use jsonwebtoken::{DecodingKey, Validation};
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 
 fn alice() -> Principal {
     Principal::user("sub-1", "alice@example.com", vec!["eng".into(), "all".into()])
@@ -34,6 +34,8 @@ fn assertion_verifies_against_jwks() {
     assert_eq!(data.claims["groups"], json!(["eng"]));
     assert_eq!(data.claims["jti"], "req-1");
     assert_eq!(data.header.kid.as_deref(), Some("k1"));
+    assert_eq!(data.header.alg, Algorithm::EdDSA);
+    assert_eq!(data.header.typ.as_deref(), Some("JWT"));
 }
 
 #[test]
