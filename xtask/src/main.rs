@@ -1,5 +1,6 @@
 //! Project automation: `cargo xtask test` runs the whole suite (what CI runs), `cargo xtask check`
-//! runs the architecture checks alone.
+//! runs the architecture checks alone, `cargo xtask bench` runs the data-plane benchmark
+//! (`crates/bench`) and writes its results into BENCHMARKS.md.
 //!
 //! The checks: crate dependencies point the way ARCHITECTURE.md says (`domain` pulls in no IO or
 //! serde, `cli` never reaches `store` or `proxy`, `testkit` is only a dev-dependency), and every
@@ -18,8 +19,9 @@ fn main() -> anyhow::Result<()> {
     match args.first().map(String::as_str) {
         Some("check") => check(),
         Some("test") => test(&args[1..]),
+        Some("bench") => bench(&args[1..]),
         _ => {
-            eprintln!("usage: cargo xtask <check | test [--no-e2e]>");
+            eprintln!("usage: cargo xtask <check | test [--no-e2e] | bench [--quick] [agentnet-bench options]>");
             std::process::exit(2);
         }
     }
@@ -56,6 +58,80 @@ fn test(args: &[String]) -> anyhow::Result<()> {
         run(Command::new("bash").arg("tests/e2e/run.sh"))?;
     }
     Ok(())
+}
+
+/// The LiteLLM release the benchmark compares against (PyPI `litellm[proxy]`).
+const LITELLM_VERSION: &str = "1.108.7";
+
+/// The data-plane benchmark: installs what it measures against (Debian's wrk and nginx-light,
+/// LiteLLM in a venv under the target directory), builds the release binaries, and runs
+/// `agentnet-bench`, which prints the results and writes them into BENCHMARKS.md. `--quick` is a
+/// short run that writes nothing (to check that the benchmark works); any other arguments go to
+/// `agentnet-bench` (see its `--help`).
+fn bench(args: &[String]) -> anyhow::Result<()> {
+    let quick = args.iter().any(|a| a == "--quick");
+    let passed: Vec<&String> = args.iter().filter(|a| *a != "--quick").collect();
+    let target_dir = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("target"));
+    install_debian_tools()?;
+    let litellm = install_litellm(&target_dir.join("bench-venv"))?;
+    run(Command::new("cargo").args(["build", "--release", "-p", "cli", "-p", "bench"]))?;
+    let release = target_dir.join("release");
+    let mut cmd = Command::new(release.join("agentnet-bench"));
+    cmd.arg("--agentnet-bin")
+        .arg(release.join("agentnet"))
+        .arg("--upstream-bin")
+        .arg(release.join("bench-upstream"))
+        .arg("--litellm")
+        .arg(&litellm);
+    let shown: Vec<&str> =
+        std::iter::once("cargo xtask bench").chain(args.iter().map(String::as_str)).collect();
+    cmd.arg("--command").arg(shown.join(" "));
+    if quick {
+        cmd.args(["--requests", "300", "--stream-requests", "30", "--connections", "16,64"]);
+        cmd.args(["--load-seconds", "2", "--streams", "1000"]);
+    } else {
+        cmd.arg("--update").arg(root().join("BENCHMARKS.md"));
+    }
+    cmd.args(passed);
+    run(&mut cmd)
+}
+
+/// wrk (the load generator) and nginx (the reverse-proxy baseline), from Debian, when missing.
+/// `RUNLEVEL=1` keeps the package's scripts from starting an nginx service on port 80.
+fn install_debian_tools() -> anyhow::Result<()> {
+    let missing =
+        |bin: &str| !["/usr/bin", "/usr/sbin"].iter().any(|d| Path::new(d).join(bin).exists());
+    if !missing("wrk") && !missing("nginx") {
+        return Ok(());
+    }
+    let apt = |args: &[&str]| {
+        let mut cmd = Command::new("apt-get");
+        cmd.args(args).env("DEBIAN_FRONTEND", "noninteractive").env("RUNLEVEL", "1");
+        run(&mut cmd)
+    };
+    apt(&["update", "-q"])?;
+    apt(&["install", "-y", "-q", "--no-install-recommends", "wrk", "nginx-light"])
+        .context("cannot install wrk and nginx-light (run as root, or install them yourself)")
+}
+
+/// A venv with the pinned LiteLLM proxy; returns its `litellm` executable.
+fn install_litellm(venv: &Path) -> anyhow::Result<PathBuf> {
+    let litellm = venv.join("bin/litellm");
+    let marker = venv.join(format!("litellm-{LITELLM_VERSION}.installed"));
+    if litellm.exists() && marker.exists() {
+        return Ok(litellm);
+    }
+    run(Command::new("python3").arg("-m").arg("venv").arg(venv))?;
+    run(Command::new(venv.join("bin/pip")).args([
+        "install",
+        "-q",
+        "--disable-pip-version-check",
+        &format!("litellm[proxy]=={LITELLM_VERSION}"),
+    ]))?;
+    std::fs::write(&marker, "")?;
+    Ok(litellm)
 }
 
 fn check() -> anyhow::Result<()> {

@@ -250,12 +250,15 @@ pub fn which(program: &str) -> Option<PathBuf> {
 }
 
 /// The LiteLLM proxy (`litellm`, from a venv), one model routed to the upstream as an OpenAI
-/// deployment, with its local model-cost map (there is no internet to fetch one from).
+/// deployment. It uses its bundled model-cost map (there is no internet to fetch one from, and
+/// without this it retries at import), sends no telemetry, and will not start without a master
+/// key, which callers then present.
 pub fn start_litellm(
     bin: &Path,
     dir: &Path,
     upstream: SocketAddr,
 ) -> anyhow::Result<(Proc, Target)> {
+    const MASTER_KEY: &str = "sk-bench-litellm-master-key";
     let listen = SocketAddr::from(([127, 0, 0, 1], free_port()?));
     let config = format!(
         "model_list:\n  - model_name: bench-model\n    litellm_params:\n      model: openai/bench-model\n      api_base: http://{upstream}/v1\n      api_key: sk-bench-upstream-key\n"
@@ -267,14 +270,15 @@ pub fn start_litellm(
         .arg(&config_path)
         .args(["--host", "127.0.0.1", "--port", &listen.port().to_string(), "--num_workers", "1"])
         .env("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-        .env("LITELLM_TELEMETRY", "False");
+        .env("LITELLM_TELEMETRY_DISABLED", "true")
+        .env("LITELLM_MASTER_KEY", MASTER_KEY);
     let proc = Proc::spawn("litellm", cmd, dir)?;
     wait_for_port(listen, Duration::from_secs(180)).with_context(|| proc.tail())?;
     let target = Target {
         name: "litellm".into(),
         addr: listen,
         path: CHAT_PATH.into(),
-        headers: vec![],
+        headers: vec![("authorization".into(), format!("Bearer {MASTER_KEY}"))],
         pid: Some(proc.pid()),
     };
     Ok((proc, target))
