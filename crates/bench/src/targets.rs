@@ -100,6 +100,12 @@ level = "info"
 [login]
 access_ttl = "12h"
 
+# The memory phase hangs up on streams that the upstream never ends; agentnet keeps reading such
+# a stream after the client is gone, to bill it (2 minutes by default), which would hold the
+# upstream sockets into the next phase.
+[limits]
+disconnect_drain_timeout = "1s"
+
 [[providers]]
 name = "bench"
 kind = "openai-compatible"

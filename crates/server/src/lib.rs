@@ -24,6 +24,7 @@ pub use overlay::OverlayEndpoint;
 pub async fn run_from_cli(config_path: Option<PathBuf>) -> anyhow::Result<()> {
     let config = Config::load(config_path.as_deref(), &ProcessEnv)?;
     telemetry::init(&config.log);
+    raise_open_file_limit();
     let app = App::build(config, &ProcessEnv).await?;
     let shutdown = tokio_util::sync::CancellationToken::new();
     let signal = shutdown.clone();
@@ -33,6 +34,23 @@ pub async fn run_from_cli(config_path: Option<PathBuf>) -> anyhow::Result<()> {
         signal.cancel();
     });
     app.run(shutdown).await
+}
+
+/// Every open stream holds two sockets (client and upstream), so the usual soft limit of 1,024
+/// descriptors would cap the gateway near 500 streams. Raise it to the hard limit, as nginx's
+/// `worker_rlimit_nofile` and Go's runtime do.
+fn raise_open_file_limit() {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    match getrlimit(Resource::RLIMIT_NOFILE) {
+        Ok((soft, hard)) if soft < hard => match setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+            Ok(()) => tracing::debug!(from = soft, to = hard, "raised the open-file limit"),
+            Err(err) => {
+                tracing::warn!(error = %err, soft, hard, "cannot raise the open-file limit")
+            }
+        },
+        Ok((soft, _)) => tracing::debug!(limit = soft, "open-file limit"),
+        Err(err) => tracing::warn!(error = %err, "cannot read the open-file limit"),
+    }
 }
 
 async fn wait_for_signal() {

@@ -77,7 +77,7 @@ const END: &str = "<!-- agentnet-bench:end -->";
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    raise_open_file_limit();
+    let fd_limit = raise_open_file_limit();
     let work_dir = match &args.work_dir {
         Some(d) => d.clone(),
         None => std::env::temp_dir().join(format!("agentnet-bench-{}", std::process::id())),
@@ -171,7 +171,17 @@ fn main() -> anyhow::Result<()> {
     if !skip("memory") {
         for target in targets.iter().filter(|t| t.name == "agentnet" || t.name == "nginx") {
             let mut rows = Vec::new();
-            for &n in &args.streams {
+            for &wanted in &args.streams {
+                // A proxy holds two descriptors per stream (client and upstream), in one process.
+                let feasible = (fd_limit.saturating_sub(256) / 2) as usize;
+                let n = wanted.min(feasible);
+                if n < wanted {
+                    results.notes.push(format!(
+                        "{wanted} streams need more than {} descriptors in one process; this machine's hard limit is {fd_limit} and the runner may not raise it, so {} held {n} streams instead",
+                        2 * wanted,
+                        target.name
+                    ));
+                }
                 eprintln!("memory: {n} open streams through {}", target.name);
                 let m = runtime.block_on(streams::measure(target, n))?;
                 eprintln!("  {:.1} KiB per stream", m.per_stream_kib());
@@ -209,11 +219,21 @@ fn update_section(path: &Path, markdown: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Ten thousand streams need more than the usual 1,024 descriptors (the children inherit this).
-fn raise_open_file_limit() {
+/// Ten thousand streams need more than the usual 1,024 descriptors: the proxies hold two per
+/// stream, so the hard limit goes up too where the runner may (as root), and the children
+/// inherit it.
+/// Returns the limit now in force.
+fn raise_open_file_limit() -> u64 {
     use nix::sys::resource::{getrlimit, setrlimit, Resource};
-    if let Ok((_, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
-        let _ = setrlimit(Resource::RLIMIT_NOFILE, hard, hard);
+    const WANTED: u64 = 65_536;
+    let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) else { return 1024 };
+    let want = hard.max(WANTED);
+    if setrlimit(Resource::RLIMIT_NOFILE, want, want).is_ok() {
+        return want;
+    }
+    match setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+        Ok(()) => hard,
+        Err(_) => soft,
     }
 }
 
