@@ -54,8 +54,10 @@ pub fn start_upstream(
         &interval_ms.to_string(),
     ]);
     let mut proc = Proc::spawn("upstream", cmd, dir)?;
-    let addr = proc.wait_for(Duration::from_secs(10), |line| {
-        line.strip_prefix("listening on http://")?.trim().parse::<SocketAddr>().ok()
+    let addr = proc.wait_for(Duration::from_secs(10), |output| {
+        output.lines().find_map(|line| {
+            line.strip_prefix("listening on http://")?.trim().parse::<SocketAddr>().ok()
+        })
     })?;
     Ok((proc, addr))
 }
@@ -258,13 +260,14 @@ pub fn which(program: &str) -> Option<PathBuf> {
 /// The LiteLLM proxy (`litellm`, from a venv), one model routed to the upstream as an OpenAI
 /// deployment. It uses its bundled model-cost map (there is no internet to fetch one from, and
 /// without this it retries at import), sends no telemetry, and will not start without a master
-/// key, which callers then present.
+/// key, which callers then present. It runs one worker per core, like agentnet and nginx.
 pub fn start_litellm(
     bin: &Path,
     dir: &Path,
     upstream: SocketAddr,
 ) -> anyhow::Result<(Proc, Target)> {
     const MASTER_KEY: &str = "sk-bench-litellm-master-key";
+    let workers = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     let listen = SocketAddr::from(([127, 0, 0, 1], free_port()?));
     let config = format!(
         "model_list:\n  - model_name: bench-model\n    litellm_params:\n      model: openai/bench-model\n      api_base: http://{upstream}/v1\n      api_key: sk-bench-upstream-key\n"
@@ -274,12 +277,20 @@ pub fn start_litellm(
     let mut cmd = Command::new(bin);
     cmd.arg("--config")
         .arg(&config_path)
-        .args(["--host", "127.0.0.1", "--port", &listen.port().to_string(), "--num_workers", "1"])
+        .args(["--host", "127.0.0.1", "--port", &listen.port().to_string()])
+        .args(["--num_workers", &workers.to_string()])
+        // uvicorn kills a worker that takes more than 5 s to start, which on a busy 2-core
+        // machine they do.
+        .args(["--timeout_worker_healthcheck", "120"])
         .env("LITELLM_LOCAL_MODEL_COST_MAP", "True")
         .env("LITELLM_TELEMETRY_DISABLED", "true")
         .env("LITELLM_MASTER_KEY", MASTER_KEY);
-    let proc = Proc::spawn("litellm", cmd, dir)?;
-    wait_for_port(listen, Duration::from_secs(180)).with_context(|| proc.tail())?;
+    let mut proc = Proc::spawn("litellm", cmd, dir)?;
+    // The port opens with the first worker; wait for all of them.
+    proc.wait_for(Duration::from_secs(300), |output| {
+        (output.matches("Application startup complete.").count() >= workers).then_some(())
+    })?;
+    wait_for_port(listen, Duration::from_secs(30)).with_context(|| proc.tail())?;
     let target = Target {
         name: "litellm".into(),
         addr: listen,
