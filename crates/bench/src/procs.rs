@@ -37,7 +37,8 @@ impl Proc {
         self.child.id()
     }
 
-    /// Waits until a line of stdout or stderr satisfies `pick`, and returns what it picked.
+    /// Waits until the output so far (stdout, then stderr) satisfies `pick`, and returns what it
+    /// picked.
     pub fn wait_for<T>(
         &mut self,
         timeout: Duration,
@@ -45,11 +46,11 @@ impl Proc {
     ) -> anyhow::Result<T> {
         let deadline = Instant::now() + timeout;
         loop {
-            for file in [&self.stdout, &self.stderr] {
-                let text = fs::read_to_string(file).unwrap_or_default();
-                if let Some(found) = text.lines().find_map(&pick) {
-                    return Ok(found);
-                }
+            let output: String = [&self.stdout, &self.stderr]
+                .map(|f| String::from_utf8_lossy(&fs::read(f).unwrap_or_default()).into_owned())
+                .concat();
+            if let Some(found) = pick(&output) {
+                return Ok(found);
             }
             if let Some(status) = self.child.try_wait()? {
                 bail!("{} exited ({status}) before it was ready:\n{}", self.name, self.tail());
