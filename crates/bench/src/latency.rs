@@ -17,6 +17,8 @@ pub struct LatencySeries {
     pub stream_last: Samples,
     /// Streaming: from the upstream's write of each event to its arrival at the client.
     pub event_lag: Samples,
+    /// How often the target closed the kept-alive connection.
+    pub reconnects: u32,
 }
 
 /// A small non-streaming chat request.
@@ -66,6 +68,9 @@ pub async fn measure(
                 }
             }
         }
+    }
+    for (s, probe) in series.iter_mut().zip(&probes) {
+        s.reconnects = probe.reconnects;
     }
     Ok(series)
 }

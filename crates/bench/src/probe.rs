@@ -27,19 +27,28 @@ pub struct Timing {
     pub event_lags_ms: Vec<f64>,
 }
 
-/// A kept-alive connection to one target.
+/// A kept-alive connection to one target, opened again (outside the timed part) when the server
+/// has closed it, as any HTTP client would: uvicorn, under LiteLLM, closes connections idle for
+/// 5 s, which they are while the other targets take their turn.
 pub struct Probe {
+    addr: SocketAddr,
     send: http1::SendRequest<Full<Bytes>>,
+    /// How often the connection had to be opened again.
+    pub reconnects: u32,
 }
 
 impl Probe {
     pub async fn open(addr: SocketAddr) -> anyhow::Result<Self> {
+        Ok(Self { addr, send: Self::connect(addr).await?, reconnects: 0 })
+    }
+
+    async fn connect(addr: SocketAddr) -> anyhow::Result<http1::SendRequest<Full<Bytes>>> {
         let tcp =
             TcpStream::connect(addr).await.with_context(|| format!("cannot connect to {addr}"))?;
         tcp.set_nodelay(true)?;
         let (send, conn) = http1::handshake(TokioIo::new(tcp)).await?;
         tokio::spawn(conn);
-        Ok(Self { send })
+        Ok(send)
     }
 
     /// Sends `body` to the target's chat completions endpoint and reads the whole answer.
@@ -51,7 +60,11 @@ impl Probe {
             builder = builder.header(name.as_str(), value.as_str());
         }
         let request = builder.body(Full::new(body))?;
-        self.send.ready().await.context("the connection closed")?;
+        if self.send.ready().await.is_err() {
+            self.send = Self::connect(self.addr).await?;
+            self.reconnects += 1;
+            self.send.ready().await.context("the connection closed at once")?;
+        }
         let started = Instant::now();
         let response = self.send.send_request(request).await.context("the request failed")?;
         let status = response.status();

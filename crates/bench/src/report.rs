@@ -105,6 +105,13 @@ impl Results {
                 ms(s.event_lag.p99()),
             );
         }
+        for s in self.latency.iter().filter(|s| s.reconnects > 0) {
+            let _ = writeln!(
+                md,
+                "\n{} closed the kept-alive connection {} times (reopened outside the timing).",
+                s.target, s.reconnects
+            );
+        }
         let _ =
             writeln!(md, "\nAdded by the proxy (its figure minus direct's, same percentile):\n");
         let _ = writeln!(

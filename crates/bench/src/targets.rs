@@ -75,12 +75,15 @@ pub fn direct(upstream: SocketAddr) -> Target {
 /// agentnet with everything on: a policy with a model allowlist, per-user and per-group spend
 /// limits and a request rate cap (all far above what the run uses, so that every request goes
 /// through admission and settlement), metering into the usage log, identity stamping, logging at
-/// `info`. The caller is an enrolled agent with an agentnet session token.
+/// `info`. The caller is an enrolled agent with an agentnet session token. With `overlay`, the
+/// server also runs its WireGuard endpoint (userspace) on a loopback UDP port, for
+/// [`start_overlay`].
 pub fn start_agentnet(
     bin: &Path,
     dir: &Path,
     upstream: SocketAddr,
-) -> anyhow::Result<(Proc, Target)> {
+    overlay: bool,
+) -> anyhow::Result<(Proc, Target, AgentnetServer)> {
     let data_dir = dir.join("agentnet-data");
     // A fresh server every run (the work directory may be reused).
     if data_dir.exists() {
@@ -88,6 +91,12 @@ pub fn start_agentnet(
     }
     let ai = SocketAddr::from(([127, 0, 0, 1], free_port()?));
     let admin = SocketAddr::from(([127, 0, 0, 1], free_port()?));
+    let overlay_section = if overlay {
+        let udp = std::net::UdpSocket::bind("127.0.0.1:0")?.local_addr()?;
+        format!("\n[overlay]\nenabled = true\nlisten = \"{udp}\"\n")
+    } else {
+        String::new()
+    };
     let config = format!(
         r#"version = 1
 data_dir = "{data}"
@@ -126,7 +135,7 @@ limits = [
   {{ spend_usd = 1000000, per = "group", window = "30d" }},
   {{ requests = 100000000, window = "1m" }},
 ]
-"#,
+{overlay_section}"#,
         data = data_dir.display()
     );
     let config_path = dir.join("agentnet.toml");
@@ -139,7 +148,16 @@ limits = [
     let proc = Proc::spawn("agentnet", cmd, dir)?;
     wait_for_port(ai, Duration::from_secs(30)).with_context(|| proc.tail())?;
     wait_for_port(admin, Duration::from_secs(30)).with_context(|| proc.tail())?;
-    let token = enroll_agent(bin, &data_dir, admin)?;
+    let key = create_setup_key(bin, &data_dir, "bench")?;
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let answer = runtime.block_on(post_json(
+        admin,
+        "/auth/enroll",
+        &json!({"setup_key": key, "name": "bench-agent"}),
+    ))?;
+    let token = answer["access_token"]
+        .as_str()
+        .with_context(|| format!("no access token in the enrollment answer: {answer}"))?;
     let target = Target {
         name: "agentnet".into(),
         addr: ai,
@@ -147,34 +165,72 @@ limits = [
         headers: vec![("authorization".into(), format!("Bearer {token}"))],
         pid: Some(proc.pid()),
     };
+    let server = AgentnetServer { pid: proc.pid(), admin, data_dir };
+    Ok((proc, target, server))
+}
+
+/// What [`start_overlay`] needs of a running agentnet server.
+pub struct AgentnetServer {
+    pid: u32,
+    admin: SocketAddr,
+    data_dir: PathBuf,
+}
+
+/// The overlay path: a second agent enrolls with the real CLI (`agentnet enroll`) and runs
+/// `agentnet up` (userspace WireGuard and TCP, forwarding a loopback port), so requests carry no
+/// token: the tunnel says who calls. Measured as the server's process; the client's CPU is not
+/// counted.
+pub fn start_overlay(
+    bin: &Path,
+    dir: &Path,
+    server: &AgentnetServer,
+) -> anyhow::Result<(Proc, Target)> {
+    let home = dir.join("overlay-home");
+    fs::create_dir_all(&home)?;
+    let key = create_setup_key(bin, &server.data_dir, "bench-overlay")?;
+    let env = [("HOME", home.clone()), ("XDG_CONFIG_HOME", home.join(".config"))];
+    let out = Command::new(bin)
+        .args(["enroll", "--server", &format!("http://{}", server.admin)])
+        .args(["--setup-key-env", "BENCH_SETUP_KEY", "--name", "bench-overlay"])
+        .envs(env.clone())
+        .env("BENCH_SETUP_KEY", key)
+        .output()?;
+    if !out.status.success() {
+        bail!("agentnet enroll failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    let listen = SocketAddr::from(([127, 0, 0, 1], free_port()?));
+    let mut cmd = Command::new(bin);
+    cmd.args(["up", "--listen", &listen.to_string()]).envs(env);
+    let proc = Proc::spawn("agentnet-up", cmd, dir)?;
+    wait_for_port(listen, Duration::from_secs(30)).with_context(|| proc.tail())?;
+    let target = Target {
+        name: "overlay".into(),
+        addr: listen,
+        path: CHAT_PATH.into(),
+        headers: vec![],
+        pid: Some(server.pid),
+    };
     Ok((proc, target))
 }
 
-/// A setup key from the admin socket, traded for an agent session at `/auth/enroll`.
-fn enroll_agent(bin: &Path, data_dir: &Path, admin: SocketAddr) -> anyhow::Result<String> {
+/// A one-use setup key for the `bench` group, from the admin socket (retried while the server
+/// is still opening it).
+fn create_setup_key(bin: &Path, data_dir: &Path, name: &str) -> anyhow::Result<String> {
     let mut last_error = String::new();
     for _ in 0..50 {
         let out = Command::new(bin)
             .arg("admin")
             .arg("--data-dir")
             .arg(data_dir)
-            .args(["--json", "setup-keys", "create", "bench", "--group", "bench"])
+            .args(["--json", "setup-keys", "create", name, "--group", "bench"])
             .output()?;
         if out.status.success() {
             let created: Value =
                 serde_json::from_slice(&out.stdout).context("setup-keys create --json")?;
-            let key =
-                created["key"].as_str().context("no key in the setup-keys answer")?.to_owned();
-            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-            let answer = runtime.block_on(post_json(
-                admin,
-                "/auth/enroll",
-                &json!({"setup_key": key, "name": "bench-agent"}),
-            ))?;
-            return answer["access_token"]
+            return created["key"]
                 .as_str()
                 .map(str::to_owned)
-                .with_context(|| format!("no access token in the enrollment answer: {answer}"));
+                .context("no key in the setup-keys answer");
         }
         last_error = String::from_utf8_lossy(&out.stderr).into_owned();
         std::thread::sleep(Duration::from_millis(100));
