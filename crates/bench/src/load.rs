@@ -110,8 +110,9 @@ pub fn run(
     })
 }
 
-/// Sweeps connection counts upward until p99 passes `bound_ms` (or errors appear) twice, and
-/// returns every run.
+/// Sweeps connection counts upward and returns every run. It stops once two steps have been
+/// past `bound_ms` (or had errors) and the last of them no longer raised the peak rate by 5 %:
+/// beyond that, more connections only queue.
 pub fn sweep(
     wrk: &Path,
     script: &Path,
@@ -120,7 +121,7 @@ pub fn sweep(
     duration: Duration,
     bound_ms: f64,
 ) -> anyhow::Result<Vec<LoadResult>> {
-    let mut runs = Vec::new();
+    let mut runs: Vec<LoadResult> = Vec::new();
     let mut over = 0;
     for &c in steps {
         let r = run(wrk, script, target, c, duration)?;
@@ -128,11 +129,13 @@ pub fn sweep(
             "  {:<10} c={:<4} {:>9.0} req/s  p50 {:>7.3} ms  p99 {:>7.3} ms  errors {}  cpu {:.1} ms/1k",
             target.name, c, r.requests_per_second, r.p50_ms, r.p99_ms, r.errors, r.cpu_ms_per_1k
         );
-        if r.p99_ms > bound_ms || r.errors > 0 {
+        let best_before = peak(&runs).map_or(0.0, |p| p.requests_per_second);
+        let past_bound = r.p99_ms > bound_ms || r.errors > 0;
+        if past_bound {
             over += 1;
         }
         runs.push(r);
-        if over >= 2 {
+        if past_bound && over >= 2 && r.requests_per_second < 1.05 * best_before {
             break;
         }
     }

@@ -141,6 +141,51 @@ fn main() -> anyhow::Result<()> {
     let skip = |phase: &str| args.skip.iter().any(|s| s == phase);
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
 
+    if !skip("memory") {
+        // First, on fresh processes: memory freed by a phase stays with the process and would
+        // be reused by the next, which would then look cheaper. The overlay shares agentnet's
+        // process, so it goes first; counts go up.
+        let mut memory_targets: Vec<&Target> =
+            targets.iter().filter(|t| t.pid.is_some() && t.name != "litellm").collect();
+        memory_targets.sort_by_key(|t| t.name != "overlay");
+        let mut counts = args.streams.clone();
+        counts.sort_unstable();
+        for target in memory_targets {
+            let mut rows: Vec<streams::StreamMemory> = Vec::new();
+            for &wanted in &counts {
+                // A proxy holds two descriptors per stream (client and upstream), in one
+                // process; the overlay takes at most 256 connections from one peer.
+                let fd_bound = (fd_limit.saturating_sub(256) / 2) as usize;
+                let n = if target.name == "overlay" {
+                    wanted.min(fd_bound).min(250)
+                } else {
+                    wanted.min(fd_bound)
+                };
+                if rows.iter().any(|r| r.streams == n) {
+                    continue;
+                }
+                if n < wanted {
+                    let why = if target.name == "overlay" {
+                        "the overlay takes at most 256 connections from one peer".to_owned()
+                    } else {
+                        format!(
+                            "{wanted} streams need more than {} descriptors in one process; this machine's hard limit is {fd_limit}",
+                            2 * wanted
+                        )
+                    };
+                    results.notes.push(format!(
+                        "{}: {n} streams held instead of {wanted} ({why})",
+                        target.name
+                    ));
+                }
+                eprintln!("memory: {n} open streams through {}", target.name);
+                let m = runtime.block_on(streams::measure(target, n))?;
+                eprintln!("  {:.1} KiB per stream", m.per_stream_kib());
+                rows.push(m);
+            }
+            results.memory.push((target.name.clone(), rows));
+        }
+    }
     if !skip("latency") {
         eprintln!(
             "latency: {} + {} requests per target, one at a time",
@@ -178,40 +223,6 @@ fn main() -> anyhow::Result<()> {
                 args.p99_bound_ms,
             )?;
             results.load.push((target.name.clone(), runs));
-        }
-    }
-    if !skip("memory") {
-        for target in targets.iter().filter(|t| t.pid.is_some() && t.name != "litellm") {
-            let mut rows = Vec::new();
-            for &wanted in &args.streams {
-                // A proxy holds two descriptors per stream (client and upstream), in one
-                // process; the overlay takes at most 256 connections from one peer.
-                let fd_bound = (fd_limit.saturating_sub(256) / 2) as usize;
-                let n = if target.name == "overlay" {
-                    wanted.min(fd_bound).min(250)
-                } else {
-                    wanted.min(fd_bound)
-                };
-                if n < wanted {
-                    let why = if target.name == "overlay" {
-                        "the overlay takes at most 256 connections from one peer".to_owned()
-                    } else {
-                        format!(
-                            "{wanted} streams need more than {} descriptors in one process; this machine's hard limit is {fd_limit}",
-                            2 * wanted
-                        )
-                    };
-                    results.notes.push(format!(
-                        "{}: {n} streams held instead of {wanted} ({why})",
-                        target.name
-                    ));
-                }
-                eprintln!("memory: {n} open streams through {}", target.name);
-                let m = runtime.block_on(streams::measure(target, n))?;
-                eprintln!("  {:.1} KiB per stream", m.per_stream_kib());
-                rows.push(m);
-            }
-            results.memory.push((target.name.clone(), rows));
         }
     }
     if let Some(t) = targets.iter().find(|t| t.name == "agentnet") {
