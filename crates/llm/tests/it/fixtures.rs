@@ -24,7 +24,12 @@ fn endpoint_for(dir: &str) -> Option<Endpoint> {
 
 /// Every fixture, sorted by name.
 pub(crate) fn all() -> Vec<Fixture> {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data");
+    // The directory cargo runs the test in, read at run time: a binary built in another checkout
+    // that shares the target directory (cargo reuses it when the sources match) would carry that
+    // checkout's path, compiled in.
+    let manifest_dir =
+        std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into());
+    let root = PathBuf::from(manifest_dir).join("tests/data");
     let mut fixtures = Vec::new();
     for dir in std::fs::read_dir(&root).expect("tests/data exists") {
         let dir = dir.expect("readable dir entry").path();
