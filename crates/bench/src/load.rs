@@ -122,24 +122,31 @@ pub fn sweep(
     bound_ms: f64,
 ) -> anyhow::Result<Vec<LoadResult>> {
     let mut runs: Vec<LoadResult> = Vec::new();
-    let mut over = 0;
     for &c in steps {
         let r = run(wrk, script, target, c, duration)?;
         eprintln!(
             "  {:<10} c={:<4} {:>9.0} req/s  p50 {:>7.3} ms  p99 {:>7.3} ms  errors {}  cpu {:.1} ms/1k",
             target.name, c, r.requests_per_second, r.p50_ms, r.p99_ms, r.errors, r.cpu_ms_per_1k
         );
-        let best_before = peak(&runs).map_or(0.0, |p| p.requests_per_second);
-        let past_bound = r.p99_ms > bound_ms || r.errors > 0;
-        if past_bound {
-            over += 1;
-        }
         runs.push(r);
-        if past_bound && over >= 2 && r.requests_per_second < 1.05 * best_before {
+        if saturated(&runs, bound_ms) {
             break;
         }
     }
     Ok(runs)
+}
+
+/// Whether more connections would only queue: two steps past the bound (or with errors), the
+/// last of them without raising the peak rate by 5 %.
+fn saturated(runs: &[LoadResult], bound_ms: f64) -> bool {
+    let past = |r: &LoadResult| r.p99_ms > bound_ms || r.errors > 0;
+    let Some((last, before)) = runs.split_last() else { return false };
+    // Every earlier step counts here, failing ones too: a target that fails at every step must
+    // still end the sweep.
+    let best_before = before.iter().map(|r| r.requests_per_second).fold(0.0, f64::max);
+    past(last)
+        && runs.iter().filter(|r| past(r)).count() >= 2
+        && last.requests_per_second < 1.05 * best_before
 }
 
 /// The best rate among runs within the bound and without errors.
@@ -161,6 +168,46 @@ pub fn peak(runs: &[LoadResult]) -> Option<LoadResult> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn step(connections: u32, rate: f64, p99_ms: f64, errors: u64) -> LoadResult {
+        LoadResult {
+            connections,
+            requests_per_second: rate,
+            p50_ms: p99_ms / 2.0,
+            p99_ms,
+            errors,
+            cpu_ms_per_1k: f64::NAN,
+        }
+    }
+
+    #[test]
+    fn the_best_rate_within_the_bound_ignores_slow_and_failing_steps() {
+        let runs = [
+            step(1, 100.0, 1.0, 0),
+            step(4, 300.0, 5.0, 0),
+            step(16, 500.0, 20.0, 0),
+            step(64, 600.0, 8.0, 3),
+        ];
+        assert_eq!(best_within(&runs, 10.0).map(|r| r.connections), Some(4));
+        assert_eq!(peak(&runs).map(|r| r.connections), Some(16));
+        assert!(best_within(&runs[2..3], 10.0).is_none());
+    }
+
+    #[test]
+    fn the_sweep_goes_on_while_a_slow_target_still_gains() {
+        // Past the bound from the first step, but the rate keeps rising: not saturated.
+        let rising = [step(1, 100.0, 12.0, 0), step(4, 220.0, 27.0, 0)];
+        assert!(!saturated(&rising, 10.0));
+        // A second step past the bound that gains nothing: saturated.
+        let flat = [step(1, 100.0, 12.0, 0), step(4, 220.0, 27.0, 0), step(16, 221.0, 300.0, 0)];
+        assert!(saturated(&flat, 10.0));
+        // Within the bound: never.
+        let fast = [step(1, 100.0, 1.0, 0), step(4, 100.0, 2.0, 0)];
+        assert!(!saturated(&fast, 10.0));
+        // Errors count as past the bound.
+        let failing = [step(1, 100.0, 1.0, 1), step(4, 90.0, 1.0, 5)];
+        assert!(saturated(&failing, 10.0));
+    }
 
     #[test]
     fn lua_strings_take_any_text_verbatim() {

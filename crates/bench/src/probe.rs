@@ -116,6 +116,31 @@ fn sent_at(event: &[u8]) -> Option<u128> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::{latency::chat_body, targets, upstream};
+
+    #[tokio::test]
+    async fn measures_answers_and_every_streamed_event_from_the_bench_upstream() {
+        let config = upstream::UpstreamConfig { events: 5, ..Default::default() };
+        let addr = upstream::spawn("127.0.0.1:0".parse().unwrap(), config).await.unwrap();
+        let target = targets::direct(addr);
+        let mut probe = Probe::open(addr).await.unwrap();
+
+        let whole = probe.call(&target, chat_body(false)).await.unwrap();
+        assert!(whole.event_lags_ms.is_empty());
+        assert!(whole.first_byte <= whole.last_byte);
+
+        let streamed = probe.call(&target, chat_body(true)).await.unwrap();
+        assert_eq!(streamed.event_lags_ms.len(), 5, "one lag per content event");
+        assert!(streamed.event_lags_ms.iter().all(|lag| (0.0..1000.0).contains(lag)));
+        // Five events, 2 ms apart after the first.
+        assert!(streamed.last_byte >= Duration::from_millis(8), "{:?}", streamed.last_byte);
+        assert_eq!(probe.reconnects, 0, "one kept-alive connection");
+
+        let mut bad = target.clone();
+        bad.path = "/nope".into();
+        let err = probe.call(&bad, chat_body(false)).await.unwrap_err();
+        assert!(err.to_string().contains("404"), "{err}");
+    }
 
     #[test]
     fn reads_the_write_time_of_an_event() {

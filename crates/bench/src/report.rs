@@ -313,3 +313,69 @@ impl Results {
         md.push('\n');
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn series(name: &str, whole_ms: f64, lag_ms: f64) -> LatencySeries {
+        let mut s = LatencySeries { target: name.into(), ..Default::default() };
+        for _ in 0..10 {
+            s.whole.push_ms(whole_ms);
+            s.stream_first.push_ms(whole_ms);
+            s.stream_last.push_ms(whole_ms + 20.0);
+            s.event_lag.push_ms(lag_ms);
+        }
+        s
+    }
+
+    fn run(connections: u32, rate: f64, p99_ms: f64) -> LoadResult {
+        LoadResult {
+            connections,
+            requests_per_second: rate,
+            p50_ms: p99_ms / 2.0,
+            p99_ms,
+            errors: 0,
+            cpu_ms_per_1k: 50.0,
+        }
+    }
+
+    #[test]
+    fn goals_compare_within_the_run() {
+        let results = Results {
+            p99_bound_ms: 10.0,
+            latency: vec![
+                series("direct", 0.03, 0.04),
+                series("agentnet", 0.13, 0.09),
+                series("litellm", 9.0, 0.5),
+            ],
+            load: vec![
+                ("agentnet".into(), vec![run(16, 900.0, 4.0), run(64, 950.0, 12.0)]),
+                ("nginx".into(), vec![run(64, 1000.0, 3.0)]),
+                ("litellm".into(), vec![run(4, 10.0, 30.0)]),
+            ],
+            memory: vec![(
+                "agentnet".into(),
+                vec![StreamMemory { streams: 1000, idle_rss_kib: 10_000, open_rss_kib: 80_000 }],
+            )],
+            ..Default::default()
+        };
+        let md = results.markdown();
+        // 0.13 - 0.03 ms added at p50: within 0.15.
+        assert!(md.contains("| added latency p50 ≤ 0.15 ms | 0.100 ms | yes |"), "{md}");
+        // 900 within the bound (not the 950 past it) against nginx's 1000.
+        assert!(md.contains("| throughput ≥ 0.8× nginx's | 0.90× | yes |"), "{md}");
+        // 70,000 KiB over 1,000 streams.
+        assert!(
+            md.contains("| ≤ 64 KiB per open stream (1000 streams) | 70.0 KiB | **no** |"),
+            "{md}"
+        );
+        // LiteLLM adds 8.97 ms against agentnet's 0.10: 89.7×.
+        assert!(
+            md.contains("| ≥ 50× lower added latency than LiteLLM (p50) | 89.70× | yes |"),
+            "{md}"
+        );
+        assert!(md.contains("| ≥ 50× LiteLLM's throughput (agentnet within the bound, LiteLLM's peak) | 90.00× | yes |"), "{md}");
+        assert!(md.contains("| litellm | none within the bound |"), "{md}");
+    }
+}
