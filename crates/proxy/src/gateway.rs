@@ -9,6 +9,8 @@ use std::{
     sync::{Arc, Mutex},
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
+use thread_local::ThreadLocal;
+use tokio_util::task::TaskTracker;
 
 use arc_swap::ArcSwap;
 use bytes::Bytes;
@@ -79,7 +81,10 @@ pub struct Gateway {
     verifier: Option<TokenVerifier>,
     /// Sessions agentnet issued (`agentnet login`, enrolled agents).
     sessions: Arc<SessionTable>,
-    client: HttpClient,
+    /// Upstream clients, one per thread (see [`Gateway::client`]).
+    clients: ThreadLocal<HttpClient>,
+    /// Drains of responses whose client hung up: shutdown waits for them to bill.
+    drains: TaskTracker,
     sink: UsageSink,
     signer: Option<Arc<AssertionSigner>>,
     settings: GatewaySettings,
@@ -126,7 +131,8 @@ impl Gateway {
             ledger: ArcSwap::from_pointee(Mutex::new(Ledger::new())),
             directory: ArcSwap::from_pointee(Directory::default()),
             in_flight: Arc::default(),
-            client: upstream::http_client(settings.connect_timeout),
+            clients: ThreadLocal::new(),
+            drains: TaskTracker::new(),
             verifier,
             sessions,
             sink,
@@ -393,17 +399,19 @@ impl Gateway {
             .map_err(|e| ProxyError::Internal(Box::new(e)))?;
         *upstream_req.headers_mut() = headers;
 
-        let response =
-            tokio::time::timeout(self.settings.response_timeout, self.client.request(upstream_req))
-                .await
-                .map_err(|_| ProxyError::UpstreamTimeout {
-                    provider: provider.name.clone(),
-                    seconds: self.settings.response_timeout.as_secs(),
-                })?
-                .map_err(|source| ProxyError::UpstreamUnreachable {
-                    provider: provider.name.clone(),
-                    source,
-                })?;
+        let response = tokio::time::timeout(
+            self.settings.response_timeout,
+            self.client().request(upstream_req),
+        )
+        .await
+        .map_err(|_| ProxyError::UpstreamTimeout {
+            provider: provider.name.clone(),
+            seconds: self.settings.response_timeout.as_secs(),
+        })?
+        .map_err(|source| ProxyError::UpstreamUnreachable {
+            provider: provider.name.clone(),
+            source,
+        })?;
 
         let (mut parts, incoming) = response.into_parts();
         ctx.record.status = parts.status.as_u16();
@@ -458,6 +466,7 @@ impl Gateway {
             Some(cancel),
             self.settings.stream_idle_timeout,
             self.settings.disconnect_drain_timeout,
+            self.drains.clone(),
         );
         Ok(Response::from_parts(parts, body.boxed_unsync()))
     }
@@ -552,8 +561,11 @@ impl Gateway {
         Ok(principal)
     }
 
+    /// This thread's upstream client. Each thread keeps its own connection pool, so that a
+    /// request and the pooled connection that carries it are served by the same thread (with
+    /// one runtime per core, they never cross threads).
     pub(crate) fn client(&self) -> &HttpClient {
-        &self.client
+        self.clients.get_or(|| upstream::http_client(self.settings.connect_timeout))
     }
 }
 
@@ -631,12 +643,70 @@ fn probe_response(method: &Method) -> Response<ProxyBody> {
     response
 }
 
-/// Accepts connections on the AI listener until `shutdown`, then lets in-flight requests finish.
+/// Serves the AI listener until `shutdown`, on one single-threaded runtime per core, all
+/// accepting from the same socket: a connection, its requests and their pooled upstream
+/// connections stay on the thread that accepted it, with no hand-offs between threads (a
+/// multi-threaded runtime spent ~40 % more CPU per request on them; BENCHMARKS.md). On shutdown
+/// each thread lets in-flight requests finish (30 s at most), then waits until the drains of
+/// responses whose client hung up have billed them, bounded by `disconnect_drain_timeout`.
 pub async fn run_ai_listener(
     gateway: Arc<Gateway>,
     listener: TcpListener,
     shutdown: CancellationToken,
 ) {
+    let threads = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+    let listener = match listener.into_std() {
+        Ok(listener) => listener,
+        Err(err) => {
+            tracing::error!(error = %err, "cannot hand the AI listener to its threads");
+            return;
+        }
+    };
+    // The threads log where the code that started them logs (a scoped subscriber included).
+    let dispatch = tracing::dispatcher::get_default(Clone::clone);
+    let mut finished = Vec::with_capacity(threads);
+    for index in 0..threads {
+        let (done, finished_rx) = tokio::sync::oneshot::channel::<()>();
+        let socket = match listener.try_clone() {
+            Ok(socket) => socket,
+            Err(err) => {
+                tracing::error!(error = %err, "cannot share the AI listener between threads");
+                break;
+            }
+        };
+        let (gateway, shutdown, dispatch) = (gateway.clone(), shutdown.clone(), dispatch.clone());
+        let spawned =
+            std::thread::Builder::new().name(format!("agentnet-ai-{index}")).spawn(move || {
+                let _logs = tracing::dispatcher::set_default(&dispatch);
+                match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                    Ok(runtime) => runtime.block_on(serve_ai_thread(gateway, socket, shutdown)),
+                    Err(err) => tracing::error!(error = %err, "cannot start an AI listener thread"),
+                }
+                drop(done);
+            });
+        match spawned {
+            Ok(_) => finished.push(finished_rx),
+            Err(err) => tracing::error!(error = %err, "cannot start an AI listener thread"),
+        }
+    }
+    for thread in finished {
+        let _ = thread.await;
+    }
+}
+
+/// One AI listener thread: accepts, serves, and on shutdown drains (see [`run_ai_listener`]).
+async fn serve_ai_thread(
+    gateway: Arc<Gateway>,
+    socket: std::net::TcpListener,
+    shutdown: CancellationToken,
+) {
+    let listener = match TcpListener::from_std(socket) {
+        Ok(listener) => listener,
+        Err(err) => {
+            tracing::error!(error = %err, "cannot listen on the AI listener's socket");
+            return;
+        }
+    };
     let graceful = GracefulShutdown::new();
     loop {
         let (stream, _peer) = tokio::select! {
@@ -653,8 +723,15 @@ pub async fn run_ai_listener(
         let _ = stream.set_nodelay(true);
         serve_connection(gateway.clone(), stream, || Caller::Bearer, &graceful, None);
     }
+    drop(listener);
     if tokio::time::timeout(Duration::from_secs(30), graceful.shutdown()).await.is_err() {
         tracing::warn!("in-flight AI requests did not finish within 30 s of shutdown");
+    }
+    // Drains run on the runtime of the request they bill; this one must outlive them.
+    gateway.drains.close();
+    let bound = gateway.settings.disconnect_drain_timeout + Duration::from_secs(5);
+    if tokio::time::timeout(bound, gateway.drains.wait()).await.is_err() {
+        tracing::warn!("responses being drained to bill them did not finish at shutdown");
     }
 }
 

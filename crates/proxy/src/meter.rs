@@ -17,6 +17,7 @@ use std::{
     task::{Context, Poll},
     time::{Duration, Instant},
 };
+use tokio_util::task::TaskTracker;
 
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
@@ -275,6 +276,8 @@ pub(crate) struct MeteredBody {
     idle: Pin<Box<Sleep>>,
     idle_timeout: Duration,
     drain_timeout: Duration,
+    /// Where a drain after a hang-up is tracked, so that shutdown can wait for it to bill.
+    drains: TaskTracker,
 }
 
 impl MeteredBody {
@@ -284,6 +287,7 @@ impl MeteredBody {
         revoked: Option<CancellationToken>,
         idle_timeout: Duration,
         drain_timeout: Duration,
+        drains: TaskTracker,
     ) -> Self {
         Self {
             inner: Some(inner),
@@ -292,6 +296,7 @@ impl MeteredBody {
             idle: Box::pin(tokio::time::sleep(idle_timeout)),
             idle_timeout,
             drain_timeout,
+            drains,
         }
     }
 
@@ -417,7 +422,11 @@ impl Drop for MeteredBody {
         let drain_timeout = self.drain_timeout;
         match tokio::runtime::Handle::try_current() {
             Ok(handle) => {
-                handle.spawn(drain_and_settle(inner, meter, drain_timeout));
+                handle.spawn(self.drains.track_future(drain_and_settle(
+                    inner,
+                    meter,
+                    drain_timeout,
+                )));
             }
             Err(_) => {
                 let (_, outcome) = meter.finish_tap();

@@ -27,6 +27,9 @@ const LINGER: Duration = Duration::from_millis(5);
 pub struct UsageSink {
     tx: mpsc::Sender<UsageRecord>,
     stats: Arc<UsageSinkStats>,
+    /// The runtime the sink was made on (the server's main one), which outlives the per-core
+    /// runtimes of the AI listener: a record waiting for room must not die with one of those.
+    home: Option<tokio::runtime::Handle>,
 }
 
 /// Counters for the record pipeline.
@@ -42,7 +45,8 @@ pub struct UsageSinkStats {
 impl UsageSink {
     pub fn new(capacity: usize) -> (Self, mpsc::Receiver<UsageRecord>) {
         let (tx, rx) = mpsc::channel(capacity);
-        (Self { tx, stats: Arc::default() }, rx)
+        let home = tokio::runtime::Handle::try_current().ok();
+        (Self { tx, stats: Arc::default(), home }, rx)
     }
 
     pub fn stats(&self) -> Arc<UsageSinkStats> {
@@ -56,11 +60,15 @@ impl UsageSink {
             Err(mpsc::error::TrySendError::Full(record)) => {
                 self.stats.backlogged.fetch_add(1, Ordering::Relaxed);
                 let tx = self.tx.clone();
-                tokio::spawn(async move {
+                let wait = async move {
                     if tx.send(record).await.is_err() {
                         tracing::error!("usage writer has stopped; a usage record was not saved");
                     }
-                });
+                };
+                match &self.home {
+                    Some(home) => drop(home.spawn(wait)),
+                    None => drop(tokio::spawn(wait)),
+                }
             }
             Err(mpsc::error::TrySendError::Closed(_)) => {
                 tracing::error!("usage writer has stopped; a usage record was not saved");
@@ -79,12 +87,13 @@ pub async fn run_usage_writer(
 ) {
     let mut batch = Vec::with_capacity(BATCH);
     while rx.recv_many(&mut batch, BATCH).await > 0 {
-        let deadline = tokio::time::Instant::now() + LINGER;
-        while batch.len() < BATCH {
-            let room = BATCH - batch.len();
-            match tokio::time::timeout_at(deadline, rx.recv_many(&mut batch, room)).await {
-                Ok(0) | Err(_) => break,
-                Ok(_) => {}
+        if batch.len() < BATCH {
+            // Sleep rather than wait on the channel: a waiting receiver is woken by every send
+            // (a thread wake-up per request); a sleeping one is not.
+            tokio::time::sleep(LINGER).await;
+            while batch.len() < BATCH {
+                let Ok(record) = rx.try_recv() else { break };
+                batch.push(record);
             }
         }
         let mut delay = Duration::from_millis(50);

@@ -137,8 +137,8 @@ impl Write for Captured {
     }
 }
 
-/// Everything runs on this one thread, so the thread-local subscriber sees every log line of
-/// the server, at the most verbose level.
+/// The server runs on this thread and on the AI listener's threads, which log to the subscriber
+/// of the code that started them: this scoped one sees every log line, at the most verbose level.
 #[tokio::test(flavor = "current_thread")]
 async fn logs_never_contain_keys_or_tokens() {
     let captured = Captured::default();
