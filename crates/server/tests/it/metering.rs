@@ -194,6 +194,39 @@ async fn client_disconnect_mid_stream_is_still_billed() {
     gw.stop().await;
 }
 
+/// A shutdown right after a client hung up still bills the request: the drain runs on the AI
+/// listener thread that served it, and that thread's runtime waits for it before it ends.
+#[tokio::test]
+async fn a_shutdown_waits_for_a_hung_up_stream_to_be_billed() {
+    let gw = TestGateway::start_with(
+        MockConfig::default()
+            .usage(usage())
+            .reply(Reply::text("a b c d e f g h i j k l m n o p").drip(Duration::from_millis(40))),
+        MockConfig::default(),
+        default_config,
+    )
+    .await;
+    let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+    let req = Request::post(format!("{}/v1/messages", gw.ai))
+        .header("authorization", format!("Bearer {}", gw.alice()))
+        .header("anthropic-version", "2023-06-01")
+        .body(Full::new(Bytes::from(messages_body("claude-sonnet-4-5", true))))
+        .unwrap();
+    let resp = client.request(req).await.unwrap();
+    let request_id = resp.headers()["x-agentnet-request-id"].to_str().unwrap().to_owned();
+    let mut body = resp.into_body();
+    assert!(body.frame().await.unwrap().unwrap().data_ref().is_some());
+    drop(body);
+    drop(client);
+
+    // Stop at once (the upstream still has ~600 ms of stream to send), then look.
+    let gw = gw.restart().await;
+    let r = gw.record(&request_id).await;
+    assert_eq!(r.reason, "client_disconnected");
+    assert_eq!((r.input_tokens, r.output_tokens), (1200, 345), "drained before the shutdown ended");
+    gw.stop().await;
+}
+
 #[tokio::test]
 async fn upstream_cut_mid_stream_is_recorded_as_such() {
     let gw = TestGateway::start_with(
