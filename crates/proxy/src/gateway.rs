@@ -689,6 +689,9 @@ pub async fn run_ai_listener(
             Err(err) => tracing::error!(error = %err, "cannot start an AI listener thread"),
         }
     }
+    // Each thread holds its own descriptor of the socket and closes it when shutdown begins;
+    // this one must not keep the port accepting connections that nobody serves.
+    drop(listener);
     for thread in finished {
         let _ = thread.await;
     }
@@ -708,6 +711,9 @@ async fn serve_ai_thread(
         }
     };
     let graceful = GracefulShutdown::new();
+    // Cuts what is still open 30 s into a shutdown, while this runtime still runs: a cut
+    // response's drain then starts here and bills it (dropped with the runtime, it would not).
+    let cut = CancellationToken::new();
     loop {
         let (stream, _peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -721,11 +727,18 @@ async fn serve_ai_thread(
             () = shutdown.cancelled() => break,
         };
         let _ = stream.set_nodelay(true);
-        serve_connection(gateway.clone(), stream, || Caller::Bearer, &graceful, None);
+        serve_connection(gateway.clone(), stream, || Caller::Bearer, &graceful, Some(cut.clone()));
     }
     drop(listener);
-    if tokio::time::timeout(Duration::from_secs(30), graceful.shutdown()).await.is_err() {
-        tracing::warn!("in-flight AI requests did not finish within 30 s of shutdown");
+    let finishing = graceful.shutdown();
+    tokio::pin!(finishing);
+    if tokio::time::timeout(Duration::from_secs(30), &mut finishing).await.is_err() {
+        tracing::warn!(
+            "in-flight AI requests did not finish within 30 s of shutdown: cutting them (what \
+             they used is still drained from upstream and billed)"
+        );
+        cut.cancel();
+        let _ = tokio::time::timeout(Duration::from_secs(5), &mut finishing).await;
     }
     // Drains run on the runtime of the request they bill; this one must outlive them.
     gateway.drains.close();

@@ -11,6 +11,7 @@ use std::{
     time::Duration,
 };
 
+use futures_util::FutureExt as _;
 use store::{Store, UsageRecord};
 use tokio::sync::mpsc;
 
@@ -91,9 +92,13 @@ pub async fn run_usage_writer(
             // Sleep rather than wait on the channel: a waiting receiver is woken by every send
             // (a thread wake-up per request); a sleeping one is not.
             tokio::time::sleep(LINGER).await;
+            // Only what is there now (`try_recv` would park the thread on a send in progress).
             while batch.len() < BATCH {
-                let Ok(record) = rx.try_recv() else { break };
-                batch.push(record);
+                let room = BATCH - batch.len();
+                match rx.recv_many(&mut batch, room).now_or_never() {
+                    Some(n) if n > 0 => {}
+                    _ => break,
+                }
             }
         }
         let mut delay = Duration::from_millis(50);
