@@ -689,6 +689,12 @@ pub async fn run_ai_listener(
             Err(err) => tracing::error!(error = %err, "cannot start an AI listener thread"),
         }
     }
+    if finished.is_empty() {
+        // No thread could start: serve here rather than run on without an AI endpoint.
+        tracing::warn!("serving the AI listener on the main runtime");
+        serve_ai_thread(gateway, listener, shutdown).await;
+        return;
+    }
     // Each thread holds its own descriptor of the socket and closes it when shutdown begins;
     // this one must not keep the port accepting connections that nobody serves.
     drop(listener);
