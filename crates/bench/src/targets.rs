@@ -62,14 +62,22 @@ pub fn start_upstream(
     Ok((proc, addr))
 }
 
-pub fn direct(upstream: SocketAddr) -> Target {
-    Target {
-        name: "direct".into(),
-        addr: upstream,
-        path: CHAT_PATH.into(),
-        headers: vec![],
-        pid: None,
+impl Target {
+    /// A target serving [`CHAT_PATH`] at `addr`.
+    fn new(name: &str, addr: SocketAddr, bearer: Option<&str>, pid: Option<u32>) -> Self {
+        let headers = bearer.map(|token| vec![("authorization".into(), format!("Bearer {token}"))]);
+        Self {
+            name: name.into(),
+            addr,
+            path: CHAT_PATH.into(),
+            headers: headers.unwrap_or_default(),
+            pid,
+        }
     }
+}
+
+pub fn direct(upstream: SocketAddr) -> Target {
+    Target::new("direct", upstream, None, None)
 }
 
 /// agentnet with everything on: a policy with a model allowlist, per-user and per-group spend
@@ -158,13 +166,7 @@ limits = [
     let token = answer["access_token"]
         .as_str()
         .with_context(|| format!("no access token in the enrollment answer: {answer}"))?;
-    let target = Target {
-        name: "agentnet".into(),
-        addr: ai,
-        path: CHAT_PATH.into(),
-        headers: vec![("authorization".into(), format!("Bearer {token}"))],
-        pid: Some(proc.pid()),
-    };
+    let target = Target::new("agentnet", ai, Some(token), Some(proc.pid()));
     let server = AgentnetServer { pid: proc.pid(), admin, data_dir };
     Ok((proc, target, server))
 }
@@ -203,13 +205,7 @@ pub fn start_overlay(
     cmd.args(["up", "--listen", &listen.to_string()]).envs(env);
     let proc = Proc::spawn("agentnet-up", cmd, dir)?;
     wait_for_port(listen, Duration::from_secs(30)).with_context(|| proc.tail())?;
-    let target = Target {
-        name: "overlay".into(),
-        addr: listen,
-        path: CHAT_PATH.into(),
-        headers: vec![],
-        pid: Some(server.pid),
-    };
+    let target = Target::new("overlay", listen, None, Some(server.pid));
     Ok((proc, target))
 }
 
@@ -292,13 +288,7 @@ pub fn start_nginx(bin: &Path, dir: &Path, upstream: SocketAddr) -> anyhow::Resu
     cmd.arg("-p").arg(&root).arg("-c").arg(&conf_path).args(["-g", "daemon off;"]);
     let proc = Proc::spawn("nginx", cmd, dir)?;
     wait_for_port(listen, Duration::from_secs(10)).with_context(|| proc.tail())?;
-    let target = Target {
-        name: "nginx".into(),
-        addr: listen,
-        path: CHAT_PATH.into(),
-        headers: vec![],
-        pid: Some(proc.pid()),
-    };
+    let target = Target::new("nginx", listen, None, Some(proc.pid()));
     Ok((proc, target))
 }
 
@@ -347,12 +337,6 @@ pub fn start_litellm(
         (output.matches("Application startup complete.").count() >= workers).then_some(())
     })?;
     wait_for_port(listen, Duration::from_secs(30)).with_context(|| proc.tail())?;
-    let target = Target {
-        name: "litellm".into(),
-        addr: listen,
-        path: CHAT_PATH.into(),
-        headers: vec![("authorization".into(), format!("Bearer {MASTER_KEY}"))],
-        pid: Some(proc.pid()),
-    };
+    let target = Target::new("litellm", listen, Some(MASTER_KEY), Some(proc.pid()));
     Ok((proc, target))
 }

@@ -9,8 +9,6 @@ use std::{
     sync::{Arc, Mutex},
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
-use thread_local::ThreadLocal;
-use tokio_util::task::TaskTracker;
 
 use arc_swap::ArcSwap;
 use bytes::Bytes;
@@ -25,8 +23,9 @@ use hyper_util::{
 use identity::{AuthError, SessionTable, TokenKind, TokenVerifier};
 use llm::UsageTap;
 use store::UsageRecord;
+use thread_local::ThreadLocal;
 use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tracing::Instrument;
 
 use crate::{

@@ -17,7 +17,6 @@ use std::{
     task::{Context, Poll},
     time::{Duration, Instant},
 };
-use tokio_util::task::TaskTracker;
 
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
@@ -25,7 +24,10 @@ use hyper::body::Incoming;
 use llm::{ChatUsageFilter, TapOutcome, UsageTap};
 use store::UsageRecord;
 use tokio::time::Sleep;
-use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
+use tokio_util::{
+    sync::{CancellationToken, WaitForCancellationFutureOwned},
+    task::TaskTracker,
+};
 
 use crate::{
     budget::{self, Hold},

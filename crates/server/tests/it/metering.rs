@@ -158,16 +158,20 @@ async fn compressed_upstream_is_still_metered_and_streamed() {
     gw.stop().await;
 }
 
-#[tokio::test]
-async fn client_disconnect_mid_stream_is_still_billed() {
-    let gw = TestGateway::start_with(
+/// A gateway whose Anthropic upstream streams 16 words 40 ms apart, with usage at the end.
+async fn dripping_gateway() -> TestGateway {
+    TestGateway::start_with(
         MockConfig::default()
             .usage(usage())
             .reply(Reply::text("a b c d e f g h i j k l m n o p").drip(Duration::from_millis(40))),
         MockConfig::default(),
         default_config,
     )
-    .await;
+    .await
+}
+
+/// Opens a streaming request as alice, reads its first event, hangs up; returns its request id.
+async fn stream_then_hang_up(gw: &TestGateway) -> String {
     let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
     let req = Request::post(format!("{}/v1/messages", gw.ai))
         .header("authorization", format!("Bearer {}", gw.alice()))
@@ -177,11 +181,15 @@ async fn client_disconnect_mid_stream_is_still_billed() {
     let resp = client.request(req).await.unwrap();
     let request_id = resp.headers()["x-agentnet-request-id"].to_str().unwrap().to_owned();
     let mut body = resp.into_body();
-    // Read the first event, then hang up.
     let first = body.frame().await.unwrap().unwrap();
     assert!(first.data_ref().is_some());
-    drop(body);
-    drop(client);
+    request_id
+}
+
+#[tokio::test]
+async fn client_disconnect_mid_stream_is_still_billed() {
+    let gw = dripping_gateway().await;
+    let request_id = stream_then_hang_up(&gw).await;
 
     let r = gw.record(&request_id).await;
     assert_eq!(r.reason, "client_disconnected");
@@ -198,26 +206,8 @@ async fn client_disconnect_mid_stream_is_still_billed() {
 /// listener thread that served it, and that thread's runtime waits for it before it ends.
 #[tokio::test]
 async fn a_shutdown_waits_for_a_hung_up_stream_to_be_billed() {
-    let gw = TestGateway::start_with(
-        MockConfig::default()
-            .usage(usage())
-            .reply(Reply::text("a b c d e f g h i j k l m n o p").drip(Duration::from_millis(40))),
-        MockConfig::default(),
-        default_config,
-    )
-    .await;
-    let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
-    let req = Request::post(format!("{}/v1/messages", gw.ai))
-        .header("authorization", format!("Bearer {}", gw.alice()))
-        .header("anthropic-version", "2023-06-01")
-        .body(Full::new(Bytes::from(messages_body("claude-sonnet-4-5", true))))
-        .unwrap();
-    let resp = client.request(req).await.unwrap();
-    let request_id = resp.headers()["x-agentnet-request-id"].to_str().unwrap().to_owned();
-    let mut body = resp.into_body();
-    assert!(body.frame().await.unwrap().unwrap().data_ref().is_some());
-    drop(body);
-    drop(client);
+    let gw = dripping_gateway().await;
+    let request_id = stream_then_hang_up(&gw).await;
 
     // Stop at once (the upstream still has ~600 ms of stream to send), then look.
     let gw = gw.restart().await;
