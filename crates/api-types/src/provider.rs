@@ -122,11 +122,15 @@ pub struct Stamping {
     /// Off: the upstream sees no identity at all.
     pub enabled: bool,
     pub preset: GatewayPreset,
+    /// The signed assertion (`X-Agentnet-Assertion`, an EdDSA JWT verifiable against
+    /// `/.well-known/jwks.json`). Off for an upstream that never verifies it: the plain and preset
+    /// identity headers still go, and each request costs one signature less.
+    pub assertion: bool,
 }
 
 impl Default for Stamping {
     fn default() -> Self {
-        Self { enabled: true, preset: GatewayPreset::None }
+        Self { enabled: true, preset: GatewayPreset::None, assertion: true }
     }
 }
 

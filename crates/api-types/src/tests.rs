@@ -16,7 +16,7 @@ fn provider_input_defaults_and_spellings() {
     assert!(input.apis.is_empty() && input.models.is_empty());
     assert_eq!(
         input.stamping,
-        Stamping { enabled: true, preset: GatewayPreset::CloudflareAiGateway }
+        Stamping { enabled: true, preset: GatewayPreset::CloudflareAiGateway, assertion: true }
     );
     assert_eq!(input.prices[0].cache_read_usd_per_mtok, None);
     assert!(input.api_key.is_none());
@@ -64,7 +64,7 @@ fn provider_response_shape() {
         key_fingerprint: Some("…wxyz".into()),
         updated_at: "2025-01-01T00:00:00.000Z".into(),
     };
-    expect![[r#"{"name":"anthropic","kind":"anthropic","base_url":"https://api.anthropic.com","apis":["anthropic"],"models":["claude-*"],"prices":[],"stamping":{"enabled":true,"preset":"none"},"managed_by":"config","has_key":true,"key_fingerprint":"…wxyz","updated_at":"2025-01-01T00:00:00.000Z"}"#]]
+    expect![[r#"{"name":"anthropic","kind":"anthropic","base_url":"https://api.anthropic.com","apis":["anthropic"],"models":["claude-*"],"prices":[],"stamping":{"enabled":true,"preset":"none","assertion":true},"managed_by":"config","has_key":true,"key_fingerprint":"…wxyz","updated_at":"2025-01-01T00:00:00.000Z"}"#]]
         .assert_eq(&serde_json::to_string(&provider).unwrap());
 }
 

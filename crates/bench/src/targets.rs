@@ -83,7 +83,9 @@ pub fn direct(upstream: SocketAddr) -> Target {
 /// agentnet with everything on: a policy with a model allowlist, per-user and per-group spend
 /// limits and a request rate cap (all far above what the run uses, so that every request goes
 /// through admission and settlement), metering into the usage log, identity stamping, logging at
-/// `info`. The caller is an enrolled agent with an agentnet session token. With `overlay`, the
+/// `info`. The caller is an enrolled agent with an agentnet session token. A second provider for
+/// the same upstream differs only in sending no signed assertion: [`unsigned`] reaches it, to show
+/// what the per-request signature costs, side by side. With `overlay`, the
 /// server also runs its WireGuard endpoint (userspace) on a loopback UDP port, for
 /// [`start_overlay`].
 pub fn start_agentnet(
@@ -133,10 +135,19 @@ api_key_env = "BENCH_UPSTREAM_KEY"
 models = ["bench-*"]
 prices = [{{ model = "bench-*", input = 1.0, output = 2.0 }}]
 
+[[providers]]
+name = "bench-unsigned"
+kind = "openai-compatible"
+base_url = "http://{upstream}"
+api_key_env = "BENCH_UPSTREAM_KEY"
+models = ["bench-*"]
+prices = [{{ model = "bench-*", input = 1.0, output = 2.0 }}]
+assertion = false
+
 [[policies]]
 name = "bench"
 groups = ["bench"]
-providers = ["bench"]
+providers = ["bench", "bench-unsigned"]
 models = ["bench-*"]
 limits = [
   {{ spend_usd = 1000000, per = "user", window = "30d" }},
@@ -169,6 +180,16 @@ limits = [
     let target = Target::new("agentnet", ai, Some(token), Some(proc.pid()));
     let server = AgentnetServer { pid: proc.pid(), admin, data_dir };
     Ok((proc, target, server))
+}
+
+/// The `agentnet` target through the provider that stamps identity headers but signs no
+/// assertion (`assertion = false`), selected by its explicit path.
+pub fn unsigned(agentnet: &Target) -> Target {
+    Target {
+        name: "agentnet-unsigned".into(),
+        path: format!("/p/bench-unsigned{CHAT_PATH}"),
+        ..agentnet.clone()
+    }
 }
 
 /// What [`start_overlay`] needs of a running agentnet server.

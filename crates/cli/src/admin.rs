@@ -232,7 +232,11 @@ fn provider_input(add: ProviderAdd) -> ProviderInput {
         apis: add.apis,
         models: add.models,
         prices: Vec::new(),
-        stamping: Stamping { enabled: !add.no_stamping, preset: add.preset },
+        stamping: Stamping {
+            enabled: !add.no_stamping,
+            preset: add.preset,
+            assertion: !add.no_assertion,
+        },
         azure_api_version: add.azure_api_version,
         api_key: None,
     }
@@ -416,10 +420,15 @@ fn providers_table(providers: &[Provider]) -> String {
 }
 
 fn stamping(s: &Stamping) -> String {
-    match (s.enabled, s.preset) {
-        (false, _) => "off".to_owned(),
+    let shown = match (s.enabled, s.preset) {
+        (false, _) => return "off".to_owned(),
         (true, api_types::GatewayPreset::None) => "on".to_owned(),
         (true, preset) => preset.as_str().to_owned(),
+    };
+    if s.assertion {
+        shown
+    } else {
+        format!("{shown}, unsigned")
     }
 }
 

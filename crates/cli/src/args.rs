@@ -461,6 +461,10 @@ pub(crate) struct ProviderAdd {
     /// Send no identity upstream at all.
     #[arg(long)]
     pub(crate) no_stamping: bool,
+    /// Stamp the plain identity headers but no signed assertion (for an upstream that never
+    /// verifies it; saves a signature per request).
+    #[arg(long, conflicts_with = "no_stamping")]
+    pub(crate) no_assertion: bool,
     /// Azure OpenAI's api-version (azure-openai only).
     #[arg(long, value_name = "VERSION")]
     pub(crate) azure_api_version: Option<String>,

@@ -258,6 +258,7 @@ pub(crate) fn from_input(name: String, input: ProviderInput) -> Result<domain::P
         stamping: domain::Stamping {
             enabled: input.stamping.enabled,
             preset: preset_to_domain(input.stamping.preset),
+            assertion: input.stamping.assertion,
         },
         azure_api_version,
     })
@@ -286,6 +287,7 @@ pub(crate) fn to_dto(record: &ProviderRecord) -> Provider {
         stamping: api_types::Stamping {
             enabled: p.stamping.enabled,
             preset: preset_to_dto(p.stamping.preset),
+            assertion: p.stamping.assertion,
         },
         azure_api_version: p.azure_api_version.clone(),
         managed_by: managed_by_to_dto(record.managed_by),

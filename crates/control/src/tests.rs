@@ -102,7 +102,7 @@ async fn provider_crud_and_the_key_is_never_returned() {
     created["updated_at"].as_str().unwrap();
     let mut shown = created.clone();
     shown["updated_at"] = json!("-");
-    expect![[r#"{"apis":["anthropic"],"base_url":"https://api.anthropic.com","has_key":true,"key_fingerprint":"…wxyz","kind":"anthropic","managed_by":"api","models":["claude-*"],"name":"anthropic","prices":[{"cache_read_usd_per_mtok":0.3,"cache_write_usd_per_mtok":3.75,"input_usd_per_mtok":3.0,"model":"claude-x","output_usd_per_mtok":15.0}],"stamping":{"enabled":true,"preset":"none"},"updated_at":"-"}"#]]
+    expect![[r#"{"apis":["anthropic"],"base_url":"https://api.anthropic.com","has_key":true,"key_fingerprint":"…wxyz","kind":"anthropic","managed_by":"api","models":["claude-*"],"name":"anthropic","prices":[{"cache_read_usd_per_mtok":0.3,"cache_write_usd_per_mtok":3.75,"input_usd_per_mtok":3.0,"model":"claude-x","output_usd_per_mtok":15.0}],"stamping":{"assertion":true,"enabled":true,"preset":"none"},"updated_at":"-"}"#]]
         .assert_eq(&shown.to_string());
 
     // The store got integer micro-dollars and the key, encrypted.
@@ -131,13 +131,17 @@ async fn provider_crud_and_the_key_is_never_returned() {
             Method::PUT,
             "/api/v1/providers/anthropic",
             Some(json!({"kind": "anthropic", "base_url": "https://proxy.example.com",
-                        "stamping": {"enabled": false}})),
+                        "stamping": {"assertion": false}})),
         )
         .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(replaced["base_url"], "https://proxy.example.com");
     assert_eq!(replaced["has_key"], true);
-    assert_eq!(replaced["stamping"], json!({"enabled": false, "preset": "none"}));
+    assert_eq!(
+        replaced["stamping"],
+        json!({"enabled": true, "preset": "none", "assertion": false}),
+        "fields left out keep their defaults"
+    );
     assert_eq!(h.changes(), 2);
 
     // PUT of a new name creates.

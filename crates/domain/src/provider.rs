@@ -140,11 +140,15 @@ pub struct Stamping {
     /// Off: the upstream sees no identity at all (neither plain, signed nor preset headers).
     pub enabled: bool,
     pub preset: GatewayPreset,
+    /// The signed assertion (`X-Agentnet-Assertion`), when stamping is on. Off for an upstream
+    /// that never verifies it: the plain and preset headers still go, and each request skips an
+    /// Ed25519 signature, the largest single cost of forwarding (BENCHMARKS.md).
+    pub assertion: bool,
 }
 
 impl Default for Stamping {
     fn default() -> Self {
-        Self { enabled: true, preset: GatewayPreset::None }
+        Self { enabled: true, preset: GatewayPreset::None, assertion: true }
     }
 }
 

@@ -54,6 +54,9 @@ pub struct GatewaySettings {
     pub stream_idle_timeout: Duration,
     /// How long to keep reading an upstream stream after the client left, to bill it.
     pub disconnect_drain_timeout: Duration,
+    /// How long in-flight requests may run on after shutdown begins before they are cut (and
+    /// drained from upstream to be billed).
+    pub shutdown_grace: Duration,
 }
 
 impl Default for GatewaySettings {
@@ -64,6 +67,7 @@ impl Default for GatewaySettings {
             response_timeout: Duration::from_secs(600),
             stream_idle_timeout: Duration::from_secs(300),
             disconnect_drain_timeout: Duration::from_secs(120),
+            shutdown_grace: Duration::from_secs(30),
         }
     }
 }
@@ -384,7 +388,8 @@ impl Gateway {
         let mut headers = upstream::forward_headers(&parts.headers);
         headers.insert(auth_name, auth_value);
         if provider.stamping.enabled {
-            let assertion = self.signer.as_ref().and_then(|s| {
+            let signer = self.signer.as_ref().filter(|_| provider.stamping.assertion);
+            let assertion = signer.and_then(|s| {
                 s.sign(&principal, &groups, &provider.name, &ctx.record.id, SystemTime::now())
             });
             let stamp =
@@ -646,8 +651,7 @@ fn probe_response(method: &Method) -> Response<ProxyBody> {
 /// accepting from the same socket: a connection, its requests and their pooled upstream
 /// connections stay on the thread that accepted it, with no hand-offs between threads (a
 /// multi-threaded runtime spent ~40 % more CPU per request on them; BENCHMARKS.md). On shutdown
-/// each thread lets in-flight requests finish (30 s at most), then waits until the drains of
-/// responses whose client hung up have billed them, bounded by `disconnect_drain_timeout`.
+/// each thread ends its connections with [`finish_in_flight`].
 pub async fn run_ai_listener(
     gateway: Arc<Gateway>,
     listener: TcpListener,
@@ -716,8 +720,6 @@ async fn serve_ai_thread(
         }
     };
     let graceful = GracefulShutdown::new();
-    // Cuts what is still open 30 s into a shutdown, while this runtime still runs: a cut
-    // response's drain then starts here and bills it (dropped with the runtime, it would not).
     let cut = CancellationToken::new();
     loop {
         let (stream, _peer) = tokio::select! {
@@ -735,21 +737,37 @@ async fn serve_ai_thread(
         serve_connection(gateway.clone(), stream, || Caller::Bearer, &graceful, Some(cut.clone()));
     }
     drop(listener);
+    finish_in_flight(&gateway, graceful, || cut.cancel(), "AI listener").await;
+}
+
+/// Ends a listener's connections at shutdown (its accept loop has stopped): requests in flight
+/// may finish within `shutdown_grace`; then `cut_all` cuts what is left, while the calling
+/// runtime still runs, so that each cut response's drain starts there and bills it (dropped with
+/// the runtime, it would not); then it waits for the drains, bounded by
+/// `disconnect_drain_timeout`. Call it on the runtime that served the connections.
+pub async fn finish_in_flight(
+    gateway: &Gateway,
+    graceful: GracefulShutdown,
+    cut_all: impl FnOnce(),
+    listener: &str,
+) {
+    let grace = gateway.settings.shutdown_grace;
     let finishing = graceful.shutdown();
     tokio::pin!(finishing);
-    if tokio::time::timeout(Duration::from_secs(30), &mut finishing).await.is_err() {
+    if tokio::time::timeout(grace, &mut finishing).await.is_err() {
         tracing::warn!(
-            "in-flight AI requests did not finish within 30 s of shutdown: cutting them (what \
+            listener,
+            ?grace,
+            "in-flight requests did not finish within the shutdown grace: cutting them (what \
              they used is still drained from upstream and billed)"
         );
-        cut.cancel();
+        cut_all();
         let _ = tokio::time::timeout(Duration::from_secs(5), &mut finishing).await;
     }
-    // Drains run on the runtime of the request they bill; this one must outlive them.
     gateway.drains.close();
     let bound = gateway.settings.disconnect_drain_timeout + Duration::from_secs(5);
     if tokio::time::timeout(bound, gateway.drains.wait()).await.is_err() {
-        tracing::warn!("responses being drained to bill them did not finish at shutdown");
+        tracing::warn!(listener, "responses being drained to bill them did not finish at shutdown");
     }
 }
 

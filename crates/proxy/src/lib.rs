@@ -24,7 +24,9 @@ mod upstream;
 pub use budget::DEFAULT_OUTPUT_ESTIMATE;
 pub use directory::{Directory, DirectoryUser};
 pub use error::{ErrorSource, ProxyError};
-pub use gateway::{run_ai_listener, serve_connection, Caller, Gateway, GatewaySettings};
+pub use gateway::{
+    finish_in_flight, run_ai_listener, serve_connection, Caller, Gateway, GatewaySettings,
+};
 pub use sink::{run_usage_writer, UsageSink, UsageSinkStats};
 pub use snapshot::{Snapshot, SnapshotProvider};
 pub use stamp::AssertionSigner;

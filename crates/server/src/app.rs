@@ -108,6 +108,7 @@ impl App {
             response_timeout: config.limits.response_timeout,
             stream_idle_timeout: config.limits.stream_idle_timeout,
             disconnect_drain_timeout: config.limits.disconnect_drain_timeout,
+            shutdown_grace: config.limits.shutdown_grace,
         };
         let gateway = Gateway::new(
             settings,

@@ -301,6 +301,9 @@ impl OverlayEndpoint {
         };
         tracing::info!(addr = %local, "AI endpoint listening on the overlay");
         let graceful = GracefulShutdown::new();
+        // Cuts the connections of the userspace stack at the end of the shutdown grace (the
+        // kernel's have their own switches, under `Kernel::cut_all`).
+        let cut = CancellationToken::new();
         loop {
             let accepted = tokio::select! {
                 accepted = listener.accept() => match accepted {
@@ -320,7 +323,7 @@ impl OverlayEndpoint {
                     stream,
                     move || peers.caller(address),
                     &graceful,
-                    None,
+                    Some(cut.clone()),
                 ),
                 Accepted::Kernel(stream, address) => {
                     let Inside::Kernel(kernel) = &self.inside else { continue };
@@ -334,9 +337,13 @@ impl OverlayEndpoint {
                 }
             }
         }
-        if tokio::time::timeout(Duration::from_secs(30), graceful.shutdown()).await.is_err() {
-            tracing::warn!("in-flight overlay requests did not finish within 30 s of shutdown");
-        }
+        let cut_all = || {
+            cut.cancel();
+            if let Inside::Kernel(kernel) = &self.inside {
+                kernel.cut_all();
+            }
+        };
+        proxy::finish_in_flight(&gateway, graceful, cut_all, "overlay").await;
         self.tunnel.suspend().await;
         self.inside.shutdown();
     }

@@ -100,6 +100,9 @@ struct ProviderSpecJson {
     prices: Vec<PriceJson>,
     stamping_enabled: bool,
     preset: String,
+    /// Absent in specs written before the setting existed: signed, as they were.
+    #[serde(default = "signed")]
+    assertion: bool,
     #[serde(default)]
     azure_api_version: Option<String>,
 }
@@ -231,8 +234,13 @@ fn provider_to_json(p: &Provider) -> ProviderSpecJson {
             .collect(),
         stamping_enabled: p.stamping.enabled,
         preset: p.stamping.preset.as_str().to_owned(),
+        assertion: p.stamping.assertion,
         azure_api_version: p.azure_api_version.clone(),
     }
+}
+
+fn signed() -> bool {
+    true
 }
 
 fn corrupt(what: String) -> impl FnOnce(serde_json::Error) -> Error {
@@ -269,7 +277,7 @@ fn provider_from_json(name: String, json: &str) -> Result<Provider> {
                 (ModelPattern::new(p.model), price)
             })
             .collect(),
-        stamping: Stamping { enabled: spec.stamping_enabled, preset },
+        stamping: Stamping { enabled: spec.stamping_enabled, preset, assertion: spec.assertion },
         azure_api_version: spec.azure_api_version,
     })
 }

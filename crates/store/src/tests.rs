@@ -56,6 +56,27 @@ async fn provider_round_trip_and_encrypted_key() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// Specs written before `assertion` existed read as signed (as they were); the setting persists.
+#[tokio::test]
+async fn provider_specs_keep_the_assertion_setting() {
+    let store = Store::in_memory(&MasterKey::generate().unwrap()).await.unwrap();
+    let mut unsigned = anthropic();
+    unsigned.stamping.assertion = false;
+    store.put_provider(&unsigned, ManagedBy::Api).await.unwrap();
+    assert!(!store.provider("anthropic").await.unwrap().unwrap().provider.stamping.assertion);
+
+    let old_spec = r#"{"kind":"anthropic","base_url":"https://a","apis":["anthropic"],"models":[],
+        "stamping_enabled":true,"preset":"litellm"}"#;
+    sqlx::query("UPDATE providers SET spec = ?1 WHERE name = 'anthropic'")
+        .bind(old_spec)
+        .execute(&store.pool)
+        .await
+        .unwrap();
+    let read = store.provider("anthropic").await.unwrap().unwrap().provider;
+    assert!(read.stamping.enabled && read.stamping.assertion);
+    assert_eq!(read.stamping.preset, domain::GatewayPreset::LiteLlm);
+}
+
 #[tokio::test]
 async fn key_for_missing_provider_is_not_found() {
     let store = Store::in_memory(&MasterKey::generate().unwrap()).await.unwrap();

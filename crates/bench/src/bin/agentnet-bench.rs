@@ -25,8 +25,13 @@ struct Args {
     /// The bench-upstream binary (a release build).
     #[arg(long)]
     upstream_bin: PathBuf,
-    /// The targets, in this order: direct, agentnet, overlay, nginx, litellm.
-    #[arg(long, value_delimiter = ',', default_value = "direct,agentnet,overlay,nginx,litellm")]
+    /// The targets, in this order: direct, agentnet, agentnet-unsigned (agentnet without the
+    /// signed assertion), overlay, nginx, litellm.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "direct,agentnet,agentnet-unsigned,overlay,nginx,litellm"
+    )]
     targets: Vec<String>,
     /// The `litellm` executable (its venv's bin/litellm); without it, LiteLLM is skipped.
     #[arg(long)]
@@ -57,7 +62,9 @@ struct Args {
     /// Phases to skip: latency, load, memory.
     #[arg(long, value_delimiter = ',')]
     skip: Vec<String>,
-    /// Where the processes' logs and configs go (default: a new directory under /tmp).
+    /// Where the processes' logs and configs go (default: a new directory under /tmp, removed
+    /// after a run that succeeds: a run logs every request and keeps a usage database, hundreds
+    /// of megabytes).
     #[arg(long)]
     work_dir: Option<PathBuf>,
     /// Write the results (Markdown) here.
@@ -102,7 +109,7 @@ fn main() -> anyhow::Result<()> {
     // One agentnet server serves its plain listener and, when asked for, the overlay.
     let want_overlay = args.targets.iter().any(|t| t == "overlay");
     let mut agentnet = None;
-    if want_overlay || args.targets.iter().any(|t| t == "agentnet") {
+    if want_overlay || args.targets.iter().any(|t| t.starts_with("agentnet")) {
         let (p, t, server) =
             targets::start_agentnet(&args.agentnet_bin, &work_dir, upstream_addr, want_overlay)?;
         procs_held.push(p);
@@ -112,6 +119,9 @@ fn main() -> anyhow::Result<()> {
         match name.as_str() {
             "direct" => targets.push(targets::direct(upstream_addr)),
             "agentnet" => targets.extend(agentnet.as_ref().map(|(t, _)| t.clone())),
+            "agentnet-unsigned" => {
+                targets.extend(agentnet.as_ref().map(|(t, _)| targets::unsigned(t)));
+            }
             "overlay" => {
                 let (_, server) =
                     agentnet.as_ref().context("the agentnet server is not running")?;
@@ -135,7 +145,9 @@ fn main() -> anyhow::Result<()> {
                 }
                 None => results.notes.push("LiteLLM skipped (no --litellm)".into()),
             },
-            other => bail!("unknown target {other:?} (direct, agentnet, overlay, nginx, litellm)"),
+            other => bail!(
+                "unknown target {other:?} (direct, agentnet, agentnet-unsigned, overlay, nginx, litellm)"
+            ),
         }
     }
     let skip = |phase: &str| args.skip.iter().any(|s| s == phase);
@@ -147,6 +159,8 @@ fn main() -> anyhow::Result<()> {
         // process, so it goes first; counts go up.
         let mut memory_targets: Vec<&Target> =
             targets.iter().filter(|t| t.pid.is_some() && t.name != "litellm").collect();
+        // The unsigned provider is the same process and the same streams: nothing to add.
+        memory_targets.retain(|t| t.name != "agentnet-unsigned");
         memory_targets.sort_by_key(|t| t.name != "overlay");
         let mut counts = args.streams.clone();
         counts.sort_unstable();
@@ -239,6 +253,9 @@ fn main() -> anyhow::Result<()> {
         eprintln!("agentnet-bench: results written to {}", path.display());
     }
     drop(procs_held);
+    if args.work_dir.is_none() {
+        fs::remove_dir_all(&work_dir)?;
+    }
     Ok(())
 }
 

@@ -83,6 +83,14 @@ fn providers_add_parses_kinds_presets_and_repeated_models() {
     let AdminCommand::Providers(ProvidersCommand::Add(add)) = a.command else { panic!() };
     assert_eq!(add.preset, GatewayPreset::None);
     assert!(add.no_stamping);
+    assert!(!add.no_assertion);
+
+    let base = ["admin", "providers", "add", "a", "--kind", "openai", "--base-url", "https://x"];
+    let a = admin(&[&base[..], &["--no-assertion"]].concat());
+    let AdminCommand::Providers(ProvidersCommand::Add(add)) = a.command else { panic!() };
+    assert!(add.no_assertion && !add.no_stamping);
+    // Without stamping there is no assertion to leave out.
+    assert!(parse(&[&base[..], &["--no-stamping", "--no-assertion"]].concat()).is_err());
 
     let err =
         parse(&["admin", "providers", "add", "a", "--kind", "gemini", "--base-url", "https://x"])

@@ -38,6 +38,33 @@ fn assertion_verifies_against_jwks() {
     assert_eq!(data.header.typ.as_deref(), Some("JWT"));
 }
 
+/// Keys already sealed in stores were made by ring (PKCS#8 v2, public key included): they load,
+/// and the published public key is the one ring derives; a document whose public key does not
+/// belong to its private key is refused.
+#[test]
+fn ring_made_keys_load_with_the_same_public_key() {
+    use ring::signature::KeyPair as _;
+    let pkcs8 = AssertionSigner::generate_pkcs8().unwrap();
+    let ring_pair = Ed25519KeyPair::from_pkcs8(&pkcs8).unwrap();
+    let signer =
+        AssertionSigner::from_pkcs8("k".into(), &pkcs8, "agentnet".into(), Duration::from_secs(60))
+            .unwrap();
+    assert_eq!(signer.public_key(), ring_pair.public_key().as_ref());
+
+    let other = Ed25519KeyPair::from_pkcs8(&AssertionSigner::generate_pkcs8().unwrap()).unwrap();
+    let mut mismatched = pkcs8.clone();
+    let at = mismatched.len() - 32;
+    mismatched[at..].copy_from_slice(other.public_key().as_ref());
+    assert!(matches!(
+        AssertionSigner::from_pkcs8("k".into(), &mismatched, "a".into(), Duration::from_secs(60)),
+        Err(SignerError::BadKey)
+    ));
+    assert!(matches!(
+        AssertionSigner::from_pkcs8("k".into(), b"junk", "a".into(), Duration::from_secs(60)),
+        Err(SignerError::BadKey)
+    ));
+}
+
 #[test]
 fn presets() {
     let principal = alice();

@@ -35,6 +35,10 @@ pub struct ProviderConfig {
     /// openrouter.
     #[serde(default = "default_preset")]
     pub preset: String,
+    /// Sign an assertion (`X-Agentnet-Assertion`) onto each request; `false` for an upstream
+    /// that never verifies it (the plain and preset headers still go).
+    #[serde(default = "yes")]
+    pub assertion: bool,
     pub azure_api_version: Option<String>,
 }
 
@@ -310,7 +314,11 @@ impl ProviderConfig {
             apis,
             models: self.models.iter().cloned().map(domain::ModelPattern::new).collect(),
             price_overrides,
-            stamping: domain::Stamping { enabled: self.stamping, preset },
+            stamping: domain::Stamping {
+                enabled: self.stamping,
+                preset,
+                assertion: self.assertion,
+            },
             azure_api_version: self.azure_api_version.clone(),
         })
     }

@@ -196,6 +196,10 @@ pub struct Limits {
     pub stream_idle_timeout: Duration,
     #[serde(default = "default_disconnect_drain_timeout", with = "serde_duration")]
     pub disconnect_drain_timeout: Duration,
+    /// How long requests in flight may run on after shutdown begins (SIGTERM) before they are
+    /// cut; a cut stream is still drained from upstream and billed.
+    #[serde(default = "default_shutdown_grace", with = "serde_duration")]
+    pub shutdown_grace: Duration,
 }
 
 fn default_max_request_bytes() -> usize {
@@ -213,6 +217,9 @@ fn default_stream_idle_timeout() -> Duration {
 fn default_disconnect_drain_timeout() -> Duration {
     Duration::from_secs(120)
 }
+fn default_shutdown_grace() -> Duration {
+    Duration::from_secs(30)
+}
 
 impl Default for Limits {
     fn default() -> Self {
@@ -222,6 +229,7 @@ impl Default for Limits {
             response_timeout: default_response_timeout(),
             stream_idle_timeout: default_stream_idle_timeout(),
             disconnect_drain_timeout: default_disconnect_drain_timeout(),
+            shutdown_grace: default_shutdown_grace(),
         }
     }
 }

@@ -24,17 +24,24 @@ pub(crate) enum Inside {
 pub(crate) struct Kernel {
     pub(crate) interface: String,
     cuts: Mutex<HashMap<Ipv4Addr, CancellationToken>>,
+    /// The parent of every peer's switch: cuts them all (at the end of a shutdown's grace).
+    all: CancellationToken,
 }
 
 impl Kernel {
     pub(crate) fn new(interface: String) -> Self {
-        Self { interface, cuts: Mutex::default() }
+        Self { interface, cuts: Mutex::default(), all: CancellationToken::new() }
     }
 
     /// The switch that cuts `peer`'s connections.
     pub(crate) fn cut_for(&self, peer: Ipv4Addr) -> CancellationToken {
         let mut cuts = self.cuts.lock().unwrap_or_else(|e| e.into_inner());
-        cuts.entry(peer).or_default().clone()
+        cuts.entry(peer).or_insert_with(|| self.all.child_token()).clone()
+    }
+
+    /// Cuts every connection accepted on the interface.
+    pub(crate) fn cut_all(&self) {
+        self.all.cancel();
     }
 }
 

@@ -274,6 +274,46 @@ async fn sse_events_are_forwarded_as_they_arrive() {
     gw.stop().await;
 }
 
+/// `assertion = false`: the plain and preset identity headers still go, the signed assertion
+/// does not — and one a client sends is still removed.
+#[tokio::test]
+async fn a_provider_can_take_identity_headers_without_the_signed_assertion() {
+    let gw = TestGateway::start_with(MockConfig::default(), MockConfig::default(), |a, _| {
+        format!(
+            r#"
+            [[providers]]
+            name = "litellm"
+            kind = "anthropic"
+            base_url = "{a}"
+            api_key_env = "TEST_ANTHROPIC_KEY"
+            preset = "litellm"
+            assertion = false
+
+            [[policies]]
+            name = "all"
+            everyone = true
+            providers = ["litellm"]
+            "#
+        )
+    })
+    .await;
+    let resp = gw
+        .post(
+            "/v1/messages",
+            &gw.alice(),
+            &[ANTHROPIC_VERSION, ("x-agentnet-assertion", "forged.jwt.value")],
+            &messages_body("claude-haiku-4-5", false),
+        )
+        .await;
+    assert_eq!(resp.status, StatusCode::OK, "{}", resp.text());
+    let seen = gw.anthropic.last_request().unwrap();
+    assert_eq!(seen.headers["x-agentnet-user"], "alice@example.com");
+    assert_eq!(seen.headers["x-litellm-end-user-id"], "alice@example.com");
+    assert!(seen.headers.contains_key("x-agentnet-request-id"));
+    assert!(!seen.headers.contains_key("x-agentnet-assertion"), "{:?}", seen.headers);
+    gw.stop().await;
+}
+
 #[tokio::test]
 async fn openrouter_preset_sets_the_body_user_and_stamping_can_be_off() {
     let gw = TestGateway::start_with(MockConfig::default(), MockConfig::default(), |a, o| {

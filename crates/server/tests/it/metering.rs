@@ -217,6 +217,47 @@ async fn a_shutdown_waits_for_a_hung_up_stream_to_be_billed() {
     gw.stop().await;
 }
 
+/// A stream still running when the shutdown grace ends is cut — and still billed: the cut
+/// happens while its thread's runtime runs, so its drain reads the rest from upstream.
+#[tokio::test]
+async fn a_stream_cut_at_the_end_of_the_shutdown_grace_is_still_billed() {
+    let gw = TestGateway::start_with_env(
+        MockConfig::default()
+            .usage(usage())
+            .reply(Reply::text("a b c d e f g h i j k l m n o p").drip(Duration::from_millis(40))),
+        MockConfig::default(),
+        default_config,
+        &[("AGENTNET__LIMITS__SHUTDOWN_GRACE", "100ms")],
+    )
+    .await;
+    let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+    let req = Request::post(format!("{}/v1/messages", gw.ai))
+        .header("authorization", format!("Bearer {}", gw.alice()))
+        .header("anthropic-version", "2023-06-01")
+        .body(Full::new(Bytes::from(messages_body("claude-sonnet-4-5", true))))
+        .unwrap();
+    let resp = client.request(req).await.unwrap();
+    let request_id = resp.headers()["x-agentnet-request-id"].to_str().unwrap().to_owned();
+    // The client keeps reading: only the server's shutdown ends this stream.
+    let reading = tokio::spawn(resp.into_body().collect());
+
+    let started = std::time::Instant::now();
+    let gw = gw.restart().await;
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "the shutdown took {:?}: the grace was not applied",
+        started.elapsed()
+    );
+    assert!(reading.await.unwrap().is_err(), "the client saw its stream cut");
+    let r = gw.record(&request_id).await;
+    assert_eq!(
+        (r.input_tokens, r.output_tokens),
+        (1200, 345),
+        "the rest was drained from upstream and billed"
+    );
+    gw.stop().await;
+}
+
 #[tokio::test]
 async fn upstream_cut_mid_stream_is_recorded_as_such() {
     let gw = TestGateway::start_with(

@@ -100,12 +100,23 @@ impl TestGateway {
         openai: MockConfig,
         config: impl FnOnce(&str, &str) -> String,
     ) -> Self {
-        Self::start_full(anthropic, openai, config, true).await
+        Self::start_full(anthropic, openai, config, true, &[]).await
+    }
+
+    /// As [`Self::start_with`], with settings overridden by environment (`AGENTNET__…`), as an
+    /// operator would (the `[limits]` section is the harness's own).
+    pub(crate) async fn start_with_env(
+        anthropic: MockConfig,
+        openai: MockConfig,
+        config: impl FnOnce(&str, &str) -> String,
+        env: &[(&str, &str)],
+    ) -> Self {
+        Self::start_full(anthropic, openai, config, true, env).await
     }
 
     /// A server without an external IdP: people sign in with local accounts.
     pub(crate) async fn start_local(config: impl FnOnce(&str, &str) -> String) -> Self {
-        Self::start_full(MockConfig::default(), MockConfig::default(), config, false).await
+        Self::start_full(MockConfig::default(), MockConfig::default(), config, false, &[]).await
     }
 
     async fn start_full(
@@ -113,6 +124,7 @@ impl TestGateway {
         openai: MockConfig,
         config: impl FnOnce(&str, &str) -> String,
         external_idp: bool,
+        extra_env: &[(&str, &str)],
     ) -> Self {
         let anthropic = MockLlm::start(anthropic).await;
         let openai = MockLlm::start(openai).await;
@@ -142,11 +154,12 @@ impl TestGateway {
         );
         let path = data_dir.join("agentnet.toml");
         std::fs::write(&path, text).unwrap();
-        let env: HashMap<String, String> = [
+        let mut env: HashMap<String, String> = [
             ("TEST_ANTHROPIC_KEY".to_owned(), ANTHROPIC_KEY.to_owned()),
             ("TEST_OPENAI_KEY".to_owned(), OPENAI_KEY.to_owned()),
         ]
         .into();
+        env.extend(extra_env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
         let Launched { ai, overlay_port, admin_tcp, admin, store, shutdown, task } =
             Self::launch(&path, &env).await;
         Self {
