@@ -27,8 +27,13 @@ fn main() -> anyhow::Result<()> {
     }
 }
 
+/// The workspace root. `cargo run` (the `cargo xtask` alias) tells the running binary where its
+/// package is; the path compiled in is only a fallback: a binary reused from a target directory
+/// shared with another checkout would point into that checkout.
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_default()
+    let manifest_dir = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from);
+    manifest_dir.parent().map(Path::to_path_buf).unwrap_or_default()
 }
 
 fn run(cmd: &mut Command) -> anyhow::Result<()> {

@@ -135,6 +135,8 @@ api_key_env = "BENCH_UPSTREAM_KEY"
 models = ["bench-*"]
 prices = [{{ model = "bench-*", input = 1.0, output = 2.0 }}]
 
+# Reached by its explicit path only: where two providers serve a model, routing takes the first
+# by name, "bench".
 [[providers]]
 name = "bench-unsigned"
 kind = "openai-compatible"

@@ -121,6 +121,50 @@ struct Context {
     api: Api,
 }
 
+impl Context {
+    fn elapsed_ms(&self) -> i64 {
+        i64::try_from(self.started.elapsed().as_millis()).unwrap_or(i64::MAX)
+    }
+
+    /// Hands the record on (to the exchange), keeping what an error answer needs.
+    fn hand_over(&mut self) -> Context {
+        let skeleton = Context {
+            started: self.started,
+            record: UsageRecord { id: self.record.id.clone(), ..Default::default() },
+            api: self.api,
+        };
+        std::mem::replace(self, skeleton)
+    }
+}
+
+/// What the request handler decided: an answer of its own, or a request for the upstream.
+enum Forward {
+    Answered(Response<ProxyBody>),
+    Upstream(Box<Exchange>),
+}
+
+/// A request ready for its upstream, owning all that its answer and its usage record need. It
+/// runs as a task of its own: once the upstream has the request it will bill for it, so a client
+/// hanging up (or a cut at shutdown) while the upstream works must not drop it unrecorded — the
+/// task carries on and its answer, no longer wanted, is drained and billed like any abandoned
+/// stream.
+struct Exchange {
+    request: Request<Full<Bytes>>,
+    ctx: Context,
+    call: UpstreamCall,
+}
+
+/// What answering from the upstream's response needs besides the record.
+struct UpstreamCall {
+    snapshot: Arc<Snapshot>,
+    principal: Principal,
+    provider: String,
+    endpoint: Endpoint,
+    stream: bool,
+    inject_usage: bool,
+    admitted: Admitted,
+}
+
 impl Gateway {
     pub fn new(
         settings: GatewaySettings,
@@ -253,7 +297,16 @@ impl Gateway {
             tracing::info_span!("request", request_id = %request_id, endpoint = endpoint.as_str());
         async move {
             match self.forward(req, caller, endpoint, explicit, &mut ctx).await {
-                Ok(response) => response,
+                Ok(Forward::Answered(response)) => response,
+                Ok(Forward::Upstream(exchange)) => {
+                    let gateway = self.clone();
+                    let exchange = gateway.exchange(exchange).in_current_span();
+                    // Tracked with the drains, so that a shutdown waits for it as for them.
+                    match tokio::spawn(self.drains.track_future(exchange)).await {
+                        Ok(response) => response,
+                        Err(err) => self.refuse(ProxyError::Internal(Box::new(err)), ctx),
+                    }
+                }
                 Err(err) => self.refuse(err, ctx),
             }
         }
@@ -270,7 +323,7 @@ impl Gateway {
         }
         ctx.record.status = err.status().as_u16();
         ctx.record.reason = err.reason().to_owned();
-        ctx.record.latency_ms = i64::try_from(ctx.started.elapsed().as_millis()).unwrap_or(0);
+        ctx.record.latency_ms = ctx.elapsed_ms();
         ctx.record.cost_micro_usd = Some(0);
         let response = error_response(&err, ctx.api, &ctx.record.id);
         self.sink.send(ctx.record);
@@ -284,7 +337,7 @@ impl Gateway {
         endpoint: Endpoint,
         explicit: Option<String>,
         ctx: &mut Context,
-    ) -> Result<Response<ProxyBody>, ProxyError>
+    ) -> Result<Forward, ProxyError>
     where
         B: Body<Data = Bytes> + Send + 'static,
         B::Error: Into<BoxError>,
@@ -313,10 +366,10 @@ impl Gateway {
             let body = models::list(self, &snapshot, &principal, api, explicit.as_deref()).await;
             ctx.record.status = 200;
             ctx.record.cost_micro_usd = Some(0);
-            ctx.record.latency_ms = i64::try_from(ctx.started.elapsed().as_millis()).unwrap_or(0);
+            ctx.record.latency_ms = ctx.elapsed_ms();
             let request_id = ctx.record.id.clone();
             self.sink.send(std::mem::take(&mut ctx.record));
-            return Ok(json_response(StatusCode::OK, body, &request_id));
+            return Ok(Forward::Answered(json_response(StatusCode::OK, body, &request_id)));
         }
 
         let body = read_body(body, self.settings.max_request_bytes).await?;
@@ -402,20 +455,57 @@ impl Gateway {
             .body(Full::new(forward_body))
             .map_err(|e| ProxyError::Internal(Box::new(e)))?;
         *upstream_req.headers_mut() = headers;
+        Ok(Forward::Upstream(Box::new(Exchange {
+            request: upstream_req,
+            ctx: ctx.hand_over(),
+            call: UpstreamCall {
+                snapshot: snapshot.clone(),
+                principal,
+                provider: provider.name.clone(),
+                endpoint,
+                stream: facts.stream,
+                inject_usage,
+                admitted: Admitted { groups: Vec::new(), ..admitted },
+            },
+        })))
+    }
 
+    /// Sends the request upstream and answers with its response, metered; an upstream that
+    /// fails or times out is answered and recorded as such.
+    async fn exchange(self: Arc<Self>, exchange: Box<Exchange>) -> Response<ProxyBody> {
+        let Exchange { request, mut ctx, call } = *exchange;
+        match self.send_upstream(request, &mut ctx, call).await {
+            Ok(response) => response,
+            Err(err) => self.refuse(err, ctx),
+        }
+    }
+
+    async fn send_upstream(
+        &self,
+        upstream_req: Request<Full<Bytes>>,
+        ctx: &mut Context,
+        call: UpstreamCall,
+    ) -> Result<Response<ProxyBody>, ProxyError> {
+        let UpstreamCall {
+            snapshot,
+            principal,
+            provider,
+            endpoint,
+            stream,
+            inject_usage,
+            admitted,
+        } = call;
+        let model = ctx.record.model.clone();
         let response = tokio::time::timeout(
             self.settings.response_timeout,
             self.client().request(upstream_req),
         )
         .await
         .map_err(|_| ProxyError::UpstreamTimeout {
-            provider: provider.name.clone(),
+            provider: provider.clone(),
             seconds: self.settings.response_timeout.as_secs(),
         })?
-        .map_err(|source| ProxyError::UpstreamUnreachable {
-            provider: provider.name.clone(),
-            source,
-        })?;
+        .map_err(|source| ProxyError::UpstreamUnreachable { provider: provider.clone(), source })?;
 
         let (mut parts, incoming) = response.into_parts();
         ctx.record.status = parts.status.as_u16();
@@ -433,7 +523,7 @@ impl Gateway {
         } else if inject_usage && is_sse && decoder.readable() {
             Tapping::Filter(llm::ChatUsageFilter::new(), decoder)
         } else {
-            Tapping::Tap(UsageTap::new(endpoint, facts.stream && is_sse), decoder)
+            Tapping::Tap(UsageTap::new(endpoint, stream && is_sse), decoder)
         };
         let (filtering, decoding) = match &tapping {
             Tapping::Filter(_, decoder) => (true, !matches!(decoder, TapDecoder::Identity)),
@@ -449,7 +539,7 @@ impl Gateway {
         let cancel = CancellationToken::new();
         let id = self.in_flight.register(InFlight {
             principal: principal.clone(),
-            provider: provider.name.clone(),
+            provider: provider.clone(),
             model: model.clone(),
             policy: admitted.policy.clone(),
             cancel: cancel.clone(),

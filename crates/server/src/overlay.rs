@@ -325,15 +325,12 @@ impl OverlayEndpoint {
                     &graceful,
                     Some(cut.clone()),
                 ),
+                // Kernel sockets cannot be reset from outside: each peer has its own switch.
                 Accepted::Kernel(stream, address) => {
                     let Inside::Kernel(kernel) = &self.inside else { continue };
-                    proxy::serve_connection(
-                        gateway.clone(),
-                        stream,
-                        move || peers.caller(address),
-                        &graceful,
-                        Some(kernel.cut_for(address)),
-                    );
+                    let cut = kernel.cut_for(address);
+                    let caller = move || peers.caller(address);
+                    proxy::serve_connection(gateway.clone(), stream, caller, &graceful, Some(cut));
                 }
             }
         }

@@ -254,7 +254,9 @@ fn main() -> anyhow::Result<()> {
     }
     drop(procs_held);
     if args.work_dir.is_none() {
-        fs::remove_dir_all(&work_dir)?;
+        if let Err(err) = fs::remove_dir_all(&work_dir) {
+            eprintln!("agentnet-bench: cannot remove {}: {err}", work_dir.display());
+        }
     }
     Ok(())
 }

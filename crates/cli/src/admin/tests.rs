@@ -632,3 +632,11 @@ async fn scim_token_status_and_disable_over_the_socket() {
     .assert_eq(&server.run(&["scim", "disable"]).await);
     assert!(!server.store.scim_enabled().await.unwrap());
 }
+
+#[test]
+fn the_stamping_column_says_when_no_assertion_is_signed() {
+    let with = |enabled, preset, assertion| stamping(&Stamping { enabled, preset, assertion });
+    assert_eq!(with(true, api_types::GatewayPreset::None, true), "on");
+    assert_eq!(with(true, api_types::GatewayPreset::LiteLlm, false), "litellm, unsigned");
+    assert_eq!(with(false, api_types::GatewayPreset::None, false), "off");
+}
