@@ -245,18 +245,7 @@ impl Meter {
                 hold.settle(budget::actual(&record));
             }
         }
-        tracing::info!(
-            principal = record.principal.as_deref().unwrap_or("-"),
-            provider = record.provider.as_deref().unwrap_or("-"),
-            model = record.model.as_deref().unwrap_or("-"),
-            status = record.status,
-            reason = %record.reason,
-            input_tokens = record.input_tokens,
-            output_tokens = record.output_tokens,
-            cost_micro_usd = record.cost_micro_usd,
-            latency_ms = record.latency_ms,
-            "request settled"
-        );
+        // The "request settled" line is the usage writer's: off the forwarding path.
         sink.send(record);
     }
 }
