@@ -25,7 +25,7 @@ use llm::UsageTap;
 use store::UsageRecord;
 use thread_local::ThreadLocal;
 use tokio::net::TcpListener;
-use tokio_util::{sync::CancellationToken, task::TaskTracker};
+use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::{
@@ -33,7 +33,7 @@ use crate::{
     directory::{Directory, InFlight, InFlightRegistry},
     error::ProxyError,
     ingress::{classify, guess_api, Operation},
-    meter::{Meter, MeteredBody, Registration, TapDecoder, Tapping},
+    meter::{Drains, Meter, MeteredBody, Registration, TapDecoder, Tapping},
     models,
     sink::UsageSink,
     snapshot::{Snapshot, SnapshotProvider},
@@ -87,7 +87,7 @@ pub struct Gateway {
     /// Upstream clients, one per thread (see [`Gateway::client`]).
     clients: ThreadLocal<HttpClient>,
     /// Drains of responses whose client hung up: shutdown waits for them to bill.
-    drains: TaskTracker,
+    drains: Drains,
     sink: UsageSink,
     signer: Option<Arc<AssertionSigner>>,
     settings: GatewaySettings,
@@ -179,7 +179,7 @@ impl Gateway {
             directory: ArcSwap::from_pointee(Directory::default()),
             in_flight: Arc::default(),
             clients: ThreadLocal::new(),
-            drains: TaskTracker::new(),
+            drains: Drains::default(),
             verifier,
             sessions,
             sink,
@@ -302,7 +302,7 @@ impl Gateway {
                     let gateway = self.clone();
                     let exchange = gateway.exchange(exchange).in_current_span();
                     // Tracked with the drains, so that a shutdown waits for it as for them.
-                    match tokio::spawn(self.drains.track_future(exchange)).await {
+                    match tokio::spawn(self.drains.tracker.track_future(exchange)).await {
                         Ok(response) => response,
                         Err(err) => self.refuse(ProxyError::Internal(Box::new(err)), ctx),
                     }
@@ -851,12 +851,13 @@ pub async fn finish_in_flight(
             "in-flight requests did not finish within the shutdown grace: cutting them (what \
              they used is still drained from upstream and billed)"
         );
+        gateway.drains.start_cutting();
         cut_all();
         let _ = tokio::time::timeout(Duration::from_secs(5), &mut finishing).await;
     }
-    gateway.drains.close();
+    gateway.drains.tracker.close();
     let bound = gateway.settings.disconnect_drain_timeout + Duration::from_secs(5);
-    if tokio::time::timeout(bound, gateway.drains.wait()).await.is_err() {
+    if tokio::time::timeout(bound, gateway.drains.tracker.wait()).await.is_err() {
         tracing::warn!(listener, "responses being drained to bill them did not finish at shutdown");
     }
 }

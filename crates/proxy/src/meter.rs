@@ -13,7 +13,10 @@ use std::{
     future::Future,
     io::Write,
     pin::Pin,
-    sync::Arc,
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc,
+    },
     task::{Context, Poll},
     time::{Duration, Instant},
 };
@@ -146,6 +149,8 @@ pub(crate) enum Ending {
     UpstreamError,
     IdleTimeout,
     ClientDisconnected,
+    /// Still open when the shutdown grace ended: the server cut it.
+    CutAtShutdown,
     /// The caller lost access (deactivated, or removed from the groups that admitted it).
     Revoked,
 }
@@ -213,6 +218,7 @@ impl Meter {
             Ending::UpstreamError => "upstream_stream_error",
             Ending::IdleTimeout => "stream_idle_timeout",
             Ending::ClientDisconnected => "client_disconnected",
+            Ending::CutAtShutdown => "cut_at_shutdown",
             Ending::Revoked => "access_revoked",
         }
         .to_owned();
@@ -258,6 +264,25 @@ fn to_i64(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
 
+/// The drains of abandoned responses, tracked so that a shutdown can wait for them to bill, and
+/// whether the server has begun cutting what is left at the end of a shutdown's grace.
+#[derive(Clone, Default)]
+pub(crate) struct Drains {
+    pub(crate) tracker: TaskTracker,
+    cutting: Arc<AtomicBool>,
+}
+
+impl Drains {
+    /// From now on an abandoned response was cut by the server (`cut_at_shutdown`).
+    pub(crate) fn start_cutting(&self) {
+        self.cutting.store(true, Ordering::Relaxed);
+    }
+
+    fn cutting(&self) -> bool {
+        self.cutting.load(Ordering::Relaxed)
+    }
+}
+
 /// The upstream response body on its way to the client.
 pub(crate) struct MeteredBody {
     inner: Option<Incoming>,
@@ -268,7 +293,7 @@ pub(crate) struct MeteredBody {
     idle_timeout: Duration,
     drain_timeout: Duration,
     /// Where a drain after a hang-up is tracked, so that shutdown can wait for it to bill.
-    drains: TaskTracker,
+    drains: Drains,
 }
 
 impl MeteredBody {
@@ -278,7 +303,7 @@ impl MeteredBody {
         revoked: Option<CancellationToken>,
         idle_timeout: Duration,
         drain_timeout: Duration,
-        drains: TaskTracker,
+        drains: Drains,
     ) -> Self {
         Self {
             inner: Some(inner),
@@ -408,15 +433,19 @@ impl Drop for MeteredBody {
             meter.settle(Ending::Complete, outcome);
             return;
         }
-        // The client went away mid-response: keep reading upstream, bounded in time, so the
-        // request is billed for what the provider actually produced.
+        // The client went away mid-response, or the server cut it at the end of a shutdown's
+        // grace: keep reading upstream, bounded in time, so the request is billed for what the
+        // provider actually produced.
         let drain_timeout = self.drain_timeout;
+        let abandoned =
+            if self.drains.cutting() { Ending::CutAtShutdown } else { Ending::ClientDisconnected };
         match tokio::runtime::Handle::try_current() {
             Ok(handle) => {
-                handle.spawn(self.drains.track_future(drain_and_settle(
+                handle.spawn(self.drains.tracker.track_future(drain_and_settle(
                     inner,
                     meter,
                     drain_timeout,
+                    abandoned,
                 )));
             }
             Err(_) => {
@@ -427,8 +456,13 @@ impl Drop for MeteredBody {
     }
 }
 
-async fn drain_and_settle(mut inner: Incoming, mut meter: Meter, timeout: Duration) {
-    let ending = if meter.delivered_end() { Ending::Complete } else { Ending::ClientDisconnected };
+async fn drain_and_settle(
+    mut inner: Incoming,
+    mut meter: Meter,
+    timeout: Duration,
+    abandoned: Ending,
+) {
+    let ending = if meter.delivered_end() { Ending::Complete } else { abandoned };
     use http_body_util::BodyExt;
     let drained = tokio::time::timeout(timeout, async {
         while let Some(Ok(frame)) = inner.frame().await {

@@ -288,6 +288,7 @@ async fn a_stream_cut_at_the_end_of_the_shutdown_grace_is_still_billed() {
         (1200, 345),
         "the rest was drained from upstream and billed"
     );
+    assert_eq!(r.reason, "cut_at_shutdown");
     gw.stop().await;
 }
 
