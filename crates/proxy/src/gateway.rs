@@ -400,7 +400,7 @@ impl Gateway {
         })?;
         let admitted = self.admit(&snapshot, &principal, upstream, endpoint, &facts)?;
         ctx.record.policy = Some(admitted.policy.clone());
-        let groups = admitted.groups;
+        let groups = &admitted.groups;
         let (auth_name, auth_value) = upstream
             .auth
             .clone()
@@ -443,10 +443,9 @@ impl Gateway {
         if provider.stamping.enabled {
             let signer = self.signer.as_ref().filter(|_| provider.stamping.assertion);
             let assertion = signer.and_then(|s| {
-                s.sign(&principal, &groups, &provider.name, &ctx.record.id, SystemTime::now())
+                s.sign(&principal, groups, &provider.name, &ctx.record.id, SystemTime::now())
             });
-            let stamp =
-                Stamp { principal: &principal, groups: &groups, request_id: &ctx.record.id };
+            let stamp = Stamp { principal: &principal, groups, request_id: &ctx.record.id };
             stamp::stamp_headers(&mut headers, &stamp, provider.stamping.preset, assertion);
         }
         let mut upstream_req = Request::builder()
@@ -465,7 +464,7 @@ impl Gateway {
                 endpoint,
                 stream: facts.stream,
                 inject_usage,
-                admitted: Admitted { groups: Vec::new(), ..admitted },
+                admitted,
             },
         })))
     }
@@ -495,7 +494,6 @@ impl Gateway {
             inject_usage,
             admitted,
         } = call;
-        let model = ctx.record.model.clone();
         let response = tokio::time::timeout(
             self.settings.response_timeout,
             self.client().request(upstream_req),
@@ -540,7 +538,7 @@ impl Gateway {
         let id = self.in_flight.register(InFlight {
             principal: principal.clone(),
             provider: provider.clone(),
-            model: model.clone(),
+            model: ctx.record.model.clone(),
             policy: admitted.policy.clone(),
             cancel: cancel.clone(),
         });

@@ -78,9 +78,8 @@ impl UsageSink {
     }
 }
 
-/// One line per request, written here rather than where the request ends: formatting and
-/// writing it cost ~15 µs that the last bytes of a response would otherwise wait for
-/// (BENCHMARKS.md).
+/// One line per request, written here rather than where the request ends, where the last
+/// bytes of a response waited for its formatting and writing (~5 µs of the median; BENCHMARKS.md).
 fn log_settled(record: &UsageRecord) {
     tracing::info!(
         request_id = %record.id,

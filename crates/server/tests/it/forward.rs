@@ -248,14 +248,7 @@ async fn sse_events_are_forwarded_as_they_arrive() {
     .await;
     let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
         .build_http::<http_body_util::Full<bytes::Bytes>>();
-    let req = http::Request::post(format!("{}/v1/messages", gw.ai))
-        .header("authorization", format!("Bearer {}", gw.alice()))
-        .header("anthropic-version", "2023-06-01")
-        .body(http_body_util::Full::new(bytes::Bytes::from(messages_body(
-            "claude-sonnet-4-5",
-            true,
-        ))))
-        .unwrap();
+    let req = gw.messages_request(true);
     let started = std::time::Instant::now();
     let mut body = client.request(req).await.unwrap().into_body();
     let mut arrivals = Vec::new();

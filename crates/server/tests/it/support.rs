@@ -302,6 +302,16 @@ impl TestGateway {
         send_to(&self.admin_tcp, method, &format!("/scim/v2{path}"), &headers, body).await
     }
 
+    /// Alice's Messages request (Claude Sonnet), for a client of the test's own that reads the
+    /// response as it comes or hangs up part-way.
+    pub(crate) fn messages_request(&self, stream: bool) -> Request<Full<Bytes>> {
+        Request::post(format!("{}/v1/messages", self.ai))
+            .header("authorization", format!("Bearer {}", self.alice()))
+            .header("anthropic-version", "2023-06-01")
+            .body(Full::new(Bytes::from(messages_body("claude-sonnet-4-5", stream))))
+            .unwrap()
+    }
+
     pub(crate) async fn post(
         &self,
         path: &str,
